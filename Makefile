@@ -1,0 +1,65 @@
+# The two commands: `make run` starts the whole system, `make test` runs the whole suite.
+# Both work on a fresh machine: they create the virtualenv and fetch/start what they need.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+DB     ?= sqlite
+KAFKA  := bash deploy/local/kafka/kafka.sh
+PG     := bash deploy/local/postgres/postgres.sh
+PYTEST_ARGS ?=
+
+.PHONY: help venv run test test-unit test-integration test-e2e lint bench migrate \
+        infra-up infra-down kafka-up postgres-up topics clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	@touch $@
+
+venv: $(VENV)/.installed ## create the virtualenv and install the project
+
+run: venv ## start Kafka and the five services (DB=postgres for PostgreSQL); Ctrl-C stops all
+	$(PY) -m libs.runtime.supervisor --db $(DB)
+
+kafka-up: venv
+	$(KAFKA) start
+	$(KAFKA) wait
+
+postgres-up:
+	$(PG) start
+
+infra-up: kafka-up postgres-up ## start the local Kafka broker and PostgreSQL cluster
+
+infra-down: ## stop them
+	-$(KAFKA) stop
+	-$(PG) stop
+
+topics: venv ## create the services' topics on the running broker
+	$(PY) -c 'import asyncio; from libs.events.topics import *; print(asyncio.run(ensure_topics("127.0.0.1:9092", [events_topic(s) for s in SERVICES])))'
+
+migrate: venv ## apply every service's migrations to its database
+	$(PY) -m libs.runtime.migrate_cli
+
+lint: venv ## import contracts and ruff
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check libs services tests bench
+
+# pytest exits 5 when it collected no test: that is a failure here, never a pass.
+test: venv infra-up lint ## install, start PostgreSQL and Kafka, run unit, integration, e2e and fault tests
+	$(PY) -m pytest $(PYTEST_ARGS) tests; code=$$?; \
+	  if [ $$code -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$code
+
+test-unit: venv ## unit tests only (no infrastructure)
+	$(PY) -m pytest $(PYTEST_ARGS) tests/unit
+
+bench: venv infra-up ## run the benchmarks and record them in bench/RESULTS.md
+	$(PY) -m bench
+
+clean: ## remove local state (databases, broker data); keeps the virtualenv
+	-$(KAFKA) stop
+	rm -rf var

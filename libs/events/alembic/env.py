@@ -1,0 +1,3 @@
+from libs.events.migrate import run_env
+
+run_env()

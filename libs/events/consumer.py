@@ -1,0 +1,261 @@
+"""Kafka consumer with inbox, bounded retries and dead letters.
+
+The loop takes a batch of records from the consumer group, handles the events in
+one database transaction together with their inbox records, commits that
+transaction, and only then commits the Kafka offsets (acknowledging first would be
+at-most-once). A crash anywhere before the offset commit means redelivery, which
+the inbox turns into a no-op.
+
+When a batch fails, its events are retried one at a time, each in its own
+transaction, with exponential backoff. An event that still fails after
+``max_attempts`` (or can never succeed: undecodable, unknown type or schema
+version, invalid payload) goes to the dead-letter topic with its original headers
+plus the error, and into the ``dead_letters`` table; then the consumer moves on, so
+later events, of other keys or the same, keep flowing. :meth:`Consumer.redrive`
+hands a dead letter back to the handler once its cause is fixed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .db import Database
+from .envelope import Envelope
+from .errors import EventKernelError, InvalidEventError, UnknownEventTypeError
+from .inbox import already_handled, record_handled
+from .kafka_binding import event_type_of, from_kafka
+from .registry import EventRegistry
+
+log = logging.getLogger(__name__)
+
+BatchHandler = Callable[[AsyncConnection, list[Envelope]], Awaitable[None]]
+EventHandler = Callable[[AsyncConnection, Envelope], Awaitable[None]]
+
+# Errors that no retry can cure: the record goes straight to the dead letters.
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (InvalidEventError, UnknownEventTypeError)
+
+
+def each(handler: EventHandler) -> BatchHandler:
+    """Adapt a one-event handler to the batch interface (events handled in order)."""
+
+    async def handle(conn: AsyncConnection, events: list[Envelope]) -> None:
+        for event in events:
+            await handler(conn, event)
+
+    return handle
+
+
+class KafkaSource(Protocol):
+    """What the consumer needs of ``aiokafka.AIOKafkaConsumer`` (the fake broker has it too)."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def getmany(self, *partitions, timeout_ms: int = 0, max_records: int | None = None): ...
+    async def commit(self, offsets=None) -> None: ...
+
+
+@dataclass
+class _Item:
+    record: Any
+    event: Envelope | None = None
+    error: Exception | None = None
+
+
+_DEAD_LETTER = text(
+    """
+    INSERT INTO dead_letters (consumer, event_id, event_type, topic, partition, "offset", key,
+                              value, headers, error, attempts, failed_at)
+    VALUES (:consumer, :event_id, :event_type, :topic, :partition, :offset, :key, :value,
+            :headers, :error, :attempts, :failed_at)
+    """
+)
+
+
+class Consumer:
+    """Runs ``handler`` over the events of one consumer group, exactly once in effect."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        db: Database,
+        registry: EventRegistry,
+        source: KafkaSource,
+        handler: BatchHandler,
+        dead_letter_producer: Any,
+        event_types: Collection[str] | None = None,
+        dead_letter_topic: str | None = None,
+        max_attempts: int = 3,
+        backoff_seconds: float = 0.05,
+        batch_size: int = 500,
+        poll_timeout_ms: int = 200,
+        after_db_commit: Callable[[list[Envelope]], Awaitable[None]] | None = None,
+    ) -> None:
+        self.name = name
+        self.db = db
+        self.registry = registry
+        self.source = source
+        self.handler = handler
+        self.dlq_producer = dead_letter_producer
+        self.event_types = frozenset(event_types) if event_types is not None else None
+        self.dead_letter_topic = dead_letter_topic or f"{name}.deadletter"
+        self.max_attempts = max_attempts
+        self.backoff_seconds = backoff_seconds
+        self.batch_size = batch_size
+        self.poll_timeout_ms = poll_timeout_ms
+        # Test seam: runs after the database commit and before the offset commit.
+        self.after_db_commit = after_db_commit
+        self.handled = 0
+        self.dead_lettered = 0
+        self._stopping = False
+        self._task: asyncio.Task | None = None
+
+    # -- lifecycle ----------------------------------------------------------------
+    async def start(self) -> None:
+        await self.source.start()
+        self._task = asyncio.create_task(self.run(), name=f"consumer:{self.name}")
+
+    async def stop(self) -> None:
+        """Finish the batch in flight (database and offsets), then leave the group."""
+        self._stopping = True
+        if self._task is not None:
+            try:
+                await self._task
+            except Exception:
+                log.exception("consumer %s ended with an error", self.name)
+        await self.source.stop()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            batches = await self.source.getmany(
+                timeout_ms=self.poll_timeout_ms, max_records=self.batch_size
+            )
+            if not batches:
+                continue
+            records = [r for tp_records in batches.values() for r in tp_records]
+            await self.process(records)
+            offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items() if recs}
+            await self.source.commit(offsets)
+
+    # -- processing ---------------------------------------------------------------
+    async def process(self, records: list[Any]) -> None:
+        """Handle a batch of Kafka records; returns when every one is handled or dead-lettered."""
+        items = [self._decode(r) for r in records]
+        items = [i for i in items if i is not None]
+        if not items:
+            return
+        good = [i for i in items if i.error is None]
+        for bad in (i for i in items if i.error is not None):
+            await self._dead_letter(bad, attempts=1)
+        if not good:
+            return
+        try:
+            await self._handle([i.event for i in good])
+        except Exception as exc:
+            log.warning("consumer %s: batch of %d failed (%s); retrying one by one",
+                        self.name, len(good), exc)
+            for item in good:
+                await self._handle_alone(item)
+
+    def _decode(self, record: Any) -> _Item | None:
+        etype = event_type_of(record.headers)
+        if self.event_types is not None and etype not in self.event_types:
+            return None
+        try:
+            env = from_kafka(record.key, record.value, record.headers)
+            return _Item(record, self.registry.upcast(env))
+        except EventKernelError as exc:
+            return _Item(record, error=exc)
+
+    async def _handle(self, events: list[Envelope]) -> None:
+        async with self.db.transaction() as tx:
+            seen = await already_handled(tx, self.name, [e.id for e in events])
+            todo: list[Envelope] = []
+            for e in events:
+                if e.id not in seen:
+                    seen.add(e.id)  # a duplicate inside one batch is handled once too
+                    todo.append(e)
+            if todo:
+                await self.handler(tx, todo)
+                await record_handled(tx, self.name, (e.id for e in todo))
+        self.handled += len(todo)
+        if self.after_db_commit is not None:
+            await self.after_db_commit(todo)
+
+    async def _handle_alone(self, item: _Item) -> None:
+        delay = self.backoff_seconds
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                await self._handle([item.event])
+                return
+            except PERMANENT_ERRORS as exc:
+                item.error = exc
+                break
+            except Exception as exc:  # noqa: BLE001 - any handler failure is retried
+                item.error = exc
+                log.warning("consumer %s: event %s failed (attempt %d/%d): %s", self.name,
+                            item.event.id, attempt, self.max_attempts, exc)
+                if attempt < self.max_attempts:
+                    await asyncio.sleep(delay)
+                    delay *= 2
+        await self._dead_letter(item, attempts=attempt)
+
+    async def _dead_letter(self, item: _Item, *, attempts: int) -> None:
+        rec = item.record
+        error = f"{type(item.error).__name__}: {item.error}"
+        headers = list(rec.headers or ()) + [
+            ("deadletter_error", error.encode()),
+            ("deadletter_consumer", self.name.encode()),
+            ("deadletter_topic", rec.topic.encode()),
+            ("deadletter_partition", str(rec.partition).encode()),
+            ("deadletter_offset", str(rec.offset).encode()),
+            ("deadletter_attempts", str(attempts).encode()),
+        ]
+        # Publish first: a crash before the table insert only duplicates the dead letter.
+        fut = await self.dlq_producer.send(
+            self.dead_letter_topic, value=rec.value, key=rec.key, headers=headers
+        )
+        await fut
+        event_id = item.event.id if item.event else _header(rec.headers, "ce_id")
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                _DEAD_LETTER,
+                {
+                    "consumer": self.name,
+                    "event_id": event_id,
+                    "event_type": item.event.type if item.event else _header(rec.headers, "ce_type"),
+                    "topic": rec.topic,
+                    "partition": rec.partition,
+                    "offset": rec.offset,
+                    "key": rec.key,
+                    "value": rec.value,
+                    "headers": orjson.dumps(
+                        [[k, v.decode(errors="replace")] for k, v in rec.headers or ()]
+                    ).decode(),
+                    "error": error,
+                    "attempts": attempts,
+                    "failed_at": datetime.now(UTC),
+                },
+            )
+            if event_id:
+                # Parked, not pending: a redelivery must not run the retries again.
+                await record_handled(tx, self.name, [event_id])
+        self.dead_lettered += 1
+        log.error("consumer %s: dead-lettered %s at %s[%d]@%d after %d attempt(s): %s",
+                  self.name, event_id, rec.topic, rec.partition, rec.offset, attempts, error)
+
+
+def _header(headers, name: str) -> str | None:
+    for k, v in headers or ():
+        if k == name:
+            return v.decode(errors="replace")
+    return None

@@ -1,0 +1,35 @@
+"""The inbox: ids of events a consumer has handled, written in the handler's transaction.
+
+Because the inbox row commits with the handler's effects, a redelivered event is
+recognised and skipped: effects happen exactly once on at-least-once delivery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+_SEEN = text(
+    "SELECT event_id FROM inbox WHERE consumer = :consumer AND event_id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
+_RECORD = text(
+    "INSERT INTO inbox (consumer, event_id, handled_at) VALUES (:consumer, :event_id, :now)"
+)
+
+
+async def already_handled(conn: AsyncConnection, consumer: str, event_ids: list[str]) -> set[str]:
+    """Which of ``event_ids`` ``consumer`` has handled before."""
+    if not event_ids:
+        return set()
+    rows = await conn.execute(_SEEN, {"consumer": consumer, "ids": event_ids})
+    return {r[0] for r in rows}
+
+
+async def record_handled(conn: AsyncConnection, consumer: str, event_ids: Iterable[str]) -> None:
+    now = datetime.now(UTC)
+    params = [{"consumer": consumer, "event_id": eid, "now": now} for eid in event_ids]
+    if params:
+        await conn.execute(_RECORD, params)

@@ -1,0 +1,146 @@
+"""Event contracts: (type, schema version) -> payload schema, and upcasters from old versions.
+
+A contract is a pydantic model deriving from :class:`EventPayload` that names its
+``event_type`` and ``schema_version``. Producers validate payloads against the
+latest version before appending; readers upcast old payloads step by step
+(v1 -> v2 -> ...) so that consumers only ever see the latest shape.
+
+Example::
+
+    registry = EventRegistry()
+
+    @registry.contract
+    class AccountSuspended(EventPayload):
+        event_type: ClassVar[str] = "registration.AccountSuspended"
+        schema_version: ClassVar[int] = 2
+        reason: str
+        legal_basis: str
+
+    @registry.upcaster("registration.AccountSuspended", from_version=1)
+    def _v1_to_v2(data):
+        return {**data, "legal_basis": "A10.2"}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .envelope import Envelope
+from .errors import InvalidEventError, UnknownEventTypeError
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class EventPayload(BaseModel):
+    """Base class of event payload contracts: frozen, no unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_type: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+
+    def to_data(self) -> dict[str, Any]:
+        """The payload as JSON-ready data, as it is stored and published."""
+        return self.model_dump(mode="json")
+
+
+class EventRegistry:
+    """Known event types, their payload schemas and their upcasters."""
+
+    def __init__(self) -> None:
+        self._schemas: dict[tuple[str, int], type[EventPayload]] = {}
+        self._latest: dict[str, int] = {}
+        self._upcasters: dict[tuple[str, int], Upcaster] = {}
+
+    # -- registration -------------------------------------------------------------
+    def contract(self, model: type[EventPayload]) -> type[EventPayload]:
+        """Register ``model`` as the schema of its (event_type, schema_version); a decorator."""
+        key = (model.event_type, model.schema_version)
+        if key in self._schemas and self._schemas[key] is not model:
+            raise ValueError(f"contract {key} registered twice")
+        self._schemas[key] = model
+        self._latest[model.event_type] = max(self._latest.get(model.event_type, 0), key[1])
+        return model
+
+    def upcaster(self, event_type: str, *, from_version: int) -> Callable[[Upcaster], Upcaster]:
+        """Register a function turning a ``from_version`` payload into ``from_version + 1``."""
+
+        def decorate(fn: Upcaster) -> Upcaster:
+            self._upcasters[(event_type, from_version)] = fn
+            return fn
+
+        return decorate
+
+    def include(self, other: EventRegistry) -> None:
+        """Merge another registry's contracts and upcasters into this one."""
+        for model in other._schemas.values():
+            self.contract(model)
+        self._upcasters.update(other._upcasters)
+
+    # -- queries ----------------------------------------------------------------
+    def knows(self, event_type: str) -> bool:
+        return event_type in self._latest
+
+    def latest_version(self, event_type: str) -> int:
+        try:
+            return self._latest[event_type]
+        except KeyError:
+            raise UnknownEventTypeError(event_type) from None
+
+    def schema(self, event_type: str, schema_version: int | None = None) -> type[EventPayload]:
+        version = schema_version or self.latest_version(event_type)
+        try:
+            return self._schemas[(event_type, version)]
+        except KeyError:
+            raise UnknownEventTypeError(event_type, version) from None
+
+    # -- use ----------------------------------------------------------------------
+    def validate(self, envelope: Envelope) -> Envelope:
+        """Check a new event's payload against its contract; return it with normalised data.
+
+        Raises :class:`UnknownEventTypeError` or :class:`InvalidEventError`.
+        """
+        model = self.schema(envelope.type, envelope.schema_version)
+        if envelope.schema_version != self._latest[envelope.type]:
+            raise InvalidEventError(
+                f"{envelope.type} must be written at schema version "
+                f"{self._latest[envelope.type]}, not {envelope.schema_version}"
+            )
+        try:
+            data = model.model_validate(envelope.data).to_data()
+        except ValidationError as exc:
+            raise InvalidEventError(f"{envelope.type} payload is invalid: {exc}") from exc
+        return envelope.with_data(data, envelope.schema_version)
+
+    def upcast(self, envelope: Envelope) -> Envelope:
+        """Bring an event read from the store or the broker to its type's latest schema.
+
+        An event already at the latest version is returned as is (no copy, no validation:
+        it was validated when it was written). Raises :class:`UnknownEventTypeError` for a
+        type or version this registry does not know, and :class:`InvalidEventError` when
+        an upcaster step is missing.
+        """
+        latest = self.latest_version(envelope.type)
+        version = envelope.schema_version
+        if version == latest:
+            return envelope
+        if version > latest or version < 1:
+            raise UnknownEventTypeError(envelope.type, version)
+        data = envelope.data
+        while version < latest:
+            step = self._upcasters.get((envelope.type, version))
+            if step is None:
+                raise InvalidEventError(
+                    f"no upcaster for {envelope.type} from schema version {version}"
+                )
+            data = step(dict(data))
+            version += 1
+        return envelope.with_data(data, version)
+
+    def payload(self, envelope: Envelope) -> EventPayload:
+        """The event's payload parsed into its contract model (after upcasting)."""
+        env = self.upcast(envelope)
+        return self.schema(env.type, env.schema_version).model_validate(env.data)

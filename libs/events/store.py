@@ -1,0 +1,345 @@
+"""The event store: append with optimistic concurrency, read a stream, tail the global log.
+
+The same :class:`EventStore` serves PostgreSQL and SQLite; only the few statements
+that need database-specific features (arrays, transaction ids) differ, and they
+live side by side below.
+
+**Global order.** The log is read in :class:`LogCursor` order, ``(xid, position)``.
+On PostgreSQL ``xid`` is the id of the inserting transaction and a reader only
+passes rows whose transaction is older than every transaction still running, so a
+transaction that commits late can never land behind a reader's checkpoint
+(docs/decisions/0001-gap-safe-global-order.md). On SQLite writers are serialized by
+the database lock, ``xid`` is always 0 and the order is the position.
+
+Nothing here commits: every method takes the caller's connection, whose
+transaction the handler opened (:meth:`libs.events.db.Database.transaction`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .envelope import Envelope
+from .errors import ConcurrencyError, InvalidEventError
+from .registry import EventRegistry
+
+
+@dataclass(frozen=True, order=True)
+class LogCursor:
+    """A place in the global log; reading "after" it yields every later event exactly once."""
+
+    xid: int = 0
+    position: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.xid}:{self.position}"
+
+    @classmethod
+    def parse(cls, value: str) -> LogCursor:
+        """Parse the ``"xid:position"`` text form (a bare number is a position)."""
+        try:
+            if ":" in value:
+                xid, pos = value.split(":", 1)
+                return cls(int(xid), int(pos))
+            return cls(0, int(value))
+        except ValueError:
+            raise ValueError(f"not a log cursor: {value!r} (expected 'xid:position')") from None
+
+
+START = LogCursor()
+
+
+@dataclass(frozen=True)
+class LogPage:
+    """Events read from the global log and the cursor to resume after them."""
+
+    events: list[Envelope]
+    cursor: LogCursor
+
+
+_COLUMNS = (
+    "position, event_id, stream_id, stream_version, type, schema_version, time, data, "
+    "source, subject, correlation_id, causation_id, traceparent"
+)
+
+_PG_APPEND = text(
+    """
+    INSERT INTO events (xid, event_id, stream_id, stream_version, type, schema_version, time,
+                        data, source, subject, correlation_id, causation_id, traceparent)
+    SELECT pg_current_xact_id(), r.event_id, CAST(:stream_id AS text),
+           CAST(:expected AS integer) + CAST(r.ord AS integer), r.type, r.schema_version,
+           r.time, CAST(r.data AS jsonb), r.source, r.subject, r.correlation_id,
+           r.causation_id, r.traceparent
+    FROM unnest(CAST(:event_ids AS text[]), CAST(:types AS text[]),
+                CAST(:schema_versions AS integer[]), CAST(:times AS timestamptz[]),
+                CAST(:datas AS text[]), CAST(:sources AS text[]), CAST(:subjects AS text[]),
+                CAST(:correlation_ids AS text[]), CAST(:causation_ids AS text[]),
+                CAST(:traceparents AS text[]))
+         WITH ORDINALITY AS r(event_id, type, schema_version, time, data, source, subject,
+                              correlation_id, causation_id, traceparent, ord)
+    -- Appending after version N requires version N to exist (so no holes) and to have
+    -- been written by an older transaction than ours, so that (xid, position) order
+    -- keeps every stream in version order. Appending to a new stream (N = 0) relies on
+    -- the unique (stream_id, stream_version) constraint alone.
+    WHERE CAST(:expected AS integer) = 0 OR EXISTS (
+        SELECT 1 FROM events e
+        WHERE e.stream_id = CAST(:stream_id AS text)
+          AND e.stream_version = CAST(:expected AS integer)
+          AND e.xid < pg_current_xact_id())
+    ORDER BY r.ord
+    RETURNING position, stream_version
+    """
+)
+
+_PG_READ_ALL = text(
+    f"""
+    SELECT CAST(xid AS text) AS xid, {_COLUMNS.replace("data,", "CAST(data AS text),")}
+    FROM events
+    WHERE (xid, position) > (CAST(CAST(:xid AS text) AS xid8), CAST(:position AS bigint))
+      AND xid < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY xid, position
+    LIMIT CAST(:limit AS integer)
+    """
+)
+
+_PG_READ_STREAM = text(
+    f"""
+    SELECT {_COLUMNS.replace("data,", "CAST(data AS text),")} FROM events
+    WHERE stream_id = CAST(:stream_id AS text) AND stream_version > CAST(:after AS integer)
+      AND time <= CAST(:as_of AS timestamptz)
+    ORDER BY stream_version
+    """
+)
+
+# How long the oldest transaction holding an xid has been open: the time a tailing
+# reader can be held back by it (exported as a metric).
+_PG_READER_WAIT = text(
+    """
+    SELECT COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - MIN(xact_start)), 0)
+    FROM pg_stat_activity
+    WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+    """
+)
+
+_SQLITE_VERSION = text(
+    "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream_id = :stream_id"
+)
+_SQLITE_INSERT = text(
+    """
+    INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, time, data,
+                        source, subject, correlation_id, causation_id, traceparent)
+    VALUES (:event_id, :stream_id, :stream_version, :type, :schema_version, :time, :data,
+            :source, :subject, :correlation_id, :causation_id, :traceparent)
+    RETURNING position
+    """
+)
+_SQLITE_READ_ALL = text(
+    f"SELECT 0 AS xid, {_COLUMNS} FROM events WHERE position > :position "
+    "ORDER BY position LIMIT :limit"
+)
+_SQLITE_READ_STREAM = text(
+    f"SELECT {_COLUMNS} FROM events WHERE stream_id = :stream_id AND stream_version > :after "
+    "AND time <= :as_of ORDER BY stream_version"
+)
+_STREAM_VERSION = text(
+    "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream_id = :stream_id"
+)
+
+_FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def _sqlite_time(t: datetime) -> str:
+    # Fixed width, so that text comparison in SQL is time comparison.
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+class EventStore:
+    """Append-only event streams in one database, plus the ordered global log.
+
+    ``registry`` validates payloads on append and upcasts old payloads on read.
+    """
+
+    def __init__(self, registry: EventRegistry, *, dialect: str) -> None:
+        if dialect not in ("postgresql", "sqlite"):
+            raise ValueError(f"unsupported database dialect {dialect!r}")
+        self.registry = registry
+        self.pg = dialect == "postgresql"
+
+    # -- writing ------------------------------------------------------------------
+    async def append(
+        self,
+        conn: AsyncConnection,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[Envelope],
+    ) -> list[Envelope]:
+        """Append ``events`` to ``stream_id``, which must be at ``expected_version`` (0 = new).
+
+        Returns the events with their stream versions and positions. Raises
+        :class:`ConcurrencyError` when the stream has moved on (the caller's transaction
+        is then unusable: roll back, reload, retry), :class:`InvalidEventError` or
+        :class:`UnknownEventTypeError` when a payload breaks its contract.
+        """
+        if not events:
+            return []
+        if expected_version < 0:
+            raise ValueError("expected_version must be >= 0")
+        checked = [self.registry.validate(e) for e in events]
+        for e in checked:
+            if e.stream_id != stream_id:
+                raise InvalidEventError(f"event {e.id} belongs to stream {e.stream_id!r}")
+        try:
+            if self.pg:
+                positions = await self._append_pg(conn, stream_id, expected_version, checked)
+            else:
+                positions = await self._append_sqlite(conn, stream_id, expected_version, checked)
+        except IntegrityError as exc:
+            message = str(exc.orig)
+            if "event_id" in message:
+                raise InvalidEventError(f"an event id is already stored: {message}") from exc
+            raise ConcurrencyError(stream_id, expected_version, "stream has moved on") from exc
+        return [
+            e.with_stream_version(expected_version + i, positions[expected_version + i])
+            for i, e in enumerate(checked, start=1)
+        ]
+
+    async def _append_pg(self, conn, stream_id, expected, events) -> dict[int, int]:
+        result = await conn.execute(
+            _PG_APPEND,
+            {
+                "stream_id": stream_id,
+                "expected": expected,
+                "event_ids": [e.id for e in events],
+                "types": [e.type for e in events],
+                "schema_versions": [e.schema_version for e in events],
+                "times": [e.time for e in events],
+                "datas": [orjson.dumps(e.data).decode() for e in events],
+                "sources": [e.source for e in events],
+                "subjects": [e.subject for e in events],
+                "correlation_ids": [e.correlation_id for e in events],
+                "causation_ids": [e.causation_id for e in events],
+                "traceparents": [e.traceparent for e in events],
+            },
+        )
+        positions = {version: position for position, version in result.all()}
+        if not positions:
+            raise ConcurrencyError(
+                stream_id,
+                expected,
+                "the stream is not at that version, or its last event was written by a "
+                "transaction younger than this one",
+            )
+        return positions
+
+    async def _append_sqlite(self, conn, stream_id, expected, events) -> dict[int, int]:
+        current = (await conn.execute(_SQLITE_VERSION, {"stream_id": stream_id})).scalar_one()
+        if current != expected:
+            raise ConcurrencyError(stream_id, expected, f"stream is at version {current}")
+        positions: dict[int, int] = {}
+        for version, e in enumerate(events, start=expected + 1):
+            result = await conn.execute(
+                _SQLITE_INSERT,
+                {
+                    "event_id": e.id,
+                    "stream_id": stream_id,
+                    "stream_version": version,
+                    "type": e.type,
+                    "schema_version": e.schema_version,
+                    "time": _sqlite_time(e.time),
+                    "data": orjson.dumps(e.data).decode(),
+                    "source": e.source,
+                    "subject": e.subject,
+                    "correlation_id": e.correlation_id,
+                    "causation_id": e.causation_id,
+                    "traceparent": e.traceparent,
+                },
+            )
+            positions[version] = result.scalar_one()
+        return positions
+
+    # -- reading ------------------------------------------------------------------
+    async def stream_version(self, conn: AsyncConnection, stream_id: str) -> int:
+        """The stream's current version (0 when it has no events)."""
+        return (await conn.execute(_STREAM_VERSION, {"stream_id": stream_id})).scalar_one()
+
+    async def read_stream(
+        self,
+        conn: AsyncConnection,
+        stream_id: str,
+        *,
+        after_version: int = 0,
+        as_of: datetime | None = None,
+    ) -> list[Envelope]:
+        """The stream's events in version order, upcast to their latest schemas.
+
+        ``as_of`` keeps only events whose time is at or before it: the stream as it was
+        known then ("what did the account look like on 1 March?").
+        """
+        as_of = as_of or _FAR_FUTURE
+        if self.pg:
+            rows = await conn.execute(
+                _PG_READ_STREAM, {"stream_id": stream_id, "after": after_version, "as_of": as_of}
+            )
+        else:
+            rows = await conn.execute(
+                _SQLITE_READ_STREAM,
+                {"stream_id": stream_id, "after": after_version, "as_of": _sqlite_time(as_of)},
+            )
+        upcast = self.registry.upcast
+        return [upcast(self._envelope(row)) for row in rows]
+
+    async def read_all(
+        self,
+        conn: AsyncConnection,
+        after: LogCursor = START,
+        *,
+        limit: int = 1000,
+        upcast: bool = True,
+    ) -> LogPage:
+        """Up to ``limit`` events after ``after`` in global-log order, and the cursor after them.
+
+        With ``upcast=False`` payloads come back as stored (the relay publishes them so,
+        and consumers upcast). An empty page returns ``after`` unchanged.
+        """
+        if self.pg:
+            result = await conn.execute(
+                _PG_READ_ALL, {"xid": str(after.xid), "position": after.position, "limit": limit}
+            )
+        else:
+            result = await conn.execute(
+                _SQLITE_READ_ALL, {"position": after.position, "limit": limit}
+            )
+        rows = result.all()
+        if not rows:
+            return LogPage([], after)
+        make = self._envelope
+        events = [make(row[1:]) for row in rows]
+        if upcast:
+            up = self.registry.upcast
+            events = [up(e) for e in events]
+        last = rows[-1]
+        return LogPage(events, LogCursor(int(last[0]), last[1]))
+
+    async def reader_wait_seconds(self, conn: AsyncConnection) -> float:
+        """How long the oldest open write transaction has been holding tailing readers back."""
+        if not self.pg:
+            return 0.0
+        return float((await conn.execute(_PG_READER_WAIT)).scalar_one())
+
+    def _envelope(self, row) -> Envelope:
+        (position, event_id, stream_id, version, type_, schema_version, time, data,
+         source, subject, correlation_id, causation_id, traceparent) = row
+        if isinstance(time, str):
+            time = datetime.fromisoformat(time)
+        return Envelope(
+            event_id, source, type_, subject, time, stream_id, version, schema_version,
+            orjson.loads(data), correlation_id, causation_id, traceparent,
+            "application/json", position,
+        )

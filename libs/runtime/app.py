@@ -1,0 +1,62 @@
+"""The FastAPI app every service runs: lifespan, health, readiness, metrics, problems."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from .logs import configure_logging
+from .problems import install_problem_handlers
+from .service import ServiceRuntime
+from .tracing import configure_tracing, instrument_app
+
+
+def create_app(
+    build_runtime: Callable[[], ServiceRuntime],
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """An app whose lifespan builds the runtime (from settings, at start-up, never at import)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        runtime = build_runtime()
+        configure_logging(runtime.settings.service, runtime.settings.log_level)
+        configure_tracing(runtime.settings.service)
+        app.state.runtime = runtime
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    install_problem_handlers(app)
+    instrument_app(app)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process is up and serving."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz() -> JSONResponse:
+        """Readiness: database, Kafka and the background workers all answer."""
+        checks = await app.state.runtime.readiness()
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ready" if ready else "not-ready", "checks": checks},
+                            status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    async def metrics() -> str:
+        """Prometheus metrics: published, handled, dead letters, publish lag, reader wait."""
+        return await app.state.runtime.metrics()
+
+    for router in routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,90 @@
+"""RFC 9457 problem details: every error answer has a stable ``type`` and ``code``.
+
+Raise :class:`ProblemError` (or a subclass) from a route or handler; kernel errors
+(:class:`libs.events.ConcurrencyError`, ...) and request validation failures are
+mapped here too, so no service answers an error in any other shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from libs.events.errors import ConcurrencyError, EventKernelError
+
+log = logging.getLogger(__name__)
+
+MEDIA_TYPE = "application/problem+json"
+
+
+def problem_type(code: str) -> str:
+    """The problem's ``type`` URI: a relative reference documented in docs/problems.md."""
+    return f"/problems/{code}"
+
+
+class ProblemError(Exception):
+    """An error answered as problem details with ``status`` and a stable ``code``."""
+
+    status = 400
+    code = "bad-request"
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, status: int | None = None, code: str | None = None,
+                 title: str | None = None, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.status = status or self.status
+        self.code = code or self.code
+        self.title = title or self.title
+        self.extensions = extensions
+
+
+def problem_response(status: int, code: str, title: str, detail: str, instance: str,
+                     **extensions: Any) -> JSONResponse:
+    body = {"type": problem_type(code), "title": title, "status": status, "detail": detail,
+            "instance": instance, "code": code, **extensions}
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError):
+        return problem_response(exc.status, exc.code, exc.title, exc.detail,
+                                request.url.path, **exc.extensions)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        errors = [
+            {"location": list(e.get("loc", ())), "message": e.get("msg", ""),
+             "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return problem_response(422, "validation-error", "Request is not valid",
+                                f"{len(errors)} field(s) failed validation",
+                                request.url.path, errors=errors)
+
+    @app.exception_handler(ConcurrencyError)
+    async def _conflict(request: Request, exc: ConcurrencyError):
+        return problem_response(409, exc.code, "Concurrent change", str(exc), request.url.path)
+
+    @app.exception_handler(EventKernelError)
+    async def _kernel(request: Request, exc: EventKernelError):
+        return problem_response(422, exc.code, "Event rejected", str(exc), request.url.path)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        return problem_response(exc.status_code, code, str(exc.detail), str(exc.detail),
+                                request.url.path)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(500, "internal-error", "Internal error",
+                                "the service failed to handle the request; it was logged",
+                                request.url.path)

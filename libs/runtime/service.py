@@ -1,0 +1,164 @@
+"""ServiceRuntime: the kernel's parts wired for one service, run for the life of its app.
+
+A service's ``bootstrap.py`` builds one with the service's registry, migrations,
+subscriptions and projections; ``main.py`` hands it to :func:`libs.runtime.app.create_app`,
+whose lifespan starts it (migrations, database, producer, topics, relay, consumers,
+projection runners) and stops it (consumers finish their batch first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import text
+
+from libs.events import (
+    Consumer,
+    Database,
+    DocumentProjection,
+    EventRegistry,
+    EventStore,
+    ProjectionRunner,
+    Relay,
+    dead_letter_topic,
+    ensure_topics,
+    events_topic,
+)
+from libs.events.consumer import BatchHandler
+from libs.events.migrate import upgrade
+from libs.events.topics import SERVICES
+
+from .kafka import make_consumer, make_producer
+from .settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """Other services' events this service reacts to: a consumer group and its handler."""
+
+    name: str
+    topics: Sequence[str]
+    handler: BatchHandler
+    event_types: Collection[str] | None = None
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        registry: EventRegistry,
+        migrations: str | None = None,
+        subscriptions: Sequence[Subscription] = (),
+        projections: Sequence[DocumentProjection] = (),
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.migrations = migrations
+        self.subscriptions = subscriptions
+        self.projection_defs = projections
+        self.db = Database(settings.database_url)
+        self.store = EventStore(registry, dialect=self.db.dialect)
+        self.topic = events_topic(settings.service)
+        self.producer = None
+        self.relay: Relay | None = None
+        self.consumers: list[Consumer] = []
+        self.runners: list[ProjectionRunner] = []
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        s = self.settings
+        await asyncio.to_thread(upgrade, s.database_url, self.migrations)
+        await ensure_topics(
+            s.kafka_bootstrap_servers,
+            [events_topic(name) for name in SERVICES]
+            + [dead_letter_topic(sub.name) for sub in self.subscriptions],
+            partitions=s.topic_partitions,
+        )
+        self.producer = make_producer(s.kafka_bootstrap_servers, f"{s.service}-relay")
+        await self.producer.start()
+        self.relay = Relay(db=self.db, store=self.store, producer=self.producer, topic=self.topic)
+        self._tasks.append(asyncio.create_task(self.relay.run(), name="relay"))
+        for p in self.projection_defs:
+            runner = ProjectionRunner(db=self.db, store=self.store, projection=p)
+            self.runners.append(runner)
+            self._tasks.append(asyncio.create_task(runner.run(), name=f"projection:{p.name}"))
+        for sub in self.subscriptions:
+            consumer = Consumer(
+                name=sub.name,
+                db=self.db,
+                registry=self.registry,
+                source=make_consumer(s.kafka_bootstrap_servers, sub.name, sub.topics),
+                handler=sub.handler,
+                dead_letter_producer=self.producer,
+                event_types=sub.event_types,
+            )
+            await consumer.start()
+            self.consumers.append(consumer)
+        log.info("%s started: relay to %s, %d consumer(s), %d projection(s)",
+                 s.service, self.topic, len(self.consumers), len(self.runners))
+
+    def committed(self) -> None:
+        """Call after a handler's transaction commits: wake the relay and the projections."""
+        if self.relay:
+            self.relay.nudge()
+        for r in self.runners:
+            r.nudge()
+
+    async def stop(self) -> None:
+        for consumer in self.consumers:
+            await consumer.stop()
+        if self.relay:
+            self.relay.stop()
+        for r in self.runners:
+            r.stop()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
+        if self.producer is not None:
+            await self.producer.stop()
+        await self.db.dispose()
+
+    async def readiness(self) -> dict[str, str]:
+        """Each dependency and whether it answers; the service is ready when all are "ok"."""
+        checks: dict[str, str] = {}
+        try:
+            async with self.db.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            checks["database"] = f"error: {exc}"
+        try:
+            await asyncio.wait_for(self.producer.partitions_for(self.topic), 5)
+            checks["kafka"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks["kafka"] = f"error: {exc!r}"
+        dead = [t.get_name() for t in self._tasks if t.done()]
+        checks["workers"] = "ok" if not dead else f"stopped: {dead}"
+        return checks
+
+    async def metrics(self) -> str:
+        """Prometheus text exposition of the kernel's counters."""
+        svc = self.settings.service
+        lines = [
+            "# TYPE events_published_total counter",
+            f'events_published_total{{service="{svc}"}} {self.relay.published if self.relay else 0}',
+            "# TYPE relay_publish_lag_seconds gauge",
+            f'relay_publish_lag_seconds{{service="{svc}"}} '
+            f"{self.relay.last_publish_lag_seconds if self.relay else 0}",
+        ]
+        lines.append("# TYPE events_handled_total counter")
+        lines += [f'events_handled_total{{service="{svc}",consumer="{c.name}"}} {c.handled}'
+                  for c in self.consumers]
+        lines.append("# TYPE dead_letters_total counter")
+        lines += [f'dead_letters_total{{service="{svc}",consumer="{c.name}"}} {c.dead_lettered}'
+                  for c in self.consumers]
+        async with self.db.connect() as conn:
+            wait = await self.store.reader_wait_seconds(conn)
+        lines += ["# TYPE log_reader_wait_seconds gauge",
+                  f'log_reader_wait_seconds{{service="{svc}"}} {wait}']
+        return "\n".join(lines) + "\n"

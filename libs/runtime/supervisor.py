@@ -1,0 +1,146 @@
+"""``make run``: start Kafka (and PostgreSQL with ``--db postgres``), create the topics,
+start the five services, prefix every line they print with the process's name, and on
+Ctrl-C stop everything it started, services first.
+
+Usage: python -m libs.runtime.supervisor [--db sqlite|postgres] [--no-infra]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from libs.events.topics import SERVICES, ensure_topics, events_topic
+
+ROOT = Path(__file__).resolve().parents[2]
+KAFKA = ROOT / "deploy/local/kafka/kafka.sh"
+POSTGRES = ROOT / "deploy/local/postgres/postgres.sh"
+PORTS = {name: 8001 + i for i, name in enumerate(SERVICES)}
+COLORS = ["\033[36m", "\033[32m", "\033[35m", "\033[33m", "\033[34m", "\033[31m"]
+RESET = "\033[0m"
+
+
+def say(name: str, line: str, color: str = "") -> None:
+    tty = sys.stdout.isatty()
+    prefix = f"{color}{name:>12} |{RESET if tty else ''} " if tty else f"{name:>12} | "
+    sys.stdout.write(prefix + line.rstrip("\n") + "\n")
+    sys.stdout.flush()
+
+
+def infra(script: Path, *args: str) -> str:
+    """Run an infrastructure script; its output is shown prefixed, failure stops make run."""
+    proc = subprocess.run(["bash", str(script), *args], capture_output=True, text=True)
+    for line in (proc.stdout + proc.stderr).splitlines():
+        say(script.parent.name, line)
+    if proc.returncode != 0:
+        raise SystemExit(f"{script.name} {' '.join(args)} failed (exit {proc.returncode})")
+    return proc.stdout.strip()
+
+
+async def pump(name: str, stream: asyncio.StreamReader, color: str) -> None:
+    while line := await stream.readline():
+        say(name, line.decode(errors="replace"), color)
+
+
+async def wait_ready(deadline_s: float = 120) -> None:
+    pending = dict(PORTS)
+    deadline = time.monotonic() + deadline_s
+    async with httpx.AsyncClient(timeout=2) as client:
+        while pending and time.monotonic() < deadline:
+            for name, port in list(pending.items()):
+                try:
+                    r = await client.get(f"http://127.0.0.1:{port}/readyz")
+                    if r.status_code == 200:
+                        say("supervisor", f"{name} ready on http://127.0.0.1:{port} "
+                                          f"(OpenAPI: http://127.0.0.1:{port}/docs)")
+                        del pending[name]
+                except httpx.HTTPError:
+                    pass
+            await asyncio.sleep(0.5)
+    if pending:
+        raise SystemExit(f"not ready after {deadline_s:.0f}s: {', '.join(pending)}")
+    say("supervisor", "all five services are ready; Ctrl-C stops everything")
+
+
+async def main(db: str, with_infra: bool) -> int:
+    env = dict(os.environ)
+    started_infra: list[Path] = []
+    if with_infra:
+        infra(KAFKA, "start")
+        started_infra.append(KAFKA)
+        infra(KAFKA, "wait")
+    if db == "postgres":
+        if with_infra:
+            infra(POSTGRES, "start")
+            started_infra.append(POSTGRES)
+        for name in SERVICES:
+            key = f"{name.upper()}_DATABASE_URL"
+            env.setdefault(key, infra(POSTGRES, "url", name).splitlines()[-1])
+    bootstrap = env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    created = await ensure_topics(bootstrap, [events_topic(s) for s in SERVICES])
+    say("supervisor", f"topics ready ({len(created)} created)")
+
+    procs: dict[str, asyncio.subprocess.Process] = {}
+    pumps = []
+    for i, name in enumerate(SERVICES):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "uvicorn", f"services.{name}.main:app",
+            "--host", "127.0.0.1", "--port", str(PORTS[name]), "--no-access-log",
+            cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )
+        procs[name] = proc
+        pumps.append(asyncio.create_task(pump(name, proc.stdout, COLORS[i])))
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    waiters = {asyncio.create_task(p.wait()): n for n, p in procs.items()}
+    ready = asyncio.create_task(wait_ready())
+    stopper = asyncio.create_task(stop.wait())
+    code = 0
+    done, _ = await asyncio.wait([*waiters, stopper, ready], return_when=asyncio.FIRST_EXCEPTION)
+    while not stopper.done():
+        done, _ = await asyncio.wait([*waiters, stopper], return_when=asyncio.FIRST_COMPLETED)
+        exited = [waiters[t] for t in done if t in waiters]
+        if exited:
+            say("supervisor", f"{', '.join(exited)} exited; stopping everything")
+            code = 1
+            break
+    if ready.done() and ready.exception():
+        say("supervisor", str(ready.exception()))
+        code = 1
+    ready.cancel()
+
+    say("supervisor", "stopping services")
+    for proc in procs.values():
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs.values())), 20)
+    except TimeoutError:
+        for proc in procs.values():
+            if proc.returncode is None:
+                proc.kill()
+    await asyncio.gather(*pumps, return_exceptions=True)
+    for script in reversed(started_infra):
+        infra(script, "stop")
+    say("supervisor", "stopped")
+    return code
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--no-infra", action="store_true",
+                        help="use an already running Kafka (and PostgreSQL); stop none")
+    args = parser.parse_args()
+    sys.exit(asyncio.run(main(args.db, not args.no_infra)))

@@ -1,0 +1,6 @@
+from libs.runtime.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    service: str = "credit"
+    port: int = 8004

@@ -1,0 +1,1 @@
+"""The transfer service: transfers and privilege grants of accounts (Art. 11, 17¶3)."""

@@ -1,0 +1,15 @@
+"""The one place where the transfer service is wired."""
+
+from pathlib import Path
+
+from libs.events.contracts import all_contracts
+from libs.runtime.service import ServiceRuntime
+
+from .settings import Settings
+
+MIGRATIONS = str(Path(__file__).with_name("migrations") / "versions")
+
+
+def bootstrap(settings: Settings | None = None) -> ServiceRuntime:
+    """Registry, migrations, subscriptions and projections of the transfer service."""
+    return ServiceRuntime(settings or Settings(), registry=all_contracts(), migrations=MIGRATIONS)

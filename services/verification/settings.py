@@ -1,0 +1,6 @@
+from libs.runtime.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    service: str = "verification"
+    port: int = 8002
