@@ -232,7 +232,8 @@ class Consumer:
                 {
                     "consumer": self.name,
                     "event_id": event_id,
-                    "event_type": item.event.type if item.event else _header(rec.headers, "ce_type"),
+                    "event_type": (item.event.type if item.event
+                                   else _header(rec.headers, "ce_type")),
                     "topic": rec.topic,
                     "partition": rec.partition,
                     "offset": rec.offset,

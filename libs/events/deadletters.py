@@ -44,7 +44,9 @@ def _dt(value):
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-async def list_dead_letters(db: Database, consumer: str, *, pending_only: bool = True) -> list[DeadLetter]:
+async def list_dead_letters(
+    db: Database, consumer: str, *, pending_only: bool = True
+) -> list[DeadLetter]:
     async with db.connect() as conn:
         rows = await conn.execute(_LIST, {"consumer": consumer, "pending": int(pending_only)})
         return [

@@ -63,7 +63,7 @@ class Envelope(NamedTuple):
         stream_id: str,
         source: str,
         time: datetime,
-        schema_version: int = 1,
+        schema_version: int = 0,
         subject: str | None = None,
         correlation_id: str | None = None,
         causation_id: str | None = None,
@@ -72,7 +72,8 @@ class Envelope(NamedTuple):
     ) -> Envelope:
         """Create an event not yet stored.
 
-        ``subject`` defaults to the stream id (for account streams both are the
+        ``schema_version`` 0 means "the contract's latest", filled in when the event is
+        validated on append. ``subject`` defaults to the stream id (for account streams both are the
         account id). Without a ``correlation_id`` the event starts a new causal
         chain whose id is its own id.
         """

@@ -71,7 +71,9 @@ def event_type_of(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
     return None
 
 
-def from_kafka(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Envelope:
+def from_kafka(
+    key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]
+) -> Envelope:
     """Decode a binary-mode CloudEvents Kafka record; raises :class:`InvalidEventError`."""
     h = header_map(headers)
     missing = [name for name in _REQUIRED if name not in h]

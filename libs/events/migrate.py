@@ -41,7 +41,7 @@ def alembic_config(database_url: str, versions: str | None = None) -> Config:
 
 
 def upgrade(database_url: str, versions: str | None = None, revision: str = "heads") -> None:
-    """Bring the database to ``revision`` (blocking; call through ``asyncio.to_thread`` in a loop)."""
+    """Bring the database to ``revision``; blocking, so call it via ``asyncio.to_thread``."""
     if database_url.startswith("sqlite"):
         _ensure_sqlite_dir(database_url)
     command.upgrade(alembic_config(database_url, versions), revision)

@@ -101,14 +101,19 @@ class EventRegistry:
     def validate(self, envelope: Envelope) -> Envelope:
         """Check a new event's payload against its contract; return it with normalised data.
 
+        An event at schema version 0 is taken to be at its type's latest version.
+
         Raises :class:`UnknownEventTypeError` or :class:`InvalidEventError`.
         """
-        model = self.schema(envelope.type, envelope.schema_version)
-        if envelope.schema_version != self._latest[envelope.type]:
+        latest = self.latest_version(envelope.type)
+        if envelope.schema_version == 0:
+            envelope = envelope.with_data(envelope.data, latest)
+        elif envelope.schema_version != latest:
             raise InvalidEventError(
-                f"{envelope.type} must be written at schema version "
-                f"{self._latest[envelope.type]}, not {envelope.schema_version}"
+                f"{envelope.type} must be written at schema version {latest}, "
+                f"not {envelope.schema_version}"
             )
+        model = self._schemas[(envelope.type, latest)]
         try:
             data = model.model_validate(envelope.data).to_data()
         except ValidationError as exc:

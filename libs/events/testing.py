@@ -84,7 +84,8 @@ class FakeBroker:
     """Topics as lists of records, partitioned by key like Kafka's default partitioner."""
 
     partitions: int = 3
-    logs: dict[FakeTopicPartition, list[FakeRecord]] = field(default_factory=lambda: defaultdict(list))
+    logs: dict[FakeTopicPartition, list[FakeRecord]] = field(
+        default_factory=lambda: defaultdict(list))
     committed: dict[tuple[str, FakeTopicPartition], int] = field(default_factory=dict)
 
     def producer(self) -> FakeProducer:

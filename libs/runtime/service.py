@@ -144,12 +144,13 @@ class ServiceRuntime:
     async def metrics(self) -> str:
         """Prometheus text exposition of the kernel's counters."""
         svc = self.settings.service
+        published = self.relay.published if self.relay else 0
+        lag = self.relay.last_publish_lag_seconds if self.relay else 0
         lines = [
             "# TYPE events_published_total counter",
-            f'events_published_total{{service="{svc}"}} {self.relay.published if self.relay else 0}',
+            f'events_published_total{{service="{svc}"}} {published}',
             "# TYPE relay_publish_lag_seconds gauge",
-            f'relay_publish_lag_seconds{{service="{svc}"}} '
-            f"{self.relay.last_publish_lag_seconds if self.relay else 0}",
+            f'relay_publish_lag_seconds{{service="{svc}"}} {lag}',
         ]
         lines.append("# TYPE events_handled_total counter")
         lines += [f'events_handled_total{{service="{svc}",consumer="{c.name}"}} {c.handled}'

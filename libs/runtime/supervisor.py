@@ -2,7 +2,7 @@
 start the five services, prefix every line they print with the process's name, and on
 Ctrl-C stop everything it started, services first.
 
-Usage: python -m libs.runtime.supervisor [--db sqlite|postgres] [--no-infra]
+Usage: python -m libs.runtime.supervisor [--db sqlite|postgres] [--no-infra] [--base-port N]
 """
 
 from __future__ import annotations
@@ -23,7 +23,12 @@ from libs.events.topics import SERVICES, ensure_topics, events_topic
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA = ROOT / "deploy/local/kafka/kafka.sh"
 POSTGRES = ROOT / "deploy/local/postgres/postgres.sh"
-PORTS = {name: 8001 + i for i, name in enumerate(SERVICES)}
+
+
+def ports(base: int) -> dict[str, int]:
+    """registration on ``base``, verification on ``base + 1``, ... (8001-8005 by default)."""
+    return {name: base + i for i, name in enumerate(SERVICES)}
+
 COLORS = ["\033[36m", "\033[32m", "\033[35m", "\033[33m", "\033[34m", "\033[31m"]
 RESET = "\033[0m"
 
@@ -50,8 +55,8 @@ async def pump(name: str, stream: asyncio.StreamReader, color: str) -> None:
         say(name, line.decode(errors="replace"), color)
 
 
-async def wait_ready(deadline_s: float = 120) -> None:
-    pending = dict(PORTS)
+async def wait_ready(port_map: dict[str, int], deadline_s: float = 120) -> None:
+    pending = dict(port_map)
     deadline = time.monotonic() + deadline_s
     async with httpx.AsyncClient(timeout=2) as client:
         while pending and time.monotonic() < deadline:
@@ -66,12 +71,13 @@ async def wait_ready(deadline_s: float = 120) -> None:
                     pass
             await asyncio.sleep(0.5)
     if pending:
-        raise SystemExit(f"not ready after {deadline_s:.0f}s: {', '.join(pending)}")
+        raise RuntimeError(f"not ready after {deadline_s:.0f}s: {', '.join(pending)}")
     say("supervisor", "all five services are ready; Ctrl-C stops everything")
 
 
-async def main(db: str, with_infra: bool) -> int:
+async def main(db: str, with_infra: bool, base_port: int) -> int:
     env = dict(os.environ)
+    port_map = ports(base_port)
     started_infra: list[Path] = []
     if with_infra:
         infra(KAFKA, "start")
@@ -93,7 +99,7 @@ async def main(db: str, with_infra: bool) -> int:
     for i, name in enumerate(SERVICES):
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "uvicorn", f"services.{name}.main:app",
-            "--host", "127.0.0.1", "--port", str(PORTS[name]), "--no-access-log",
+            "--host", "127.0.0.1", "--port", str(port_map[name]), "--no-access-log",
             cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )
         procs[name] = proc
@@ -104,20 +110,23 @@ async def main(db: str, with_infra: bool) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     waiters = {asyncio.create_task(p.wait()): n for n, p in procs.items()}
-    ready = asyncio.create_task(wait_ready())
+    ready = asyncio.create_task(wait_ready(port_map))
     stopper = asyncio.create_task(stop.wait())
     code = 0
-    done, _ = await asyncio.wait([*waiters, stopper, ready], return_when=asyncio.FIRST_EXCEPTION)
-    while not stopper.done():
-        done, _ = await asyncio.wait([*waiters, stopper], return_when=asyncio.FIRST_COMPLETED)
+    while True:
+        watched = [*waiters, stopper] + ([] if ready.done() else [ready])
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        if stopper in done:
+            break
         exited = [waiters[t] for t in done if t in waiters]
         if exited:
             say("supervisor", f"{', '.join(exited)} exited; stopping everything")
             code = 1
             break
-    if ready.done() and ready.exception():
-        say("supervisor", str(ready.exception()))
-        code = 1
+        if ready in done and ready.exception() is not None:
+            say("supervisor", str(ready.exception()))
+            code = 1
+            break
     ready.cancel()
 
     say("supervisor", "stopping services")
@@ -142,5 +151,7 @@ if __name__ == "__main__":
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--no-infra", action="store_true",
                         help="use an already running Kafka (and PostgreSQL); stop none")
+    parser.add_argument("--base-port", type=int, default=int(os.environ.get("BASE_PORT", 8001)),
+                        help="port of the first service; the others follow (default 8001)")
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.db, not args.no_infra)))
+    sys.exit(asyncio.run(main(args.db, not args.no_infra, args.base_port)))

@@ -1,5 +1,6 @@
 from libs.runtime.app import create_app
 
+from . import __doc__ as about
 from .bootstrap import bootstrap
 
-app = create_app(bootstrap, title="Credit service", description="credit levels, graded management and fake-traffic monitoring (Art. 7¶2, 12, 13, 17¶2).")
+app = create_app(bootstrap, title="Credit service", description=about)

@@ -1,1 +1,3 @@
-"""The enforcement service: violations, measures, complaints and appeals, regulator reports (Art. 14, 18-21)."""
+"""The enforcement service: violations, measures, complaints and appeals, regulator reports
+(Art. 14, 18-21).
+"""

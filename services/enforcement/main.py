@@ -1,5 +1,6 @@
 from libs.runtime.app import create_app
 
+from . import __doc__ as about
 from .bootstrap import bootstrap
 
-app = create_app(bootstrap, title="Enforcement service", description="violations, measures, complaints and appeals, regulator reports (Art. 14, 18-21).")
+app = create_app(bootstrap, title="Enforcement service", description=about)

@@ -1,1 +1,2 @@
-"""The transfer service: transfers and privilege grants of accounts (Art. 11, 17¶3)."""
+"""The transfer service: transfers and privilege grants of accounts (Art. 11, 17¶3).
+"""

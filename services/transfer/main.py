@@ -1,5 +1,6 @@
 from libs.runtime.app import create_app
 
+from . import __doc__ as about
 from .bootstrap import bootstrap
 
-app = create_app(bootstrap, title="Transfer service", description="transfers and privilege grants of accounts (Art. 11, 17¶3).")
+app = create_app(bootstrap, title="Transfer service", description=about)

@@ -1,1 +1,3 @@
-"""The verification service: real-name identity, profile checks, qualifications, badges and disclosure (Art. 5, 8¶1-2, 9)."""
+"""The verification service: real-name identity, profile checks, qualifications, badges and
+disclosure (Art. 5, 8¶1-2, 9).
+"""
