@@ -25,7 +25,9 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
+from aiokafka.errors import KafkaError
 from sqlalchemy import text
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .db import Database
@@ -42,6 +44,14 @@ EventHandler = Callable[[AsyncConnection, Envelope], Awaitable[None]]
 
 # Errors that no retry can cure: the record goes straight to the dead letters.
 PERMANENT_ERRORS: tuple[type[Exception], ...] = (InvalidEventError, UnknownEventTypeError)
+
+# Errors of the infrastructure, not of the event: dead-lettering would park healthy events
+# while the database or broker is away. The batch is rolled back, the consumer seeks back
+# to it and tries again after a pause, for as long as it takes.
+INFRASTRUCTURE_ERRORS: tuple[type[Exception], ...] = (
+    OperationalError, InterfaceError, DisconnectionError, ConnectionError, TimeoutError,
+    OSError, KafkaError,
+)
 
 
 def each(handler: EventHandler) -> BatchHandler:
@@ -61,6 +71,7 @@ class KafkaSource(Protocol):
     async def stop(self) -> None: ...
     async def getmany(self, *partitions, timeout_ms: int = 0, max_records: int | None = None): ...
     async def commit(self, offsets=None) -> None: ...
+    def seek(self, partition, offset: int) -> None: ...
 
 
 @dataclass
@@ -98,7 +109,7 @@ class Consumer:
         backoff_seconds: float = 0.05,
         batch_size: int = 500,
         poll_timeout_ms: int = 200,
-        after_db_commit: Callable[[list[Envelope]], Awaitable[None]] | None = None,
+        after_db_commit: Callable[[list[Any]], Awaitable[None]] | None = None,
     ) -> None:
         self.name = name
         self.db = db
@@ -135,6 +146,7 @@ class Consumer:
         await self.source.stop()
 
     async def run(self) -> None:
+        pause = self.backoff_seconds
         while not self._stopping:
             batches = await self.source.getmany(
                 timeout_ms=self.poll_timeout_ms, max_records=self.batch_size
@@ -142,9 +154,21 @@ class Consumer:
             if not batches:
                 continue
             records = [r for tp_records in batches.values() for r in tp_records]
-            await self.process(records)
-            offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items() if recs}
-            await self.source.commit(offsets)
+            try:
+                await self.process(records)
+                if self.after_db_commit is not None:
+                    await self.after_db_commit(records)
+                offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items() if recs}
+                await self.source.commit(offsets)
+                pause = self.backoff_seconds
+            except INFRASTRUCTURE_ERRORS as exc:
+                # Nothing of this batch counts as consumed: read it again after a pause.
+                log.warning("consumer %s: %r; retrying the batch in %.2fs", self.name, exc, pause)
+                for tp, recs in batches.items():
+                    if recs:
+                        self.source.seek(tp, recs[0].offset)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
 
     # -- processing ---------------------------------------------------------------
     async def process(self, records: list[Any]) -> None:
@@ -160,11 +184,15 @@ class Consumer:
             return
         try:
             await self._handle([i.event for i in good])
+        except INFRASTRUCTURE_ERRORS:
+            raise
         except Exception as exc:
             log.warning("consumer %s: batch of %d failed (%s); retrying one by one",
                         self.name, len(good), exc)
             for item in good:
-                await self._handle_alone(item)
+                # The batch was everyone's first attempt; each event still gets at least
+                # one attempt of its own, since the failure may have been another's.
+                await self._handle_alone(item, first_attempt=2)
 
     def _decode(self, record: Any) -> _Item | None:
         etype = event_type_of(record.headers)
@@ -188,23 +216,24 @@ class Consumer:
                 await self.handler(tx, todo)
                 await record_handled(tx, self.name, (e.id for e in todo))
         self.handled += len(todo)
-        if self.after_db_commit is not None:
-            await self.after_db_commit(todo)
 
-    async def _handle_alone(self, item: _Item) -> None:
+    async def _handle_alone(self, item: _Item, first_attempt: int = 1) -> None:
         delay = self.backoff_seconds
-        for attempt in range(1, self.max_attempts + 1):
+        last = max(self.max_attempts, first_attempt)
+        for attempt in range(first_attempt, last + 1):
             try:
                 await self._handle([item.event])
                 return
             except PERMANENT_ERRORS as exc:
                 item.error = exc
                 break
+            except INFRASTRUCTURE_ERRORS:
+                raise
             except Exception as exc:  # noqa: BLE001 - any handler failure is retried
                 item.error = exc
                 log.warning("consumer %s: event %s failed (attempt %d/%d): %s", self.name,
-                            item.event.id, attempt, self.max_attempts, exc)
-                if attempt < self.max_attempts:
+                            item.event.id, attempt, last, exc)
+                if attempt < last:
                     await asyncio.sleep(delay)
                     delay *= 2
         await self._dead_letter(item, attempts=attempt)

@@ -150,3 +150,6 @@ class FakeConsumer:
     async def commit(self, offsets=None) -> None:
         for tp, offset in (offsets or {}).items():
             self.broker.committed[(self.group, tp)] = offset
+
+    def seek(self, partition: FakeTopicPartition, offset: int) -> None:
+        self._position[partition] = offset

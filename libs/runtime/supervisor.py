@@ -40,6 +40,10 @@ def say(name: str, line: str, color: str = "") -> None:
     sys.stdout.flush()
 
 
+def running(script: Path) -> bool:
+    return subprocess.run(["bash", str(script), "status"], capture_output=True).returncode == 0
+
+
 def infra(script: Path, *args: str) -> str:
     """Run an infrastructure script; its output is shown prefixed, failure stops make run."""
     proc = subprocess.run(["bash", str(script), *args], capture_output=True, text=True)
@@ -79,14 +83,17 @@ async def main(db: str, with_infra: bool, base_port: int) -> int:
     env = dict(os.environ)
     port_map = ports(base_port)
     started_infra: list[Path] = []
+    # Stop on exit only what this run started: a broker someone else runs stays up.
     if with_infra:
+        if not running(KAFKA):
+            started_infra.append(KAFKA)
         infra(KAFKA, "start")
-        started_infra.append(KAFKA)
         infra(KAFKA, "wait")
     if db == "postgres":
         if with_infra:
+            if not running(POSTGRES):
+                started_infra.append(POSTGRES)
             infra(POSTGRES, "start")
-            started_infra.append(POSTGRES)
         for name in SERVICES:
             key = f"{name.upper()}_DATABASE_URL"
             env.setdefault(key, infra(POSTGRES, "url", name).splitlines()[-1])

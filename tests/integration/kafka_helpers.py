@@ -42,7 +42,8 @@ async def read_topic(bootstrap: str, topic: str, expect_at_least: int, timeout: 
                 records.extend(recs)
             if len(records) >= expect_at_least and not batch:
                 ends = await consumer.end_offsets(parts)
-                if all(await consumer.position(tp) >= ends[tp] for tp in parts):
+                positions = [await consumer.position(tp) for tp in parts]
+                if all(pos >= ends[tp] for pos, tp in zip(positions, parts, strict=True)):
                     return records
         raise AssertionError(f"{topic}: {len(records)} records, expected >= {expect_at_least}")
     finally:
