@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from .db import Tx
 from .store import START, LogCursor
 
 _LOAD = text("SELECT xid, position FROM checkpoints WHERE name = :name")
@@ -21,18 +21,18 @@ _SAVE = text(
 _DELETE = text("DELETE FROM checkpoints WHERE name = :name")
 
 
-async def load_checkpoint(conn: AsyncConnection, name: str) -> LogCursor:
+async def load_checkpoint(conn: Tx, name: str) -> LogCursor:
     """The saved cursor of ``name``, or the start of the log."""
-    row = (await conn.execute(_LOAD, {"name": name})).first()
+    row = await conn.fetchrow(_LOAD, {"name": name})
     return LogCursor(int(row[0]), int(row[1])) if row else START
 
 
-async def save_checkpoint(conn: AsyncConnection, name: str, cursor: LogCursor) -> None:
+async def save_checkpoint(conn: Tx, name: str, cursor: LogCursor) -> None:
     await conn.execute(
         _SAVE,
         {"name": name, "xid": cursor.xid, "position": cursor.position, "now": datetime.now(UTC)},
     )
 
 
-async def reset_checkpoint(conn: AsyncConnection, name: str) -> None:
+async def reset_checkpoint(conn: Tx, name: str) -> None:
     await conn.execute(_DELETE, {"name": name})

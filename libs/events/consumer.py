@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import asyncpg
 import orjson
 from aiokafka.errors import KafkaError
 from sqlalchemy import text
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .db import Database
+from .db import Database, Tx
 from .envelope import Envelope
 from .errors import EventKernelError, InvalidEventError, UnknownEventTypeError
 from .inbox import already_handled, record_handled
@@ -39,8 +39,8 @@ from .registry import EventRegistry
 
 log = logging.getLogger(__name__)
 
-BatchHandler = Callable[[AsyncConnection, list[Envelope]], Awaitable[None]]
-EventHandler = Callable[[AsyncConnection, Envelope], Awaitable[None]]
+BatchHandler = Callable[[Tx, list[Envelope]], Awaitable[None]]
+EventHandler = Callable[[Tx, Envelope], Awaitable[None]]
 
 # Errors that no retry can cure: the record goes straight to the dead letters.
 PERMANENT_ERRORS: tuple[type[Exception], ...] = (InvalidEventError, UnknownEventTypeError)
@@ -50,14 +50,15 @@ PERMANENT_ERRORS: tuple[type[Exception], ...] = (InvalidEventError, UnknownEvent
 # to it and tries again after a pause, for as long as it takes.
 INFRASTRUCTURE_ERRORS: tuple[type[Exception], ...] = (
     OperationalError, InterfaceError, DisconnectionError, ConnectionError, TimeoutError,
-    OSError, KafkaError,
+    OSError, KafkaError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
 )
 
 
 def each(handler: EventHandler) -> BatchHandler:
     """Adapt a one-event handler to the batch interface (events handled in order)."""
 
-    async def handle(conn: AsyncConnection, events: list[Envelope]) -> None:
+    async def handle(conn: Tx, events: list[Envelope]) -> None:
         for event in events:
             await handler(conn, event)
 

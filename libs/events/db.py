@@ -1,54 +1,197 @@
-"""Database access shared by every service: one async engine, transactions opened by handlers.
+"""Database access shared by every service: transactions opened by handlers.
 
-PostgreSQL (asyncpg) is the production database, SQLite (aiosqlite) the embedded
-default. Nothing here commits on its own: :meth:`Database.transaction` is the one
-place a transaction begins and ends, and handlers are the ones who open it.
+PostgreSQL is the production database, SQLite the embedded default. Statements are
+SQLAlchemy Core constructs (mostly ``text()`` with named parameters), written once.
+How they run differs by database (docs/decisions/0007-statement-execution.md):
+
+- **PostgreSQL**: SQLAlchemy compiles each statement once for its asyncpg dialect
+  (``$1`` placeholders), and the compiled SQL runs on an ``asyncpg`` pool connection
+  inside an ``asyncpg`` transaction. Going through SQLAlchemy's async ``Connection`` costs
+  about 0.3-0.6 ms per transaction on this kind of machine (greenlet hops, result
+  wrapping), more than the whole commit; the benchmarks in ``bench/`` hold that to account.
+- **SQLite**: statements run through a SQLAlchemy ``AsyncConnection`` on aiosqlite.
+
+Either way the handler gets a :class:`Tx`, and nothing else opens or commits a
+transaction: :meth:`Database.transaction` is the only boundary.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as _AsyncpgDialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.elements import ClauseElement
 
 from .migrate import _ensure_sqlite_dir
 
+Params = Mapping[str, Any]
+
+
+class Tx(Protocol):
+    """One database transaction (or a read-only connection) as the kernel and handlers use it.
+
+    Rows support index access (``row[0]``) and unpacking on both databases.
+    """
+
+    dialect: str
+
+    async def execute(self, stmt: ClauseElement, params: Params | None = None) -> None: ...
+    async def executemany(self, stmt: ClauseElement, params: Sequence[Params]) -> None: ...
+    async def fetch(self, stmt: ClauseElement, params: Params | None = None) -> list[Any]: ...
+    async def fetchrow(self, stmt: ClauseElement, params: Params | None = None) -> Any: ...
+    async def fetchval(self, stmt: ClauseElement, params: Params | None = None) -> Any: ...
+
+
+_PG_DIALECT = _AsyncpgDialect()
+_compiled: dict[int, tuple[ClauseElement, str, tuple[str, ...]]] = {}
+
+
+def _pg(stmt: ClauseElement) -> tuple[str, tuple[str, ...]]:
+    """The statement's SQL for asyncpg and the order of its named parameters (cached)."""
+    hit = _compiled.get(id(stmt))
+    if hit is not None and hit[0] is stmt:
+        return hit[1], hit[2]
+    compiled = stmt.compile(dialect=_PG_DIALECT)
+    names = tuple(compiled.positiontup or ())
+    # Keep the statement itself alive in the cache so that its id is never reused.
+    _compiled[id(stmt)] = (stmt, compiled.string, names)
+    return compiled.string, names
+
+
+class PgTx:
+    """A :class:`Tx` over one asyncpg connection."""
+
+    dialect = "postgresql"
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+
+    async def execute(self, stmt, params=None) -> None:
+        sql, names = _pg(stmt)
+        await self.conn.execute(sql, *[params[n] for n in names]) if names else \
+            await self.conn.execute(sql)
+
+    async def executemany(self, stmt, params) -> None:
+        if not params:
+            return
+        sql, names = _pg(stmt)
+        await self.conn.executemany(sql, [[p[n] for n in names] for p in params])
+
+    async def fetch(self, stmt, params=None) -> list[Any]:
+        sql, names = _pg(stmt)
+        return await self.conn.fetch(sql, *[params[n] for n in names])
+
+    async def fetchrow(self, stmt, params=None) -> Any:
+        sql, names = _pg(stmt)
+        return await self.conn.fetchrow(sql, *[params[n] for n in names])
+
+    async def fetchval(self, stmt, params=None) -> Any:
+        sql, names = _pg(stmt)
+        return await self.conn.fetchval(sql, *[params[n] for n in names])
+
+
+class SqlTx:
+    """A :class:`Tx` over a SQLAlchemy ``AsyncConnection`` (SQLite)."""
+
+    dialect = "sqlite"
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def execute(self, stmt, params=None) -> None:
+        await self.conn.execute(stmt, dict(params or {}))
+
+    async def executemany(self, stmt, params) -> None:
+        if params:
+            await self.conn.execute(stmt, [dict(p) for p in params])
+
+    async def fetch(self, stmt, params=None) -> list[Any]:
+        return list((await self.conn.execute(stmt, dict(params or {}))).all())
+
+    async def fetchrow(self, stmt, params=None) -> Any:
+        return (await self.conn.execute(stmt, dict(params or {}))).first()
+
+    async def fetchval(self, stmt, params=None) -> Any:
+        row = (await self.conn.execute(stmt, dict(params or {}))).first()
+        return row[0] if row is not None else None
+
+
+def asyncpg_dsn(url: str) -> str:
+    """``postgresql+asyncpg://...`` (SQLAlchemy form) -> ``postgresql://...`` (asyncpg form)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(scheme="postgresql"))
+
 
 class Database:
-    """An async engine plus the transaction boundary used by handlers."""
+    """The transaction boundary used by handlers, over PostgreSQL or SQLite."""
 
     def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
         self.url = url
+        self.pool_size = pool_size
+        self._pool = None
+        self._pool_lock = asyncio.Lock()
+        self.engine: AsyncEngine | None = None
         if url.startswith("sqlite"):
+            self.dialect = "sqlite"
             _ensure_sqlite_dir(url)
-            self.engine: AsyncEngine = create_async_engine(url, echo=echo)
+            self.engine = create_async_engine(url, echo=echo)
             _configure_sqlite(self.engine)
+        elif url.startswith("postgresql"):
+            self.dialect = "postgresql"
         else:
-            self.engine = create_async_engine(
-                url, echo=echo, pool_size=pool_size, max_overflow=pool_size
-            )
-        self.dialect = self.engine.dialect.name
+            raise ValueError(f"unsupported database URL {url.split(':', 1)[0]!r}: "
+                             "use postgresql+asyncpg://... or sqlite+aiosqlite:///...")
 
     @property
     def is_postgres(self) -> bool:
         return self.dialect == "postgresql"
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """One transaction: committed when the block ends, rolled back if it raises."""
-        async with self.engine.begin() as conn:
-            yield conn
+    async def _get_pool(self):
+        if self._pool is None:
+            async with self._pool_lock:
+                if self._pool is None:
+                    import asyncpg
+
+                    self._pool = await asyncpg.create_pool(
+                        asyncpg_dsn(self.url), min_size=1, max_size=self.pool_size,
+                        # asyncpg hands jsonb back as text: the kernel decodes it itself.
+                    )
+        return self._pool
 
     @asynccontextmanager
-    async def connect(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads (its implicit transaction is rolled back at the end)."""
-        async with self.engine.connect() as conn:
-            yield conn
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        if self.is_postgres:
+            pool = await self._get_pool()
+            async with pool.acquire() as conn, conn.transaction():
+                yield PgTx(conn)
+        else:
+            async with self.engine.begin() as conn:
+                yield SqlTx(conn)
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[Tx]:
+        """A connection for reads (no transaction is kept open on PostgreSQL)."""
+        if self.is_postgres:
+            pool = await self._get_pool()
+            async with pool.acquire() as conn:
+                yield PgTx(conn)
+        else:
+            async with self.engine.connect() as conn:
+                yield SqlTx(conn)
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        if self.engine is not None:
+            await self.engine.dispose()
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

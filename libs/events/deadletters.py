@@ -48,7 +48,7 @@ async def list_dead_letters(
     db: Database, consumer: str, *, pending_only: bool = True
 ) -> list[DeadLetter]:
     async with db.connect() as conn:
-        rows = await conn.execute(_LIST, {"consumer": consumer, "pending": int(pending_only)})
+        rows = await conn.fetch(_LIST, {"consumer": consumer, "pending": int(pending_only)})
         return [
             DeadLetter(*r[:9], failed_at=_dt(r[9]), redriven_at=_dt(r[10])) for r in rows
         ]
@@ -62,7 +62,7 @@ async def redrive(
     Raises whatever the handler raises (the dead letter then stays pending).
     """
     async with db.transaction() as tx:
-        row = (await tx.execute(_GET, {"id": dead_letter_id})).first()
+        row = await tx.fetchrow(_GET, {"id": dead_letter_id})
         if row is None:
             raise LookupError(f"no dead letter {dead_letter_id}")
         key, value, headers, event_id, redriven_at = row

@@ -10,9 +10,14 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy import bindparam, text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-_SEEN = text(
+from .db import Tx
+
+_SEEN_PG = text(
+    "SELECT event_id FROM inbox WHERE consumer = :consumer "
+    "AND event_id = ANY(CAST(:ids AS text[]))"
+)
+_SEEN_SQLITE = text(
     "SELECT event_id FROM inbox WHERE consumer = :consumer AND event_id IN :ids"
 ).bindparams(bindparam("ids", expanding=True))
 _RECORD = text(
@@ -20,16 +25,16 @@ _RECORD = text(
 )
 
 
-async def already_handled(conn: AsyncConnection, consumer: str, event_ids: list[str]) -> set[str]:
+async def already_handled(conn: Tx, consumer: str, event_ids: list[str]) -> set[str]:
     """Which of ``event_ids`` ``consumer`` has handled before."""
     if not event_ids:
         return set()
-    rows = await conn.execute(_SEEN, {"consumer": consumer, "ids": event_ids})
-    return {r[0] for r in rows}
+    stmt = _SEEN_PG if conn.dialect == "postgresql" else _SEEN_SQLITE
+    return {r[0] for r in await conn.fetch(stmt, {"consumer": consumer, "ids": event_ids})}
 
 
-async def record_handled(conn: AsyncConnection, consumer: str, event_ids: Iterable[str]) -> None:
+async def record_handled(conn: Tx, consumer: str, event_ids: Iterable[str]) -> None:
     now = datetime.now(UTC)
-    params = [{"consumer": consumer, "event_id": eid, "now": now} for eid in event_ids]
-    if params:
-        await conn.execute(_RECORD, params)
+    await conn.executemany(
+        _RECORD, [{"consumer": consumer, "event_id": eid, "now": now} for eid in event_ids]
+    )

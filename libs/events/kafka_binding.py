@@ -55,7 +55,10 @@ def to_kafka(env: Envelope) -> tuple[bytes, bytes, Headers]:
         tp = env.traceparent.encode()
         headers.append(("ce_traceparent", tp))
         headers.append(("traceparent", tp))
-    return env.stream_id.encode(), orjson.dumps(env.data), headers
+    # Data read with ``decode_data=False`` is still the stored JSON text: forward it as is.
+    data = env.data
+    value = data.encode() if isinstance(data, str) else orjson.dumps(data)
+    return env.stream_id.encode(), value, headers
 
 
 def header_map(headers: Sequence[tuple[str, bytes]] | None) -> dict[str, str]:

@@ -68,7 +68,10 @@ class Relay:
         """Publish one page of events after the checkpoint; returns how many were published."""
         async with self.db.connect() as conn:
             cursor = await load_checkpoint(conn, self.name)
-            page = await self.store.read_all(conn, cursor, limit=self.batch_size, upcast=False)
+            # Payloads stay JSON text: published at their stored schema version, byte for
+            # byte, without a decode/encode round trip (consumers upcast).
+            page = await self.store.read_all(conn, cursor, limit=self.batch_size,
+                                             upcast=False, decode_data=False)
         if not page.events:
             return 0
         send = self.producer.send

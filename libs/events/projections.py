@@ -21,17 +21,20 @@ from typing import Any
 
 import orjson
 from sqlalchemy import bindparam, text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .checkpoints import load_checkpoint, reset_checkpoint, save_checkpoint
-from .db import Database
+from .db import Database, Tx
 from .envelope import Envelope
 from .store import EventStore
 
 Doc = dict[str, Any]
 Evolve = Callable[[Doc | None, Envelope], Doc | None]
 
-_LOAD = text(
+_LOAD_PG = text(
+    "SELECT key, doc FROM projection_documents "
+    "WHERE projection = :p AND key = ANY(CAST(:keys AS text[]))"
+)
+_LOAD_SQLITE = text(
     "SELECT key, doc FROM projection_documents WHERE projection = :p AND key IN :keys"
 ).bindparams(bindparam("keys", expanding=True))
 _GET = text("SELECT doc FROM projection_documents WHERE projection = :p AND key = :key")
@@ -70,13 +73,14 @@ class DocumentProjection:
     def wants(self, event: Envelope) -> bool:
         return self.event_types is None or event.type in self.event_types
 
-    async def apply(self, conn: AsyncConnection, events: list[Envelope]) -> None:
+    async def apply(self, conn: Tx, events: list[Envelope]) -> None:
         """Fold ``events`` (in order) into the stored documents, in the caller's transaction."""
         events = [e for e in events if self.wants(e)]
         if not events:
             return
         keys = sorted({self.key(e) for e in events})
-        rows = await conn.execute(_LOAD, {"p": self.name, "keys": keys})
+        load = _LOAD_PG if conn.dialect == "postgresql" else _LOAD_SQLITE
+        rows = await conn.fetch(load, {"p": self.name, "keys": keys})
         docs: dict[str, Doc | None] = {k: orjson.loads(d) for k, d in rows}
         for e in events:
             k = self.key(e)
@@ -86,22 +90,20 @@ class DocumentProjection:
             for k, d in docs.items() if d is not None
         ]
         deletes = [{"p": self.name, "key": k} for k, d in docs.items() if d is None]
-        if upserts:
-            await conn.execute(_UPSERT, upserts)
-        if deletes:
-            await conn.execute(_DELETE, deletes)
+        await conn.executemany(_UPSERT, upserts)
+        await conn.executemany(_DELETE, deletes)
 
-    async def get(self, conn: AsyncConnection, key: str) -> Doc | None:
-        row = (await conn.execute(_GET, {"p": self.name, "key": key})).first()
+    async def get(self, conn: Tx, key: str) -> Doc | None:
+        row = await conn.fetchrow(_GET, {"p": self.name, "key": key})
         return orjson.loads(row[0]) if row else None
 
-    async def reset(self, conn: AsyncConnection) -> None:
+    async def reset(self, conn: Tx) -> None:
         await conn.execute(_RESET, {"p": self.name})
 
-    async def state_hash(self, conn: AsyncConnection) -> str:
+    async def state_hash(self, conn: Tx) -> str:
         """SHA-256 over every (key, canonical document) in key order."""
         h = hashlib.sha256()
-        for key, doc in await conn.execute(_ALL, {"p": self.name}):
+        for key, doc in await conn.fetch(_ALL, {"p": self.name}):
             h.update(key.encode())
             h.update(b"\0")
             h.update(doc.encode())

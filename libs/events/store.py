@@ -11,8 +11,8 @@ transaction that commits late can never land behind a reader's checkpoint
 (docs/decisions/0001-gap-safe-global-order.md). On SQLite writers are serialized by
 the database lock, ``xid`` is always 0 and the order is the position.
 
-Nothing here commits: every method takes the caller's connection, whose
-transaction the handler opened (:meth:`libs.events.db.Database.transaction`).
+Nothing here commits: every method takes the caller's :class:`libs.events.db.Tx`,
+whose transaction the handler opened (:meth:`libs.events.db.Database.transaction`).
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import asyncpg
 import orjson
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from .db import Tx
 from .envelope import Envelope
 from .errors import ConcurrencyError, InvalidEventError
 from .registry import EventRegistry
@@ -98,6 +99,26 @@ _PG_APPEND = text(
     """
 )
 
+# The one-event form of the same statement: scalar parameters are cheaper to bind and
+# plan than arrays, and most commands append one event.
+_PG_APPEND_ONE = text(
+    """
+    INSERT INTO events (xid, event_id, stream_id, stream_version, type, schema_version, time,
+                        data, source, subject, correlation_id, causation_id, traceparent)
+    SELECT pg_current_xact_id(), CAST(:event_id AS text), CAST(:stream_id AS text),
+           CAST(:expected AS integer) + 1, CAST(:type AS text), CAST(:schema_version AS integer),
+           CAST(:time AS timestamptz), CAST(:data AS jsonb), CAST(:source AS text),
+           CAST(:subject AS text), CAST(:correlation_id AS text), CAST(:causation_id AS text),
+           CAST(:traceparent AS text)
+    WHERE CAST(:expected AS integer) = 0 OR EXISTS (
+        SELECT 1 FROM events e
+        WHERE e.stream_id = CAST(:stream_id AS text)
+          AND e.stream_version = CAST(:expected AS integer)
+          AND e.xid < pg_current_xact_id())
+    RETURNING position, stream_version
+    """
+)
+
 _PG_READ_ALL = text(
     f"""
     SELECT CAST(xid AS text) AS xid, {_COLUMNS.replace("data,", "CAST(data AS text),")}
@@ -148,6 +169,7 @@ _SQLITE_READ_STREAM = text(
     f"SELECT {_COLUMNS} FROM events WHERE stream_id = :stream_id AND stream_version > :after "
     "AND time <= :as_of ORDER BY stream_version"
 )
+_PG_DUPLICATES = (asyncpg.UniqueViolationError, IntegrityError)
 _STREAM_VERSION = text(
     "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream_id = :stream_id"
 )
@@ -175,7 +197,7 @@ class EventStore:
     # -- writing ------------------------------------------------------------------
     async def append(
         self,
-        conn: AsyncConnection,
+        conn: Tx,
         stream_id: str,
         expected_version: int,
         events: Sequence[Envelope],
@@ -200,8 +222,8 @@ class EventStore:
                 positions = await self._append_pg(conn, stream_id, expected_version, checked)
             else:
                 positions = await self._append_sqlite(conn, stream_id, expected_version, checked)
-        except IntegrityError as exc:
-            message = str(exc.orig)
+        except _PG_DUPLICATES as exc:
+            message = str(exc)
             if "event_id" in message:
                 raise InvalidEventError(f"an event id is already stored: {message}") from exc
             raise ConcurrencyError(stream_id, expected_version, "stream has moved on") from exc
@@ -210,25 +232,45 @@ class EventStore:
             for i, e in enumerate(checked, start=1)
         ]
 
-    async def _append_pg(self, conn, stream_id, expected, events) -> dict[int, int]:
-        result = await conn.execute(
-            _PG_APPEND,
-            {
-                "stream_id": stream_id,
-                "expected": expected,
-                "event_ids": [e.id for e in events],
-                "types": [e.type for e in events],
-                "schema_versions": [e.schema_version for e in events],
-                "times": [e.time for e in events],
-                "datas": [orjson.dumps(e.data).decode() for e in events],
-                "sources": [e.source for e in events],
-                "subjects": [e.subject for e in events],
-                "correlation_ids": [e.correlation_id for e in events],
-                "causation_ids": [e.causation_id for e in events],
-                "traceparents": [e.traceparent for e in events],
-            },
-        )
-        positions = {version: position for position, version in result.all()}
+    async def _append_pg(self, conn: Tx, stream_id, expected, events) -> dict[int, int]:
+        if len(events) == 1:
+            e = events[0]
+            rows = await conn.fetch(
+                _PG_APPEND_ONE,
+                {
+                    "event_id": e.id,
+                    "stream_id": stream_id,
+                    "expected": expected,
+                    "type": e.type,
+                    "schema_version": e.schema_version,
+                    "time": e.time,
+                    "data": orjson.dumps(e.data).decode(),
+                    "source": e.source,
+                    "subject": e.subject,
+                    "correlation_id": e.correlation_id,
+                    "causation_id": e.causation_id,
+                    "traceparent": e.traceparent,
+                },
+            )
+        else:
+            rows = await conn.fetch(
+                _PG_APPEND,
+                {
+                    "stream_id": stream_id,
+                    "expected": expected,
+                    "event_ids": [e.id for e in events],
+                    "types": [e.type for e in events],
+                    "schema_versions": [e.schema_version for e in events],
+                    "times": [e.time for e in events],
+                    "datas": [orjson.dumps(e.data).decode() for e in events],
+                    "sources": [e.source for e in events],
+                    "subjects": [e.subject for e in events],
+                    "correlation_ids": [e.correlation_id for e in events],
+                    "causation_ids": [e.causation_id for e in events],
+                    "traceparents": [e.traceparent for e in events],
+                },
+            )
+        positions = {version: position for position, version in rows}
         if not positions:
             raise ConcurrencyError(
                 stream_id,
@@ -238,13 +280,13 @@ class EventStore:
             )
         return positions
 
-    async def _append_sqlite(self, conn, stream_id, expected, events) -> dict[int, int]:
-        current = (await conn.execute(_SQLITE_VERSION, {"stream_id": stream_id})).scalar_one()
+    async def _append_sqlite(self, conn: Tx, stream_id, expected, events) -> dict[int, int]:
+        current = await conn.fetchval(_SQLITE_VERSION, {"stream_id": stream_id})
         if current != expected:
             raise ConcurrencyError(stream_id, expected, f"stream is at version {current}")
         positions: dict[int, int] = {}
         for version, e in enumerate(events, start=expected + 1):
-            result = await conn.execute(
+            positions[version] = await conn.fetchval(
                 _SQLITE_INSERT,
                 {
                     "event_id": e.id,
@@ -261,17 +303,16 @@ class EventStore:
                     "traceparent": e.traceparent,
                 },
             )
-            positions[version] = result.scalar_one()
         return positions
 
     # -- reading ------------------------------------------------------------------
-    async def stream_version(self, conn: AsyncConnection, stream_id: str) -> int:
+    async def stream_version(self, conn: Tx, stream_id: str) -> int:
         """The stream's current version (0 when it has no events)."""
-        return (await conn.execute(_STREAM_VERSION, {"stream_id": stream_id})).scalar_one()
+        return await conn.fetchval(_STREAM_VERSION, {"stream_id": stream_id})
 
     async def read_stream(
         self,
-        conn: AsyncConnection,
+        conn: Tx,
         stream_id: str,
         *,
         after_version: int = 0,
@@ -284,11 +325,11 @@ class EventStore:
         """
         as_of = as_of or _FAR_FUTURE
         if self.pg:
-            rows = await conn.execute(
+            rows = await conn.fetch(
                 _PG_READ_STREAM, {"stream_id": stream_id, "after": after_version, "as_of": as_of}
             )
         else:
-            rows = await conn.execute(
+            rows = await conn.fetch(
                 _SQLITE_READ_STREAM,
                 {"stream_id": stream_id, "after": after_version, "as_of": _sqlite_time(as_of)},
             )
@@ -297,45 +338,52 @@ class EventStore:
 
     async def read_all(
         self,
-        conn: AsyncConnection,
+        conn: Tx,
         after: LogCursor = START,
         *,
         limit: int = 1000,
         upcast: bool = True,
+        decode_data: bool = True,
     ) -> LogPage:
         """Up to ``limit`` events after ``after`` in global-log order, and the cursor after them.
 
-        With ``upcast=False`` payloads come back as stored (the relay publishes them so,
-        and consumers upcast). An empty page returns ``after`` unchanged.
+        With ``upcast=False`` payloads come back at their stored schema version; with
+        ``decode_data=False`` also as the stored JSON text (``str``), which the relay
+        forwards to Kafka verbatim (and implies ``upcast=False``). An empty page returns
+        ``after`` unchanged.
         """
         if self.pg:
-            result = await conn.execute(
+            rows = await conn.fetch(
                 _PG_READ_ALL, {"xid": str(after.xid), "position": after.position, "limit": limit}
             )
         else:
-            result = await conn.execute(
-                _SQLITE_READ_ALL, {"position": after.position, "limit": limit}
-            )
-        rows = result.all()
+            rows = await conn.fetch(_SQLITE_READ_ALL, {"position": after.position, "limit": limit})
         if not rows:
             return LogPage([], after)
-        make = self._envelope
-        events = [make(row[1:]) for row in rows]
-        if upcast:
+        loads = orjson.loads if decode_data else str
+        sqlite = not self.pg
+        events = [
+            Envelope(
+                r[2], r[9], r[5], r[10], datetime.fromisoformat(r[7]) if sqlite else r[7],
+                r[3], r[4], r[6], loads(r[8]), r[11], r[12], r[13], "application/json", r[1],
+            )
+            for r in rows
+        ]
+        if upcast and decode_data:
             up = self.registry.upcast
             events = [up(e) for e in events]
         last = rows[-1]
         return LogPage(events, LogCursor(int(last[0]), last[1]))
 
-    async def reader_wait_seconds(self, conn: AsyncConnection) -> float:
+    async def reader_wait_seconds(self, conn: Tx) -> float:
         """How long the oldest open write transaction has been holding tailing readers back."""
         if not self.pg:
             return 0.0
-        return float((await conn.execute(_PG_READER_WAIT)).scalar_one())
+        return float(await conn.fetchval(_PG_READER_WAIT))
 
     def _envelope(self, row) -> Envelope:
         (position, event_id, stream_id, version, type_, schema_version, time, data,
-         source, subject, correlation_id, causation_id, traceparent) = row
+         source, subject, correlation_id, causation_id, traceparent) = tuple(row)
         if isinstance(time, str):
             time = datetime.fromisoformat(time)
         return Envelope(

@@ -90,8 +90,8 @@ async def test_consumer_killed_mid_stream_applies_each_event_once(db, database_u
 
     async def handled() -> int:
         async with db.connect() as conn:
-            return (await conn.execute(text("SELECT COUNT(*) FROM inbox WHERE consumer = :g"),
-                                       {"g": group})).scalar_one()
+            return await conn.fetchval(text("SELECT COUNT(*) FROM inbox WHERE consumer = :g"),
+                                       {"g": group})
 
     first = await spawn("consumer", database_url, topic, group)
     await eventually(lambda: _more_than(handled(), 60), timeout=60, what="some events handled")

@@ -82,8 +82,8 @@ def consumer_for(db, bootstrap, topic, name, handler, producer, **kw) -> Consume
 
 async def inbox_size(db, name) -> int:
     async with db.connect() as conn:
-        return (await conn.execute(text("SELECT COUNT(*) FROM inbox WHERE consumer = :c"),
-                                   {"c": name})).scalar_one()
+        return await conn.fetchval(text("SELECT COUNT(*) FROM inbox WHERE consumer = :c"),
+                                   {"c": name})
 
 
 @BACKENDS

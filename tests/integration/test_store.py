@@ -6,6 +6,7 @@ import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -68,7 +69,7 @@ async def test_append_only_trigger_refuses_update_and_delete(db, store):
     async with db.transaction() as tx:
         await store.append(tx, "acc-1", 0, [noted("acc-1", 1)])
     for statement in ("UPDATE events SET type = 'tampered'", "DELETE FROM events"):
-        with pytest.raises(DBAPIError, match="append-only"):
+        with pytest.raises((DBAPIError, asyncpg.PostgresError), match="append-only"):
             async with db.transaction() as tx:
                 await tx.execute(text(statement))
     async with db.connect() as conn:
@@ -173,9 +174,9 @@ async def test_gap_safe_tailing_under_concurrent_writers(db, store):
         last = 0
         while not done.is_set():
             async with db.connect() as conn:
-                rows = (await conn.execute(text(
+                rows = await conn.fetch(text(
                     "SELECT position, event_id FROM events WHERE position > :p "
-                    "ORDER BY position LIMIT 7"), {"p": last})).all()
+                    "ORDER BY position LIMIT 7"), {"p": last})
             naive_seen.update(r[1] for r in rows)
             last = rows[-1][0] if rows else last
             await asyncio.sleep(0.001)
