@@ -122,6 +122,16 @@ class SqlTx:
         return row[0] if row is not None else None
 
 
+async def _keep_session(conn) -> None:
+    """Release a connection to the pool as it is.
+
+    asyncpg's default reset sends ``RESET ALL; UNLISTEN *; ...`` on every release, a round
+    trip that cost as much as the commit itself here. The kernel leaves no session state
+    behind (no SET, LISTEN, advisory locks or cursors outside a transaction), and every
+    transaction ends in COMMIT or ROLLBACK before release, so there is nothing to reset.
+    """
+
+
 def asyncpg_dsn(url: str) -> str:
     """``postgresql+asyncpg://...`` (SQLAlchemy form) -> ``postgresql://...`` (asyncpg form)."""
     parts = urlsplit(url)
@@ -160,7 +170,7 @@ class Database:
 
                     self._pool = await asyncpg.create_pool(
                         asyncpg_dsn(self.url), min_size=1, max_size=self.pool_size,
-                        # asyncpg hands jsonb back as text: the kernel decodes it itself.
+                        reset=_keep_session,
                     )
         return self._pool
 

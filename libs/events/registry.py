@@ -120,6 +120,28 @@ class EventRegistry:
             raise InvalidEventError(f"{envelope.type} payload is invalid: {exc}") from exc
         return envelope.with_data(data, envelope.schema_version)
 
+    def check_json(self, envelope: Envelope, data_json: bytes) -> Envelope:
+        """Validate an event whose payload is already serialized, on the append hot path.
+
+        Validation parses the JSON text that will be stored (pydantic's Rust JSON parser,
+        strict JSON types), so the payload is serialized once and not re-dumped; returns
+        the envelope with its schema version set (0 means the latest).
+        """
+        latest = self.latest_version(envelope.type)
+        version = envelope.schema_version
+        if version == 0:
+            envelope = envelope.with_data(envelope.data, latest)
+        elif version != latest:
+            raise InvalidEventError(
+                f"{envelope.type} must be written at schema version {latest}, not {version}"
+            )
+        try:
+            # Strict: what is stored must already be the contract's shape, not coercible to it.
+            self._schemas[(envelope.type, latest)].model_validate_json(data_json, strict=True)
+        except ValidationError as exc:
+            raise InvalidEventError(f"{envelope.type} payload is invalid: {exc}") from exc
+        return envelope
+
     def upcast(self, envelope: Envelope) -> Envelope:
         """Bring an event read from the store or the broker to its type's latest schema.
 

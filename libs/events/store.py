@@ -121,11 +121,14 @@ _PG_APPEND_ONE = text(
 
 _PG_READ_ALL = text(
     f"""
-    SELECT CAST(xid AS text) AS xid, {_COLUMNS.replace("data,", "CAST(data AS text),")}
+    SELECT CAST(events.xid AS text) AS xid_text,
+           {_COLUMNS.replace("data,", "CAST(data AS text),")}
     FROM events
-    WHERE (xid, position) > (CAST(CAST(:xid AS text) AS xid8), CAST(:position AS bigint))
-      AND xid < pg_snapshot_xmin(pg_current_snapshot())
-    ORDER BY xid, position
+    WHERE (events.xid, position) > (CAST(CAST(:xid AS text) AS xid8), CAST(:position AS bigint))
+      -- The horizon, computed once per query (an InitPlan), not once per row.
+      AND events.xid < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
+    -- Order by the xid8 column itself: its text form would sort "10" before "9".
+    ORDER BY events.xid, position
     LIMIT CAST(:limit AS integer)
     """
 )
@@ -213,15 +216,20 @@ class EventStore:
             return []
         if expected_version < 0:
             raise ValueError("expected_version must be >= 0")
-        checked = [self.registry.validate(e) for e in events]
+        datas = [orjson.dumps(e.data) for e in events]
+        check = self.registry.check_json
+        checked = [check(e, d) for e, d in zip(events, datas, strict=True)]
         for e in checked:
             if e.stream_id != stream_id:
                 raise InvalidEventError(f"event {e.id} belongs to stream {e.stream_id!r}")
+        texts = [d.decode() for d in datas]
         try:
             if self.pg:
-                positions = await self._append_pg(conn, stream_id, expected_version, checked)
+                positions = await self._append_pg(conn, stream_id, expected_version, checked,
+                                                  texts)
             else:
-                positions = await self._append_sqlite(conn, stream_id, expected_version, checked)
+                positions = await self._append_sqlite(conn, stream_id, expected_version,
+                                                      checked, texts)
         except _PG_DUPLICATES as exc:
             message = str(exc)
             if "event_id" in message:
@@ -232,7 +240,7 @@ class EventStore:
             for i, e in enumerate(checked, start=1)
         ]
 
-    async def _append_pg(self, conn: Tx, stream_id, expected, events) -> dict[int, int]:
+    async def _append_pg(self, conn: Tx, stream_id, expected, events, datas) -> dict[int, int]:
         if len(events) == 1:
             e = events[0]
             rows = await conn.fetch(
@@ -244,7 +252,7 @@ class EventStore:
                     "type": e.type,
                     "schema_version": e.schema_version,
                     "time": e.time,
-                    "data": orjson.dumps(e.data).decode(),
+                    "data": datas[0],
                     "source": e.source,
                     "subject": e.subject,
                     "correlation_id": e.correlation_id,
@@ -262,7 +270,7 @@ class EventStore:
                     "types": [e.type for e in events],
                     "schema_versions": [e.schema_version for e in events],
                     "times": [e.time for e in events],
-                    "datas": [orjson.dumps(e.data).decode() for e in events],
+                    "datas": datas,
                     "sources": [e.source for e in events],
                     "subjects": [e.subject for e in events],
                     "correlation_ids": [e.correlation_id for e in events],
@@ -280,12 +288,14 @@ class EventStore:
             )
         return positions
 
-    async def _append_sqlite(self, conn: Tx, stream_id, expected, events) -> dict[int, int]:
+    async def _append_sqlite(self, conn: Tx, stream_id, expected, events, datas
+                             ) -> dict[int, int]:
         current = await conn.fetchval(_SQLITE_VERSION, {"stream_id": stream_id})
         if current != expected:
             raise ConcurrencyError(stream_id, expected, f"stream is at version {current}")
         positions: dict[int, int] = {}
-        for version, e in enumerate(events, start=expected + 1):
+        for version, e, data in zip(range(expected + 1, expected + 1 + len(events)), events,
+                                    datas, strict=True):
             positions[version] = await conn.fetchval(
                 _SQLITE_INSERT,
                 {
@@ -295,7 +305,7 @@ class EventStore:
                     "type": e.type,
                     "schema_version": e.schema_version,
                     "time": _sqlite_time(e.time),
-                    "data": orjson.dumps(e.data).decode(),
+                    "data": data,
                     "source": e.source,
                     "subject": e.subject,
                     "correlation_id": e.correlation_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from datetime import UTC, datetime
 
@@ -26,10 +27,13 @@ async def seed(db, store, streams: int, per_stream: int) -> list[Envelope]:
     return out
 
 
-async def drain(relay: Relay) -> int:
+async def drain(relay: Relay, expected: int) -> int:
+    """Publish until ``expected`` events went out (polled: see the gap-safe horizon)."""
     total = 0
-    while n := await relay.publish_pending():
-        total += n
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while total < expected and loop.time() < deadline:
+        total += await relay.publish_pending()
     return total
 
 
@@ -54,7 +58,7 @@ async def test_relay_publishes_every_event_keyed_by_stream_in_version_order(
     producer = await started_producer(kafka_bootstrap)
     try:
         relay = Relay(db=db, store=store, producer=producer, topic=topic, batch_size=7)
-        assert await drain(relay) == 20
+        assert await drain(relay, 20) == 20
     finally:
         await producer.stop()
     records = await read_topic(kafka_bootstrap, topic, 20)
@@ -82,7 +86,7 @@ async def test_relay_killed_between_commit_and_publish_delivers_after_restart(
         with pytest.raises(ConnectionError):
             await dying.publish_pending()
         restarted = Relay(db=db, store=store, producer=producer, topic=topic)
-        assert await drain(restarted) == 15
+        assert await drain(restarted, 15) == 15
     finally:
         await producer.stop()
     records = await read_topic(kafka_bootstrap, topic, 15)
@@ -99,10 +103,10 @@ async def test_lost_checkpoint_republishes_duplicates_with_the_same_event_ids(
     producer = await started_producer(kafka_bootstrap)
     try:
         relay = Relay(db=db, store=store, producer=producer, topic=topic)
-        await drain(relay)
+        await drain(relay, 6)
         async with db.transaction() as tx:  # the checkpoint write never happened
             await reset_checkpoint(tx, relay.name)
-        assert await drain(relay) == 6
+        assert await drain(relay, 6) == 6
     finally:
         await producer.stop()
     records = await read_topic(kafka_bootstrap, topic, 12)

@@ -84,7 +84,8 @@ def upgrade() -> None:
         )
         for ddl in _SQLITE_APPEND_ONLY:
             op.execute(ddl)
-    op.create_index("events_type_time", "events", ["type", "time"])
+    # No other index on events: every one is paid on every append (see bench/), and the
+    # log is read by stream or by (xid, position) only. Read models index what they query.
 
     op.create_table(
         "checkpoints",
