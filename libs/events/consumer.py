@@ -149,9 +149,7 @@ class Consumer:
     async def run(self) -> None:
         pause = self.backoff_seconds
         while not self._stopping:
-            batches = await self.source.getmany(
-                timeout_ms=self.poll_timeout_ms, max_records=self.batch_size
-            )
+            batches = await self._next_batch()
             if not batches:
                 continue
             records = [r for tp_records in batches.values() for r in tp_records]
@@ -170,6 +168,26 @@ class Consumer:
                         self.source.seek(tp, recs[0].offset)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)
+
+    async def _next_batch(self) -> dict[Any, list[Any]]:
+        """Wait for records, then take what else is already fetched, up to ``batch_size``.
+
+        Each batch costs a database commit and an offset commit whatever its size, so a
+        backlog is handled in full batches rather than in whatever trickle the first
+        fetch response happened to hold.
+        """
+        batches = await self.source.getmany(
+            timeout_ms=self.poll_timeout_ms, max_records=self.batch_size
+        )
+        count = sum(len(v) for v in batches.values())
+        while batches and count < self.batch_size:
+            more = await self.source.getmany(timeout_ms=0, max_records=self.batch_size - count)
+            if not more:
+                break
+            for tp, recs in more.items():
+                batches.setdefault(tp, []).extend(recs)
+                count += len(recs)
+        return batches
 
     # -- processing ---------------------------------------------------------------
     async def process(self, records: list[Any]) -> None:
@@ -207,6 +225,7 @@ class Consumer:
 
     async def _handle(self, events: list[Envelope]) -> None:
         async with self.db.transaction() as tx:
+            await tx.plan_per_execution()
             seen = await already_handled(tx, self.name, [e.id for e in events])
             todo: list[Envelope] = []
             for e in events:

@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as _AsyncpgDialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.elements import ClauseElement
@@ -46,6 +46,7 @@ class Tx(Protocol):
     async def fetch(self, stmt: ClauseElement, params: Params | None = None) -> list[Any]: ...
     async def fetchrow(self, stmt: ClauseElement, params: Params | None = None) -> Any: ...
     async def fetchval(self, stmt: ClauseElement, params: Params | None = None) -> Any: ...
+    async def plan_per_execution(self) -> None: ...
 
 
 _PG_DIALECT = _AsyncpgDialect()
@@ -62,6 +63,14 @@ def _pg(stmt: ClauseElement) -> tuple[str, tuple[str, ...]]:
     # Keep the statement itself alive in the cache so that its id is never reused.
     _compiled[id(stmt)] = (stmt, compiled.string, names)
     return compiled.string, names
+
+
+# Batch statements (inbox look-ups, projection loads) take arrays whose size and the
+# tables' sizes vary a lot. A prepared statement's generic plan is chosen from the
+# statistics of its first executions, often on empty tables, where a sequential scan
+# wins; kept on a pooled connection it then scans a grown table on every batch. Batch
+# transactions ask for a custom plan per execution: planning is cheap next to a batch.
+CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
 class PgTx:
@@ -95,6 +104,10 @@ class PgTx:
         sql, names = _pg(stmt)
         return await self.conn.fetchval(sql, *[params[n] for n in names])
 
+    async def plan_per_execution(self) -> None:
+        """For the rest of this transaction, plan every statement for its parameters."""
+        await self.execute(CUSTOM_PLANS)
+
 
 class SqlTx:
     """A :class:`Tx` over a SQLAlchemy ``AsyncConnection`` (SQLite)."""
@@ -121,6 +134,9 @@ class SqlTx:
         row = (await self.conn.execute(stmt, dict(params or {}))).first()
         return row[0] if row is not None else None
 
+    async def plan_per_execution(self) -> None:
+        """SQLite plans every statement anyway."""
+
 
 async def _keep_session(conn) -> None:
     """Release a connection to the pool as it is.
@@ -133,9 +149,13 @@ async def _keep_session(conn) -> None:
 
 
 def asyncpg_dsn(url: str) -> str:
-    """``postgresql+asyncpg://...`` (SQLAlchemy form) -> ``postgresql://...`` (asyncpg form)."""
+    """``postgresql+asyncpg://...?ssl=require`` (SQLAlchemy form) -> asyncpg's DSN form
+    (``postgresql://...?sslmode=require``); other query parameters pass through."""
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(scheme="postgresql"))
+    query = "&".join(
+        f"sslmode={p[4:]}" if p.startswith("ssl=") else p for p in parts.query.split("&") if p
+    )
+    return urlunsplit(parts._replace(scheme="postgresql", query=query))
 
 
 class Database:

@@ -23,6 +23,11 @@ _SEEN_SQLITE = text(
 _RECORD = text(
     "INSERT INTO inbox (consumer, event_id, handled_at) VALUES (:consumer, :event_id, :now)"
 )
+# One statement for the whole batch: executemany costs a bind/execute per row.
+_RECORD_PG = text(
+    "INSERT INTO inbox (consumer, event_id, handled_at) "
+    "SELECT CAST(:consumer AS text), unnest(CAST(:ids AS text[])), CAST(:now AS timestamptz)"
+)
 
 
 async def already_handled(conn: Tx, consumer: str, event_ids: list[str]) -> set[str]:
@@ -35,6 +40,11 @@ async def already_handled(conn: Tx, consumer: str, event_ids: list[str]) -> set[
 
 async def record_handled(conn: Tx, consumer: str, event_ids: Iterable[str]) -> None:
     now = datetime.now(UTC)
+    if conn.dialect == "postgresql":
+        ids = list(event_ids)
+        if ids:
+            await conn.execute(_RECORD_PG, {"consumer": consumer, "ids": ids, "now": now})
+        return
     await conn.executemany(
         _RECORD, [{"consumer": consumer, "event_id": eid, "now": now} for eid in event_ids]
     )

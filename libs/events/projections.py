@@ -44,6 +44,14 @@ _UPSERT = text(
     ON CONFLICT (projection, key) DO UPDATE SET doc = excluded.doc
     """
 )
+_UPSERT_PG = text(
+    """
+    INSERT INTO projection_documents (projection, key, doc)
+    SELECT CAST(:p AS text), k, d
+    FROM unnest(CAST(:keys AS text[]), CAST(:docs AS text[])) AS u(k, d)
+    ON CONFLICT (projection, key) DO UPDATE SET doc = excluded.doc
+    """
+)
 _DELETE = text("DELETE FROM projection_documents WHERE projection = :p AND key = :key")
 _RESET = text("DELETE FROM projection_documents WHERE projection = :p")
 _ALL = text("SELECT key, doc FROM projection_documents WHERE projection = :p ORDER BY key")
@@ -85,12 +93,15 @@ class DocumentProjection:
         for e in events:
             k = self.key(e)
             docs[k] = self.evolve(docs.get(k), e)
-        upserts = [
-            {"p": self.name, "key": k, "doc": canonical_json(d)}
-            for k, d in docs.items() if d is not None
-        ]
+        kept = {k: canonical_json(d) for k, d in docs.items() if d is not None}
         deletes = [{"p": self.name, "key": k} for k, d in docs.items() if d is None]
-        await conn.executemany(_UPSERT, upserts)
+        if conn.dialect == "postgresql":
+            if kept:  # one statement for the batch, not a bind/execute per document
+                await conn.execute(_UPSERT_PG, {"p": self.name, "keys": list(kept),
+                                                "docs": list(kept.values())})
+        else:
+            await conn.executemany(
+                _UPSERT, [{"p": self.name, "key": k, "doc": d} for k, d in kept.items()])
         await conn.executemany(_DELETE, deletes)
 
     async def get(self, conn: Tx, key: str) -> Doc | None:
@@ -135,6 +146,7 @@ class ProjectionRunner:
     async def step(self) -> int:
         """Apply one page of the log and advance the checkpoint in the same transaction."""
         async with self.db.transaction() as tx:
+            await tx.plan_per_execution()
             cursor = await load_checkpoint(tx, self.checkpoint)
             page = await self.store.read_all(tx, cursor, limit=self.batch_size)
             if not page.events:

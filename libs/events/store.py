@@ -231,9 +231,6 @@ class EventStore:
                 positions = await self._append_sqlite(conn, stream_id, expected_version,
                                                       checked, texts)
         except _PG_DUPLICATES as exc:
-            message = str(exc)
-            if "event_id" in message:
-                raise InvalidEventError(f"an event id is already stored: {message}") from exc
             raise ConcurrencyError(stream_id, expected_version, "stream has moved on") from exc
         return [
             e.with_stream_version(expected_version + i, positions[expected_version + i])

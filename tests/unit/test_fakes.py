@@ -53,3 +53,11 @@ def test_log_cursor_text_form():
     assert LogCursor.parse("7") == LogCursor(0, 7)
     with pytest.raises(ValueError, match="xid:position"):
         LogCursor.parse("seven")
+
+
+def test_sqlalchemy_url_becomes_an_asyncpg_dsn():
+    from libs.events.db import asyncpg_dsn
+
+    assert asyncpg_dsn("postgresql+asyncpg://u@h:5/db?ssl=require&application_name=x") == (
+        "postgresql://u@h:5/db?sslmode=require&application_name=x")
+    assert asyncpg_dsn("postgresql+asyncpg://u@h/db") == "postgresql://u@h/db"

@@ -122,6 +122,9 @@ create_cluster() {
 # (it takes it for a number), which the server then rejects as a syntax error.
 #   - listen_addresses: reachable from this machine only.
 #   - max_connections: five services plus test and benchmark pools.
+#   - ssl off: Debian turns TLS on with a snakeoil certificate, and clients that "prefer"
+#     TLS (asyncpg's default) then encrypt loopback traffic for nothing; it was a visible
+#     share of every commit's client CPU in the benchmarks.
 #   - fsync / synchronous_commit / full_page_writes are deliberately NOT set: they stay at
 #     their durable defaults because the benchmarks measure commit latency and must measure
 #     the real thing.
@@ -132,7 +135,8 @@ write_conf() {
   local want
   want="# Written by deploy/local/postgres/postgres.sh; edits are overwritten on the next start.
 listen_addresses = '127.0.0.1'
-max_connections = 200"
+max_connections = 200
+ssl = off"
   if [ "$(cat "$file" 2>/dev/null)" != "$want" ]; then
     printf '%s\n' "$want" | as_root tee "$file" >/dev/null || die "could not write $file"
     as_root chown postgres:postgres "$file"
