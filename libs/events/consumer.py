@@ -33,7 +33,7 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from .db import Database, Tx
 from .envelope import Envelope
 from .errors import EventKernelError, InvalidEventError, UnknownEventTypeError
-from .inbox import already_handled, record_handled
+from .inbox import claim, record_handled
 from .kafka_binding import event_type_of, from_kafka
 from .registry import EventRegistry
 
@@ -226,15 +226,14 @@ class Consumer:
     async def _handle(self, events: list[Envelope]) -> None:
         async with self.db.transaction() as tx:
             await tx.plan_per_execution()
-            seen = await already_handled(tx, self.name, [e.id for e in events])
+            new = await claim(tx, self.name, [e.id for e in events])
             todo: list[Envelope] = []
             for e in events:
-                if e.id not in seen:
-                    seen.add(e.id)  # a duplicate inside one batch is handled once too
+                if e.id in new:
+                    new.discard(e.id)  # a duplicate inside one batch is handled once too
                     todo.append(e)
             if todo:
                 await self.handler(tx, todo)
-                await record_handled(tx, self.name, (e.id for e in todo))
         self.handled += len(todo)
 
     async def _handle_alone(self, item: _Item, first_attempt: int = 1) -> None:

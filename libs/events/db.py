@@ -5,10 +5,11 @@ SQLAlchemy Core constructs (mostly ``text()`` with named parameters), written on
 How they run differs by database (docs/decisions/0007-statement-execution.md):
 
 - **PostgreSQL**: SQLAlchemy compiles each statement once for its asyncpg dialect
-  (``$1`` placeholders), and the compiled SQL runs on an ``asyncpg`` pool connection
-  inside an ``asyncpg`` transaction. Going through SQLAlchemy's async ``Connection`` costs
-  about 0.3-0.6 ms per transaction on this kind of machine (greenlet hops, result
-  wrapping), more than the whole commit; the benchmarks in ``bench/`` hold that to account.
+  (``$1`` placeholders), and the compiled SQL runs on an asyncpg connection from
+  :class:`ConnectionPool` inside an asyncpg transaction. Going through SQLAlchemy's
+  async ``Connection`` costs about 0.3-0.6 ms per transaction on this kind of machine
+  (greenlet hops, result wrapping), more than the whole commit; ``bench/`` holds that to
+  account (docs/decisions/0007-statement-execution.md).
 - **SQLite**: statements run through a SQLAlchemy ``AsyncConnection`` on aiosqlite.
 
 Either way the handler gets a :class:`Tx`, and nothing else opens or commits a
@@ -18,6 +19,7 @@ transaction: :meth:`Database.transaction` is the only boundary.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -138,14 +140,61 @@ class SqlTx:
         """SQLite plans every statement anyway."""
 
 
-async def _keep_session(conn) -> None:
-    """Release a connection to the pool as it is.
+class ConnectionPool:
+    """A small pool of asyncpg connections: a stack of idle ones and a queue of waiters.
 
-    asyncpg's default reset sends ``RESET ALL; UNLISTEN *; ...`` on every release, a round
-    trip that cost as much as the commit itself here. The kernel leaves no session state
-    behind (no SET, LISTEN, advisory locks or cursors outside a transaction), and every
-    transaction ends in COMMIT or ROLLBACK before release, so there is nothing to reset.
+    asyncpg's own ``Pool`` resets every connection on release (``RESET ALL; UNLISTEN *``,
+    a round trip that cost as much as a commit here) and its acquire/release machinery
+    cost another 0.1-0.2 ms per transaction on this kind of machine (bench/README.md).
+    The kernel leaves no session state behind (no SET outside SET LOCAL, no LISTEN,
+    advisory locks or open cursors), so a connection goes back as it is, unless it is
+    closed or still inside a transaction, in which case it is dropped.
     """
+
+    def __init__(self, dsn: str, size: int) -> None:
+        self._dsn = dsn
+        self._size = size
+        self._idle: list = []
+        self._open = 0
+        self._waiters: deque[asyncio.Future] = deque()
+
+    async def acquire(self):
+        import asyncpg
+
+        while True:
+            while self._idle:
+                conn = self._idle.pop()
+                if not conn.is_closed():
+                    return conn
+                self._open -= 1
+            if self._open < self._size:
+                self._open += 1
+                try:
+                    return await asyncpg.connect(self._dsn)
+                except BaseException:
+                    self._open -= 1
+                    raise
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+
+    def release(self, conn) -> None:
+        if conn.is_closed() or conn.is_in_transaction():
+            conn.terminate()
+            self._open -= 1
+        else:
+            self._idle.append(conn)
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.close()
+        self._open -= len(idle)
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -186,12 +235,7 @@ class Database:
         if self._pool is None:
             async with self._pool_lock:
                 if self._pool is None:
-                    import asyncpg
-
-                    self._pool = await asyncpg.create_pool(
-                        asyncpg_dsn(self.url), min_size=1, max_size=self.pool_size,
-                        reset=_keep_session,
-                    )
+                    self._pool = ConnectionPool(asyncpg_dsn(self.url), self.pool_size)
         return self._pool
 
     @asynccontextmanager
@@ -199,8 +243,12 @@ class Database:
         """One transaction: committed when the block ends, rolled back if it raises."""
         if self.is_postgres:
             pool = await self._get_pool()
-            async with pool.acquire() as conn, conn.transaction():
-                yield PgTx(conn)
+            conn = await pool.acquire()
+            try:
+                async with conn.transaction():
+                    yield PgTx(conn)
+            finally:
+                pool.release(conn)
         else:
             async with self.engine.begin() as conn:
                 yield SqlTx(conn)
@@ -210,8 +258,11 @@ class Database:
         """A connection for reads (no transaction is kept open on PostgreSQL)."""
         if self.is_postgres:
             pool = await self._get_pool()
-            async with pool.acquire() as conn:
+            conn = await pool.acquire()
+            try:
                 yield PgTx(conn)
+            finally:
+                pool.release(conn)
         else:
             async with self.engine.connect() as conn:
                 yield SqlTx(conn)

@@ -20,6 +20,18 @@ _SEEN_PG = text(
 _SEEN_SQLITE = text(
     "SELECT event_id FROM inbox WHERE consumer = :consumer AND event_id IN :ids"
 ).bindparams(bindparam("ids", expanding=True))
+# PostgreSQL: claim the whole batch in one statement. The ids that come back are the ones
+# not handled before; a rollback of the handler's transaction releases them again. (A
+# separate "which ids are known?" look-up got a poor generic plan on a young inbox.)
+_CLAIM_PG = text(
+    """
+    INSERT INTO inbox (consumer, event_id, handled_at)
+    SELECT CAST(:consumer AS text), u.id, CAST(:now AS timestamptz)
+    FROM unnest(CAST(:ids AS text[])) AS u(id)
+    ON CONFLICT (consumer, event_id) DO NOTHING
+    RETURNING event_id
+    """
+)
 _RECORD = text(
     "INSERT INTO inbox (consumer, event_id, handled_at) VALUES (:consumer, :event_id, :now)"
 )
@@ -36,6 +48,25 @@ async def already_handled(conn: Tx, consumer: str, event_ids: list[str]) -> set[
         return set()
     stmt = _SEEN_PG if conn.dialect == "postgresql" else _SEEN_SQLITE
     return {r[0] for r in await conn.fetch(stmt, {"consumer": consumer, "ids": event_ids})}
+
+
+async def claim(conn: Tx, consumer: str, event_ids: list[str]) -> set[str]:
+    """Record ``event_ids`` as handled by ``consumer``; return those it had not handled yet.
+
+    Call it in the handler's transaction, before handling: if the handler fails, the
+    rollback takes the claims back with everything else.
+    """
+    if not event_ids:
+        return set()
+    if conn.dialect == "postgresql":
+        rows = await conn.fetch(
+            _CLAIM_PG, {"consumer": consumer, "ids": list(dict.fromkeys(event_ids)),
+                        "now": datetime.now(UTC)})
+        return {r[0] for r in rows}
+    known = await already_handled(conn, consumer, event_ids)
+    new = [i for i in dict.fromkeys(event_ids) if i not in known]
+    await record_handled(conn, consumer, new)
+    return set(new)
 
 
 async def record_handled(conn: Tx, consumer: str, event_ids: Iterable[str]) -> None:

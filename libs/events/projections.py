@@ -30,9 +30,15 @@ from .store import EventStore
 Doc = dict[str, Any]
 Evolve = Callable[[Doc | None, Envelope], Doc | None]
 
+# One index probe per key, whatever the planner thinks of the table's size: a plain
+# "key = ANY(:keys)" got a generic plan that filtered the projection's every row.
 _LOAD_PG = text(
-    "SELECT key, doc FROM projection_documents "
-    "WHERE projection = :p AND key = ANY(CAST(:keys AS text[]))"
+    """
+    SELECT k.key, d.doc FROM unnest(CAST(:keys AS text[])) AS k(key)
+    CROSS JOIN LATERAL (
+        SELECT doc FROM projection_documents
+        WHERE projection = CAST(:p AS text) AND key = k.key LIMIT 1) AS d
+    """
 )
 _LOAD_SQLITE = text(
     "SELECT key, doc FROM projection_documents WHERE projection = :p AND key IN :keys"

@@ -231,6 +231,8 @@ class EventStore:
                 positions = await self._append_sqlite(conn, stream_id, expected_version,
                                                       checked, texts)
         except _PG_DUPLICATES as exc:
+            if "event_id" in str(exc):
+                raise InvalidEventError(f"an event id is already stored: {exc}") from exc
             raise ConcurrencyError(stream_id, expected_version, "stream has moved on") from exc
         return [
             e.with_stream_version(expected_version + i, positions[expected_version + i])

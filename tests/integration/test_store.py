@@ -196,3 +196,13 @@ async def test_gap_safe_tailing_under_concurrent_writers(db, store):
         # The scenario really happened: the naive tailer, running alongside, lost events
         # that committed after a higher position had been read.
         assert len(naive_seen) < len(ids)
+
+
+@BACKENDS
+async def test_duplicate_event_id_is_refused(db, store):
+    e = noted("acc-1", 1)
+    async with db.transaction() as tx:
+        await store.append(tx, "acc-1", 0, [e])
+    with pytest.raises(InvalidEventError, match="already stored"):
+        async with db.transaction() as tx:
+            await store.append(tx, "acc-2", 0, [e._replace(stream_id="acc-2", subject="acc-2")])

@@ -52,6 +52,7 @@ def upgrade() -> None:
               causation_id   text,
               traceparent    text,
               CONSTRAINT events_stream_version_key UNIQUE (stream_id, stream_version),
+              CONSTRAINT events_event_id_key UNIQUE (event_id),
               CONSTRAINT events_stream_version_positive CHECK (stream_version > 0)
             )
             """
@@ -77,15 +78,15 @@ def upgrade() -> None:
             sa.Column("causation_id", sa.Text),
             sa.Column("traceparent", sa.Text),
             sa.UniqueConstraint("stream_id", "stream_version", name="events_stream_version_key"),
+            sa.UniqueConstraint("event_id", name="events_event_id_key"),
             sa.CheckConstraint("stream_version > 0", name="events_stream_version_positive"),
             sqlite_autoincrement=True,
         )
         for ddl in _SQLITE_APPEND_ONLY:
             op.execute(ddl)
-    # No other index on events, not even on event_id: every index is paid on every append
-    # (a random UUID key the most; see bench/), the log is read by stream or by
-    # (xid, position) only, and ids are UUIDv4 minted by Envelope.new that consumers'
-    # inboxes key on. Read models index what they query.
+    # No other index on events: every index is paid on every append (see bench/). The
+    # unique event_id stays: consumers' inboxes key on it, so a second event with the same
+    # id (a caller-supplied id reused) would silently vanish downstream.
 
     op.create_table(
         "checkpoints",
