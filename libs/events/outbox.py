@@ -14,8 +14,6 @@ inboxes absorb.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import time
 from typing import Protocol
 
@@ -23,8 +21,7 @@ from .checkpoints import load_checkpoint, save_checkpoint
 from .db import Database
 from .kafka_binding import to_kafka
 from .store import EventStore
-
-log = logging.getLogger(__name__)
+from .tailer import LogTailer
 
 
 class Producer(Protocol):
@@ -34,7 +31,7 @@ class Producer(Protocol):
                    headers=None): ...
 
 
-class Relay:
+class Relay(LogTailer):
     """Publishes a service's events from its store to its Kafka topic, at least once, in order."""
 
     def __init__(
@@ -48,21 +45,14 @@ class Relay:
         batch_size: int = 1000,
         idle_seconds: float = 0.05,
     ) -> None:
+        super().__init__(name=name or f"relay:{topic}", batch_size=batch_size,
+                         idle_seconds=idle_seconds)
         self.db = db
         self.store = store
         self.producer = producer
         self.topic = topic
-        self.name = name or f"relay:{topic}"
-        self.batch_size = batch_size
-        self.idle_seconds = idle_seconds
         self.published = 0
         self.last_publish_lag_seconds = 0.0
-        self._wake = asyncio.Event()
-        self._stopping = False
-
-    def nudge(self) -> None:
-        """Tell the relay new events were committed, so it need not wait for its next poll."""
-        self._wake.set()
 
     async def publish_pending(self) -> int:
         """Publish one page of events after the checkpoint; returns how many were published."""
@@ -89,26 +79,4 @@ class Relay:
         self.last_publish_lag_seconds = max(0.0, time.time() - page.events[-1].time.timestamp())
         return len(page.events)
 
-    async def run(self) -> None:
-        """Publish until :meth:`stop`; transient failures are logged and retried with backoff."""
-        backoff = 0.1
-        while not self._stopping:
-            try:
-                n = await self.publish_pending()
-                backoff = 0.1
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("relay %s failed; retrying in %.1fs", self.name, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            if n < self.batch_size:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.idle_seconds)
-
-    def stop(self) -> None:
-        """Finish the page in flight, then leave :meth:`run`."""
-        self._stopping = True
-        self._wake.set()
+    step = publish_pending

@@ -13,8 +13,6 @@ a :class:`libs.events.consumer.Consumer` can feed one from other services' topic
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 from collections.abc import Callable, Collection
 from typing import Any
@@ -26,6 +24,7 @@ from .checkpoints import load_checkpoint, reset_checkpoint, save_checkpoint
 from .db import Database, Tx
 from .envelope import Envelope
 from .store import EventStore
+from .tailer import LogTailer
 
 Doc = dict[str, Any]
 Evolve = Callable[[Doc | None, Envelope], Doc | None]
@@ -128,7 +127,7 @@ class DocumentProjection:
         return h.hexdigest()
 
 
-class ProjectionRunner:
+class ProjectionRunner(LogTailer):
     """Keeps a projection up to date with the service's own global log."""
 
     def __init__(
@@ -140,14 +139,12 @@ class ProjectionRunner:
         batch_size: int = 1000,
         idle_seconds: float = 0.05,
     ) -> None:
+        super().__init__(name=f"projection:{projection.name}", batch_size=batch_size,
+                         idle_seconds=idle_seconds)
         self.db = db
         self.store = store
         self.projection = projection
-        self.checkpoint = f"projection:{projection.name}"
-        self.batch_size = batch_size
-        self.idle_seconds = idle_seconds
-        self._stopping = False
-        self._wake = asyncio.Event()
+        self.checkpoint = self.name
 
     async def step(self) -> int:
         """Apply one page of the log and advance the checkpoint in the same transaction."""
@@ -174,18 +171,3 @@ class ProjectionRunner:
             await self.projection.reset(tx)
             await reset_checkpoint(tx, self.checkpoint)
         return await self.catch_up()
-
-    def nudge(self) -> None:
-        self._wake.set()
-
-    async def run(self) -> None:
-        while not self._stopping:
-            n = await self.step()
-            if n < self.batch_size:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.idle_seconds)
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()

@@ -98,13 +98,8 @@ class EventRegistry:
             raise UnknownEventTypeError(event_type, version) from None
 
     # -- use ----------------------------------------------------------------------
-    def validate(self, envelope: Envelope) -> Envelope:
-        """Check a new event's payload against its contract; return it with normalised data.
-
-        An event at schema version 0 is taken to be at its type's latest version.
-
-        Raises :class:`UnknownEventTypeError` or :class:`InvalidEventError`.
-        """
+    def _writable(self, envelope: Envelope) -> tuple[Envelope, type[EventPayload]]:
+        """The envelope at its type's latest version (0 means "the latest") and its schema."""
         latest = self.latest_version(envelope.type)
         if envelope.schema_version == 0:
             envelope = envelope.with_data(envelope.data, latest)
@@ -113,7 +108,15 @@ class EventRegistry:
                 f"{envelope.type} must be written at schema version {latest}, "
                 f"not {envelope.schema_version}"
             )
-        model = self._schemas[(envelope.type, latest)]
+        return envelope, self._schemas[(envelope.type, latest)]
+
+    def validate(self, envelope: Envelope) -> Envelope:
+        """Check a new event's payload against its contract; return it with normalised data.
+
+        An event at schema version 0 is taken to be at its type's latest version.
+        Raises :class:`UnknownEventTypeError` or :class:`InvalidEventError`.
+        """
+        envelope, model = self._writable(envelope)
         try:
             data = model.model_validate(envelope.data).to_data()
         except ValidationError as exc:
@@ -124,20 +127,13 @@ class EventRegistry:
         """Validate an event whose payload is already serialized, on the append hot path.
 
         Validation parses the JSON text that will be stored (pydantic's Rust JSON parser,
-        strict JSON types), so the payload is serialized once and not re-dumped; returns
-        the envelope with its schema version set (0 means the latest).
+        strict types), so the payload is serialized once and not re-dumped; returns the
+        envelope with its schema version set.
         """
-        latest = self.latest_version(envelope.type)
-        version = envelope.schema_version
-        if version == 0:
-            envelope = envelope.with_data(envelope.data, latest)
-        elif version != latest:
-            raise InvalidEventError(
-                f"{envelope.type} must be written at schema version {latest}, not {version}"
-            )
+        envelope, model = self._writable(envelope)
         try:
             # Strict: what is stored must already be the contract's shape, not coercible to it.
-            self._schemas[(envelope.type, latest)].model_validate_json(data_json, strict=True)
+            model.model_validate_json(data_json, strict=True)
         except ValidationError as exc:
             raise InvalidEventError(f"{envelope.type} payload is invalid: {exc}") from exc
         return envelope
