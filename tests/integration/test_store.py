@@ -206,3 +206,31 @@ async def test_duplicate_event_id_is_refused(db, store):
     with pytest.raises(InvalidEventError, match="already stored"):
         async with db.transaction() as tx:
             await store.append(tx, "acc-2", 0, [e._replace(stream_id="acc-2", subject="acc-2")])
+
+
+async def test_log_order_is_numeric_across_a_power_of_ten_of_xids(db, store):
+    """Regression: the log was once ordered by the xid's text ('1000' < '999'), which made a
+    reader whose page ended past a power of ten skip every event just below it."""
+    current = int(await _fetchval(db, "SELECT CAST(pg_current_xact_id() AS text)"))
+    boundary = 10 ** (len(str(current - 2)) - 1)
+    assert boundary >= 10
+    xids = [boundary - 2, boundary - 1, boundary, boundary + 1]  # all committed long ago
+    async with db.transaction() as tx:
+        for i, xid in enumerate(xids, start=1):
+            await tx.execute(text(
+                "INSERT INTO events (xid, event_id, stream_id, stream_version, type,"
+                " schema_version, time, data, source, subject, correlation_id) VALUES"
+                " (CAST(CAST(:xid AS text) AS xid8), :id, 'acc-x', :v, 'test.Noted', 1, :t,"
+                " CAST(:data AS jsonb), 'tests', 'acc-x', :id)"),
+                {"xid": str(xid), "id": f"e{i}", "v": i, "t": T0, "data": f'{{"n": {i}}}'})
+    seen, cursor = [], START
+    async with db.connect() as conn:
+        while (page := await store.read_all(conn, cursor, limit=2)).events:
+            seen += [e.stream_version for e in page.events]
+            cursor = page.cursor
+    assert seen == [1, 2, 3, 4]
+
+
+async def _fetchval(db, sql: str):
+    async with db.transaction() as tx:
+        return await tx.fetchval(text(sql))
