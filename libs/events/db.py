@@ -207,6 +207,36 @@ def asyncpg_dsn(url: str) -> str:
     return urlunsplit(parts._replace(scheme="postgresql", query=query))
 
 
+class _PgTransaction:
+    """``async with`` support for a PostgreSQL transaction, written out as a class: it runs
+    once per command, and a generator-based context manager costs measurably more."""
+
+    __slots__ = ("_db", "_pool", "_conn", "_tr")
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def __aenter__(self) -> PgTx:
+        self._pool = pool = self._db._pool or await self._db._get_pool()
+        self._conn = conn = await pool.acquire()
+        try:
+            self._tr = conn.transaction()
+            await self._tr.start()
+        except BaseException:
+            pool.release(conn)
+            raise
+        return PgTx(conn)
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                await self._tr.commit()
+            else:
+                await self._tr.rollback()
+        finally:
+            self._pool.release(self._conn)
+
+
 class Database:
     """The transaction boundary used by handlers, over PostgreSQL or SQLite."""
 
@@ -238,20 +268,17 @@ class Database:
                     self._pool = ConnectionPool(asyncpg_dsn(self.url), self.pool_size)
         return self._pool
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
-        """One transaction: committed when the block ends, rolled back if it raises."""
+    def transaction(self):
+        """One transaction: ``async with db.transaction() as tx:`` commits when the block
+        ends and rolls back if it raises."""
         if self.is_postgres:
-            pool = await self._get_pool()
-            conn = await pool.acquire()
-            try:
-                async with conn.transaction():
-                    yield PgTx(conn)
-            finally:
-                pool.release(conn)
-        else:
-            async with self.engine.begin() as conn:
-                yield SqlTx(conn)
+            return _PgTransaction(self)
+        return self._sqlite_transaction()
+
+    @asynccontextmanager
+    async def _sqlite_transaction(self) -> AsyncIterator[Tx]:
+        async with self.engine.begin() as conn:
+            yield SqlTx(conn)
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[Tx]:
