@@ -134,3 +134,21 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 3
         if loop.time() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+@pytest.fixture
+async def topic(kafka_bootstrap) -> str:
+    """A new 3-partition topic on the real broker."""
+    from tests.integration.kafka_helpers import fresh_topic
+
+    return await fresh_topic(kafka_bootstrap)
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap) -> AsyncIterator:
+    """A started producer configured as the relay's (acks=all, idempotent), stopped after."""
+    from tests.integration.kafka_helpers import started_producer
+
+    p = await started_producer(kafka_bootstrap)
+    yield p
+    await p.stop()

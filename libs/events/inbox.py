@@ -13,10 +13,6 @@ from sqlalchemy import bindparam, text
 
 from .db import Tx
 
-_SEEN_PG = text(
-    "SELECT event_id FROM inbox WHERE consumer = :consumer "
-    "AND event_id = ANY(CAST(:ids AS text[]))"
-)
 _SEEN_SQLITE = text(
     "SELECT event_id FROM inbox WHERE consumer = :consumer AND event_id IN :ids"
 ).bindparams(bindparam("ids", expanding=True))
@@ -42,14 +38,6 @@ _RECORD_PG = text(
 )
 
 
-async def already_handled(conn: Tx, consumer: str, event_ids: list[str]) -> set[str]:
-    """Which of ``event_ids`` ``consumer`` has handled before."""
-    if not event_ids:
-        return set()
-    stmt = _SEEN_PG if conn.dialect == "postgresql" else _SEEN_SQLITE
-    return {r[0] for r in await conn.fetch(stmt, {"consumer": consumer, "ids": event_ids})}
-
-
 async def claim(conn: Tx, consumer: str, event_ids: list[str]) -> set[str]:
     """Record ``event_ids`` as handled by ``consumer``; return those it had not handled yet.
 
@@ -63,7 +51,9 @@ async def claim(conn: Tx, consumer: str, event_ids: list[str]) -> set[str]:
             _CLAIM_PG, {"consumer": consumer, "ids": list(dict.fromkeys(event_ids)),
                         "now": datetime.now(UTC)})
         return {r[0] for r in rows}
-    known = await already_handled(conn, consumer, event_ids)
+    # SQLite has one writer at a time: look up, then insert what is new.
+    known = {r[0] for r in await conn.fetch(_SEEN_SQLITE, {"consumer": consumer,
+                                                            "ids": event_ids})}
     new = [i for i in dict.fromkeys(event_ids) if i not in known]
     await record_handled(conn, consumer, new)
     return set(new)

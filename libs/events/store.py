@@ -135,7 +135,7 @@ _PG_READ_ALL = text(
 
 _PG_READ_STREAM = text(
     f"""
-    SELECT {_COLUMNS.replace("data,", "CAST(data AS text),")} FROM events
+    SELECT 0, {_COLUMNS.replace("data,", "CAST(data AS text),")} FROM events
     WHERE stream_id = CAST(:stream_id AS text) AND stream_version > CAST(:after AS integer)
       AND time <= CAST(:as_of AS timestamptz)
     ORDER BY stream_version
@@ -169,7 +169,7 @@ _SQLITE_READ_ALL = text(
     "ORDER BY position LIMIT :limit"
 )
 _SQLITE_READ_STREAM = text(
-    f"SELECT {_COLUMNS} FROM events WHERE stream_id = :stream_id AND stream_version > :after "
+    f"SELECT 0, {_COLUMNS} FROM events WHERE stream_id = :stream_id AND stream_version > :after "
     "AND time <= :as_of ORDER BY stream_version"
 )
 _PG_DUPLICATES = (asyncpg.UniqueViolationError, IntegrityError)
@@ -342,8 +342,7 @@ class EventStore:
                 _SQLITE_READ_STREAM,
                 {"stream_id": stream_id, "after": after_version, "as_of": _sqlite_time(as_of)},
             )
-        upcast = self.registry.upcast
-        return [upcast(self._envelope(row)) for row in rows]
+        return self._envelopes(rows)
 
     async def read_all(
         self,
@@ -369,6 +368,19 @@ class EventStore:
             rows = await conn.fetch(_SQLITE_READ_ALL, {"position": after.position, "limit": limit})
         if not rows:
             return LogPage([], after)
+        events = self._envelopes(rows, upcast=upcast, decode_data=decode_data)
+        last = rows[-1]
+        return LogPage(events, LogCursor(int(last[0]), last[1]))
+
+    async def reader_wait_seconds(self, conn: Tx) -> float:
+        """How long the oldest open write transaction has been holding tailing readers back."""
+        if not self.pg:
+            return 0.0
+        return float(await conn.fetchval(_PG_READER_WAIT))
+
+    def _envelopes(self, rows, *, upcast: bool = True, decode_data: bool = True
+                   ) -> list[Envelope]:
+        """Envelopes from rows of (xid, *_COLUMNS); inlined, since replay runs it per event."""
         loads = orjson.loads if decode_data else str
         sqlite = not self.pg
         events = [
@@ -381,22 +393,4 @@ class EventStore:
         if upcast and decode_data:
             up = self.registry.upcast
             events = [up(e) for e in events]
-        last = rows[-1]
-        return LogPage(events, LogCursor(int(last[0]), last[1]))
-
-    async def reader_wait_seconds(self, conn: Tx) -> float:
-        """How long the oldest open write transaction has been holding tailing readers back."""
-        if not self.pg:
-            return 0.0
-        return float(await conn.fetchval(_PG_READER_WAIT))
-
-    def _envelope(self, row) -> Envelope:
-        (position, event_id, stream_id, version, type_, schema_version, time, data,
-         source, subject, correlation_id, causation_id, traceparent) = tuple(row)
-        if isinstance(time, str):
-            time = datetime.fromisoformat(time)
-        return Envelope(
-            event_id, source, type_, subject, time, stream_id, version, schema_version,
-            orjson.loads(data), correlation_id, causation_id, traceparent,
-            "application/json", position,
-        )
+        return events

@@ -21,7 +21,7 @@ from libs.events import (
 from libs.events.kafka_binding import header_map, to_kafka
 from libs.runtime.kafka import make_consumer
 from tests.conftest import BACKENDS, eventually, registry
-from tests.integration.kafka_helpers import fresh_topic, read_topic, started_producer
+from tests.integration.kafka_helpers import read_topic
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 pytestmark = pytest.mark.kafka
@@ -88,10 +88,8 @@ async def inbox_size(db, name) -> int:
 
 @BACKENDS
 async def test_killed_after_db_commit_before_offset_commit_is_redelivered_and_applied_once(
-        db, kafka_bootstrap):
-    topic = await fresh_topic(kafka_bootstrap)
+        db, kafka_bootstrap, topic, producer):
     name = f"it-{uuid.uuid4().hex[:8]}"
-    producer = await started_producer(kafka_bootstrap)
     projection = DocumentProjection(f"{name}-counts", count)
     events = [noted(f"acc-{k}", n) for k in range(4) for n in range(5)]
     await publish(producer, topic, events)
@@ -115,7 +113,6 @@ async def test_killed_after_db_commit_before_offset_commit_is_redelivered_and_ap
         assert await inbox_size(db, name) == 20
     finally:
         await second.stop()
-        await producer.stop()
     async with db.connect() as conn:
         for k in range(4):
             doc = await projection.get(conn, f"acc-{k}")
@@ -124,12 +121,10 @@ async def test_killed_after_db_commit_before_offset_commit_is_redelivered_and_ap
 
 @BACKENDS
 async def test_poison_event_is_dead_lettered_after_n_tries_and_other_events_keep_flowing(
-        db, kafka_bootstrap):
-    topic = await fresh_topic(kafka_bootstrap)
+        db, kafka_bootstrap, topic, producer):
     name = f"it-{uuid.uuid4().hex[:8]}"
     dlq = f"{name}.deadletter"
     await ensure_topics(kafka_bootstrap, [dlq])
-    producer = await started_producer(kafka_bootstrap)
     projection = DocumentProjection(f"{name}-counts", count)
     attempts: dict[str, int] = {}
     healed = False
@@ -172,17 +167,15 @@ async def test_poison_event_is_dead_lettered_after_n_tries_and_other_events_keep
 
     healed = True
     await redrive(db, registry, name, by_id[poison.id].id, each(handler))
-    await producer.stop()
     async with db.connect() as conn:
         assert (await projection.get(conn, "acc-bad"))["ns"] == [0, 13]
     assert [d.event_id for d in await list_dead_letters(db, name)] == [unknown.id]
 
 
 @BACKENDS
-async def test_graceful_shutdown_finishes_the_event_in_flight(db, kafka_bootstrap):
-    topic = await fresh_topic(kafka_bootstrap)
+async def test_graceful_shutdown_finishes_the_event_in_flight(db, kafka_bootstrap, topic,
+                                                             producer):
     name = f"it-{uuid.uuid4().hex[:8]}"
-    producer = await started_producer(kafka_bootstrap)
     projection = DocumentProjection(f"{name}-counts", count)
     started = asyncio.Event()
 
@@ -208,7 +201,6 @@ async def test_graceful_shutdown_finishes_the_event_in_flight(db, kafka_bootstra
         assert again.source.delivered == 1
     finally:
         await again.stop()
-        await producer.stop()
 
 
 async def _async(value: bool) -> bool:

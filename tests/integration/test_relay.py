@@ -11,7 +11,7 @@ import pytest
 from libs.events import Envelope, Relay, reset_checkpoint
 from libs.events.kafka_binding import from_kafka, header_map
 from tests.conftest import BACKENDS
-from tests.integration.kafka_helpers import fresh_topic, read_topic, started_producer
+from tests.integration.kafka_helpers import read_topic
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 pytestmark = pytest.mark.kafka
@@ -52,15 +52,10 @@ class CrashingProducer:
 
 @BACKENDS
 async def test_relay_publishes_every_event_keyed_by_stream_in_version_order(
-        db, store, kafka_bootstrap):
-    topic = await fresh_topic(kafka_bootstrap)
+        db, store, kafka_bootstrap, topic, producer):
     stored = await seed(db, store, streams=5, per_stream=4)
-    producer = await started_producer(kafka_bootstrap)
-    try:
-        relay = Relay(db=db, store=store, producer=producer, topic=topic, batch_size=7)
-        assert await drain(relay, 20) == 20
-    finally:
-        await producer.stop()
+    relay = Relay(db=db, store=store, producer=producer, topic=topic, batch_size=7)
+    assert await drain(relay, 20) == 20
     records = await read_topic(kafka_bootstrap, topic, 20)
     assert len(records) == 20
     by_key = defaultdict(list)
@@ -77,18 +72,13 @@ async def test_relay_publishes_every_event_keyed_by_stream_in_version_order(
 
 @BACKENDS
 async def test_relay_killed_between_commit_and_publish_delivers_after_restart(
-        db, store, kafka_bootstrap):
-    topic = await fresh_topic(kafka_bootstrap)
+        db, store, kafka_bootstrap, topic, producer):
     stored = await seed(db, store, streams=3, per_stream=5)
-    producer = await started_producer(kafka_bootstrap)
-    try:
-        dying = Relay(db=db, store=store, producer=CrashingProducer(producer, 4), topic=topic)
-        with pytest.raises(ConnectionError):
-            await dying.publish_pending()
-        restarted = Relay(db=db, store=store, producer=producer, topic=topic)
-        assert await drain(restarted, 15) == 15
-    finally:
-        await producer.stop()
+    dying = Relay(db=db, store=store, producer=CrashingProducer(producer, 4), topic=topic)
+    with pytest.raises(ConnectionError):
+        await dying.publish_pending()
+    restarted = Relay(db=db, store=store, producer=producer, topic=topic)
+    assert await drain(restarted, 15) == 15
     records = await read_topic(kafka_bootstrap, topic, 15)
     ids = [from_kafka(r.key, r.value, r.headers).id for r in records]
     assert set(ids) == {e.id for e in stored}, "nothing lost"
@@ -97,18 +87,13 @@ async def test_relay_killed_between_commit_and_publish_delivers_after_restart(
 
 @BACKENDS
 async def test_lost_checkpoint_republishes_duplicates_with_the_same_event_ids(
-        db, store, kafka_bootstrap):
-    topic = await fresh_topic(kafka_bootstrap)
+        db, store, kafka_bootstrap, topic, producer):
     stored = await seed(db, store, streams=2, per_stream=3)
-    producer = await started_producer(kafka_bootstrap)
-    try:
-        relay = Relay(db=db, store=store, producer=producer, topic=topic)
-        await drain(relay, 6)
-        async with db.transaction() as tx:  # the checkpoint write never happened
-            await reset_checkpoint(tx, relay.name)
-        assert await drain(relay, 6) == 6
-    finally:
-        await producer.stop()
+    relay = Relay(db=db, store=store, producer=producer, topic=topic)
+    await drain(relay, 6)
+    async with db.transaction() as tx:  # the checkpoint write never happened
+        await reset_checkpoint(tx, relay.name)
+    assert await drain(relay, 6) == 6
     records = await read_topic(kafka_bootstrap, topic, 12)
     ids = [from_kafka(r.key, r.value, r.headers).id for r in records]
     assert len(ids) == 12 and set(ids) == {e.id for e in stored}
