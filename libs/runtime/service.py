@@ -64,7 +64,8 @@ class ServiceRuntime:
         self.projection_defs = projections
         self.db = Database(settings.database_url)
         self.store = EventStore(registry, dialect=self.db.dialect)
-        self.topic = events_topic(settings.service)
+        self.ns = settings.kafka_namespace
+        self.topic = self.ns + events_topic(settings.service)
         self.producer = None
         self.relay: Relay | None = None
         self.consumers: list[Consumer] = []
@@ -76,8 +77,8 @@ class ServiceRuntime:
         await asyncio.to_thread(upgrade, s.database_url, self.migrations)
         await ensure_topics(
             s.kafka_bootstrap_servers,
-            [events_topic(name) for name in SERVICES]
-            + [dead_letter_topic(sub.name) for sub in self.subscriptions],
+            [self.ns + events_topic(name) for name in SERVICES]
+            + [self.ns + dead_letter_topic(sub.name) for sub in self.subscriptions],
             partitions=s.topic_partitions,
         )
         self.producer = make_producer(s.kafka_bootstrap_servers, f"{s.service}-relay")
@@ -93,9 +94,11 @@ class ServiceRuntime:
                 name=sub.name,
                 db=self.db,
                 registry=self.registry,
-                source=make_consumer(s.kafka_bootstrap_servers, sub.name, sub.topics),
+                source=make_consumer(s.kafka_bootstrap_servers, self.ns + sub.name,
+                                     [self.ns + t for t in sub.topics]),
                 handler=sub.handler,
                 dead_letter_producer=self.producer,
+                dead_letter_topic=self.ns + dead_letter_topic(sub.name),
                 event_types=sub.event_types,
             )
             await consumer.start()

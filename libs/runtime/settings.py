@@ -5,6 +5,9 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEV_AUTH_SECRET = "development-only-auth-secret-change-me"
+DEV_PII_KEY = "development-only-pii-key-change-me"
+
 
 class ServiceSettings(BaseSettings):
     """Settings common to every service; each service subclasses it with its name and port.
@@ -23,9 +26,15 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS"
     )
+    # Prefix of every topic and consumer group: lets several systems share one broker
+    # (the e2e suite runs its own namespace so earlier runs' events never reach it).
+    kafka_namespace: str = Field("", validation_alias="KAFKA_NAMESPACE")
     topic_partitions: int = Field(3, validation_alias="KAFKA_TOPIC_PARTITIONS")
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
     var_dir: str = Field("var", validation_alias="VAR_DIR")
+    # Development defaults so that `make run` works as is; refused outside development.
+    auth_secret: str = Field(DEV_AUTH_SECRET, validation_alias="AUTH_SECRET")
+    pii_key: str = Field(DEV_PII_KEY, validation_alias="PII_KEY")
 
     @model_validator(mode="before")
     @classmethod
@@ -50,4 +59,10 @@ class ServiceSettings(BaseSettings):
                 "SQLite is the embedded default for development only; "
                 f"set {self.service.upper()}_DATABASE_URL to a PostgreSQL URL"
             )
+        if self.environment != "development":
+            for name, dev in (("AUTH_SECRET", DEV_AUTH_SECRET), ("PII_KEY", DEV_PII_KEY)):
+                value = self.auth_secret if name == "AUTH_SECRET" else self.pii_key
+                if value == dev or len(value) < 32:
+                    raise ValueError(f"{name} must be set to a secret of 32+ characters "
+                                     "outside development")
         return self

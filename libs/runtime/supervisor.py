@@ -98,7 +98,8 @@ async def main(db: str, with_infra: bool, base_port: int) -> int:
             key = f"{name.upper()}_DATABASE_URL"
             env.setdefault(key, infra(POSTGRES, "url", name).splitlines()[-1])
     bootstrap = env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-    created = await ensure_topics(bootstrap, [events_topic(s) for s in SERVICES])
+    ns = env.get("KAFKA_NAMESPACE", "")
+    created = await ensure_topics(bootstrap, [ns + events_topic(s) for s in SERVICES])
     say("supervisor", f"topics ready ({len(created)} created)")
 
     procs: dict[str, asyncio.subprocess.Process] = {}

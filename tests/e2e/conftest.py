@@ -12,24 +12,68 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from collections import deque
+from datetime import UTC, datetime
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 
+from libs.events import Envelope
+from libs.events.contracts import all_contracts
+from libs.events.kafka_binding import to_kafka
 from libs.events.topics import SERVICES
+from libs.runtime.auth import issue_token
+from libs.runtime.settings import DEV_AUTH_SECRET
 from tests.conftest import PG_PORT, ROOT, create_database, drop_database
 
 BASE_PORT = int(os.environ.get("E2E_BASE_PORT", "18001"))
 
 
 class System:
-    def __init__(self, base_port: int) -> None:
+    def __init__(self, base_port: int, namespace: str, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
         self.urls = {name: f"http://127.0.0.1:{base_port + i}" for i, name in enumerate(SERVICES)}
         self.output: deque[str] = deque(maxlen=400)
+        # Topics and groups of this run only: earlier runs' events stay on the broker.
+        self.namespace = namespace
 
-    def client(self, service: str) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.urls[service], timeout=10)
+    def topic(self, service: str) -> str:
+        """The events topic of ``service`` in this run's namespace."""
+        return f"{self.namespace}{service}.events"
+
+    def client(self, service: str, *roles: str, province: str | None = None,
+               subject: str = "e2e") -> httpx.AsyncClient:
+        """An HTTP client for ``service``, with a bearer token for ``roles`` if any."""
+        headers = {}
+        if roles:
+            token = issue_token(DEV_AUTH_SECRET, subject=subject, roles=list(roles),
+                                province=province)
+            headers["Authorization"] = f"Bearer {token}"
+        return httpx.AsyncClient(base_url=self.urls[service], timeout=10, headers=headers)
+
+    async def publish(self, producer_service: str, event_type: str, data: dict,
+                      *, subject: str, stream_id: str | None = None,
+                      stream_version: int = 1) -> Envelope:
+        """Publish an upstream service's event into its topic, as that service would.
+
+        For reactions to services whose own issue has not produced the event yet; the
+        payload is validated against its contract in ``libs.events.contracts`` first.
+        """
+        env = Envelope.new(type=event_type, data=data, stream_id=stream_id or subject,
+                           source=f"/{producer_service}", subject=subject,
+                           time=datetime.now(UTC))
+        env = all_contracts().validate(env)._replace(stream_version=stream_version)
+        key, value, headers = to_kafka(env)
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(self.topic(producer_service), value=value, key=key,
+                                         headers=headers)
+        finally:
+            await producer.stop()
+        return env
 
 
 @pytest.fixture(scope="session")
@@ -40,11 +84,13 @@ def system(postgres_server, kafka_bootstrap):
         env[f"{service.upper()}_DATABASE_URL"] = (
             f"postgresql+asyncpg://postgres@127.0.0.1:{PG_PORT}/{db}")
     env["KAFKA_BOOTSTRAP_SERVERS"] = kafka_bootstrap
+    namespace = f"e2e-{uuid.uuid4().hex[:8]}."
+    env["KAFKA_NAMESPACE"] = namespace
     proc = subprocess.Popen(
         [sys.executable, "-m", "libs.runtime.supervisor", "--db", "postgres", "--no-infra",
          "--base-port", str(BASE_PORT)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    system = System(BASE_PORT)
+    system = System(BASE_PORT, namespace, kafka_bootstrap)
     ready = threading.Event()
 
     def collect() -> None:

@@ -17,6 +17,8 @@ def all_contracts() -> EventRegistry:
     """A registry with every contract module of this package included."""
     registry = EventRegistry()
     for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_"):  # shared field types, not a producer
+            continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         registry.include(module.registry)
     return registry

@@ -1,0 +1,106 @@
+"""Bearer JWT authentication with the platform's roles.
+
+Roles: ``platform`` (a content platform's backend), ``operator`` (trust and safety),
+``reviewer`` (qualification and complaint review), ``regulator`` (with a ``province``
+claim; Art. 3: a provincial office sees only its province). Tokens are HS256, signed
+with ``AUTH_SECRET``; in development ``python -m libs.runtime.auth --role platform``
+prints one.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, NamedTuple
+
+import jwt
+from fastapi import Depends, Request
+
+from .problems import ProblemError
+
+ROLES = frozenset({"platform", "operator", "reviewer", "regulator"})
+ISSUER = "public-accounts"
+ALGORITHM = "HS256"
+
+
+class Principal(NamedTuple):
+    subject: str
+    roles: frozenset[str]
+    province: str | None = None
+
+    def has(self, *roles: str) -> bool:
+        return bool(self.roles & set(roles))
+
+
+class AuthError(ProblemError):
+    status = 401
+    code = "unauthenticated"
+    title = "Authentication required"
+
+
+class ForbiddenError(ProblemError):
+    status = 403
+    code = "forbidden"
+    title = "Not allowed"
+
+
+def issue_token(secret: str, *, subject: str, roles: list[str], province: str | None = None,
+                ttl: timedelta = timedelta(hours=12)) -> str:
+    """A signed token for ``subject`` with ``roles`` (and a regulator's ``province``)."""
+    unknown = set(roles) - ROLES
+    if unknown:
+        raise ValueError(f"unknown role(s): {sorted(unknown)}")
+    now = datetime.now(UTC)
+    claims = {"sub": subject, "roles": roles, "iss": ISSUER, "iat": now, "exp": now + ttl}
+    if province:
+        claims["province"] = province
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def decode_token(secret: str, token: str) -> Principal:
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], issuer=ISSUER,
+                            options={"require": ["sub", "exp", "iss"]})
+    except jwt.PyJWTError as exc:
+        raise AuthError(f"the bearer token is not valid: {exc}") from None
+    roles = frozenset(r for r in claims.get("roles", []) if r in ROLES)
+    return Principal(claims["sub"], roles, claims.get("province"))
+
+
+def current_principal(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise AuthError("send 'Authorization: Bearer <token>'")
+    return decode_token(request.app.state.runtime.settings.auth_secret, token.strip())
+
+
+def require(*roles: str):
+    """A dependency admitting a principal with any of ``roles``."""
+
+    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not principal.has(*roles):
+            raise ForbiddenError(f"this needs one of the roles {sorted(roles)}")
+        return principal
+
+    return check
+
+
+def main(argv: list[str] | None = None) -> None:
+    from .settings import DEV_AUTH_SECRET
+
+    p = argparse.ArgumentParser(prog="python -m libs.runtime.auth",
+                                description="Print a bearer token (development secret "
+                                            "unless AUTH_SECRET is set).")
+    p.add_argument("--role", action="append", required=True, choices=sorted(ROLES))
+    p.add_argument("--sub", default="dev")
+    p.add_argument("--province", default=None, help="regulator's province code, e.g. 440000")
+    args = p.parse_args(argv)
+    import os
+
+    print(issue_token(os.environ.get("AUTH_SECRET", DEV_AUTH_SECRET), subject=args.sub,
+                      roles=args.role, province=args.province))
+
+
+if __name__ == "__main__":
+    main()
