@@ -2,9 +2,10 @@
 
 The answer is stored in the same transaction as the command's events, so either both
 are kept or neither: a crash between them cannot leave an effect without its answer.
-Two concurrent requests with one key serialize on the key's primary key; the loser
-retries once and then finds the winner's answer. A key reused with a different body
-is refused (``idempotency-key-reused``) rather than silently answered with another
+The key is claimed (a row inserted) before the work runs, so two concurrent requests
+with one key serialize on its primary key rather than racing into a stream conflict;
+the loser retries once and then finds the winner's answer. A key reused with a different
+body is refused (``idempotency-key-reused``) rather than silently answered with another
 request's result. Errors are not remembered: a corrected retry may reuse its key.
 """
 
@@ -33,8 +34,10 @@ IdempotencyKey = Annotated[
 
 _RECALL = text("SELECT fingerprint, status, body FROM idempotency_keys "
                "WHERE scope = :scope AND key = :key")
-_REMEMBER = text("INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at) "
-                 "VALUES (:scope, :key, :fingerprint, :status, :body, :created_at)")
+_CLAIM = text("INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at) "
+              "VALUES (:scope, :key, :fingerprint, 0, '', :created_at)")
+_REMEMBER = text("UPDATE idempotency_keys SET status = :status, body = :body "
+                 "WHERE scope = :scope AND key = :key")
 
 
 class Answer(NamedTuple):
@@ -58,10 +61,16 @@ async def recall(tx: Tx, *, scope: str, key: str, digest: str) -> Answer | None:
     return Answer(row[1], orjson.loads(row[2]))
 
 
-async def remember(tx: Tx, *, scope: str, key: str, digest: str, answer: Answer) -> None:
-    await tx.execute(_REMEMBER, {
-        "scope": scope, "key": key, "fingerprint": digest, "status": answer.status,
-        "body": orjson.dumps(answer.body).decode(), "created_at": datetime.now(UTC)})
+async def claim(tx: Tx, *, scope: str, key: str, digest: str) -> None:
+    """Take the key before doing the work: a concurrent request with the same key blocks
+    on this row until the first commits, then fails on the primary key and retries."""
+    await tx.execute(_CLAIM, {"scope": scope, "key": key, "fingerprint": digest,
+                              "created_at": datetime.now(UTC)})
+
+
+async def remember(tx: Tx, *, scope: str, key: str, answer: Answer) -> None:
+    await tx.execute(_REMEMBER, {"scope": scope, "key": key, "status": answer.status,
+                                 "body": orjson.dumps(answer.body).decode()})
 
 
 def _is_unique_violation(exc: BaseException) -> bool:
@@ -86,9 +95,10 @@ async def run_idempotent(
                     stored = await recall(tx, scope=scope, key=key, digest=digest)
                     if stored is not None:
                         return stored
+                    await claim(tx, scope=scope, key=key, digest=digest)
                 answer = await work(tx)
                 if key is not None:
-                    await remember(tx, scope=scope, key=key, digest=digest, answer=answer)
+                    await remember(tx, scope=scope, key=key, answer=answer)
                 return answer
         except Exception as exc:
             if key is None or attempt == 2 or not _is_unique_violation(exc):
