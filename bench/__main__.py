@@ -18,7 +18,7 @@ import sys
 import time
 from datetime import datetime
 
-from . import consumer, read_all, relay, store_append
+from . import consumer, read_all, relay, screening, store_append
 from .common import (
     Config,
     Result,
@@ -38,7 +38,11 @@ BENCHMARKS = {
     "read_all": (read_all.run, False),
     "relay": (relay.run, True),
     "consumer": (consumer.run, True),
+    "name_similarity": (screening.run_name_similarity, False),
+    "protected_name_screening": (screening.run_protected_names, False),
 }
+# in-memory benchmarks: a run of only these neither takes the database lock nor needs one
+NO_DATABASE = frozenset({"name_similarity", "protected_name_screening"})
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Config]:
@@ -88,6 +92,8 @@ async def main(argv: list[str]) -> int:
         print("\n".join(BENCHMARKS))
         return 0
     names = selected(args.k)
+    if NO_DATABASE.issuperset(names):
+        return await run(args, cfg, names, argv)
     # one benchmark run at a time per database: each one drops and recreates its schema
     async with bench_lock(cfg):
         return await run(args, cfg, names, argv)
@@ -96,11 +102,16 @@ async def main(argv: list[str]) -> int:
 async def run(args: argparse.Namespace, cfg: Config, names: list[str], argv: list[str]) -> int:
     started = datetime.now().astimezone()
     t0 = time.perf_counter()
-    pg = await pg_settings(cfg)
-    log(f"PostgreSQL {pg['server_version']}: fsync={pg['fsync']}, "
-        f"synchronous_commit={pg['synchronous_commit']}, wal_sync_method={pg['wal_sync_method']}")
-    if pg["fsync"] != "on" or pg["synchronous_commit"] != "on":
-        log("WARNING: PostgreSQL is not at default durability; figures are not comparable")
+    if NO_DATABASE.issuperset(names):
+        pg = dict.fromkeys(("fsync", "synchronous_commit", "wal_sync_method", "shared_buffers"),
+                           "-") | {"server_version": "not used by this run"}
+    else:
+        pg = await pg_settings(cfg)
+        log(f"PostgreSQL {pg['server_version']}: fsync={pg['fsync']}, "
+            f"synchronous_commit={pg['synchronous_commit']}, "
+            f"wal_sync_method={pg['wal_sync_method']}")
+        if pg["fsync"] != "on" or pg["synchronous_commit"] != "on":
+            log("WARNING: PostgreSQL is not at default durability; figures are not comparable")
     kafka = None
     if any(BENCHMARKS[n][1] for n in names):
         kafka = await kafka_version(cfg)

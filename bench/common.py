@@ -65,12 +65,18 @@ class Config:
     # benchmarks (events, raw_events, inbox, projection documents), then ANALYZE: the
     # figures are for a store that has been running, not for empty tables (0 = none)
     seed_events: int = 50_000
+    # 8-9. name screening (no database): index sizes, timed queries, baseline queries
+    closed_names: int = 1_000_000
+    protected_names: int = 100_000
+    screening_queries: int = 2000
+    screening_baseline: int = 20
     profile: bool = False  # cProfile our side of each benchmark into bench/profiles/
     quick: bool = False
 
     SIZE_FIELDS: ClassVar[tuple[str, ...]] = (
         "single_txns", "concurrent_txns", "writers", "batch_txns", "batch_size",
         "read_events", "read_page", "relay_events", "consumer_events", "warmup", "seed_events",
+        "closed_names", "protected_names", "screening_queries", "screening_baseline",
     )
 
     @classmethod
@@ -98,6 +104,10 @@ class Config:
         self.relay_events = 10_000
         self.consumer_events = 10_000
         self.warmup = 50
+        self.closed_names = 100_000
+        self.protected_names = 20_000
+        self.screening_queries = 500
+        self.screening_baseline = 5
 
     @property
     def asyncpg_dsn(self) -> str:
@@ -121,7 +131,8 @@ class Config:
 class Result:
     """One line of the report: our figure against a baseline measured in the same run.
 
-    ``target_ratio`` is the minimum figure/baseline; ``target_abs`` a minimum figure.
+    ``target_ratio`` is the minimum figure/baseline; ``target_abs`` a minimum figure;
+    ``target_p99`` a maximum p99 of ``ours_latency`` (seconds).
     Latencies are per transaction (seconds) where that makes sense.
     """
 
@@ -132,6 +143,7 @@ class Result:
     baseline_name: str
     target_ratio: float | None = None
     target_abs: float | None = None
+    target_p99: float | None = None
     ours_latency: dict[str, float] = field(default_factory=dict)
     baseline_latency: dict[str, float] = field(default_factory=dict)
     notes: str = ""
@@ -150,6 +162,8 @@ class Result:
             return f">= {self.target_ratio:g}x"
         if self.target_abs is not None:
             return f">= {self.target_abs:,.0f} {self.unit}"
+        if self.target_p99 is not None:
+            return f"p99 <= {self.target_p99 * 1000:g} ms"
         return "-"
 
     @property
@@ -160,6 +174,8 @@ class Result:
             return self.ratio is not None and self.ratio >= self.target_ratio
         if self.target_abs is not None:
             return self.figure >= self.target_abs
+        if self.target_p99 is not None:
+            return "p99" in self.ours_latency and self.ours_latency["p99"] <= self.target_p99
         return None
 
     @property
