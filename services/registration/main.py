@@ -1,6 +1,8 @@
 from libs.runtime.app import create_app
 
 from . import __doc__ as about
+from .api import ops, router
 from .bootstrap import bootstrap
 
-app = create_app(bootstrap, title="Registration service", description=about)
+app = create_app(bootstrap, title="Registration service", description=about,
+                 routers=[router, ops])

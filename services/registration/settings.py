@@ -1,6 +1,33 @@
+from pydantic import Field
+
 from libs.runtime.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):
     service: str = "registration"
     port: int = 8001
+    # A6: the platform agreement a registration must accept.
+    agreement_version: str = Field("2025-01", validation_alias="AGREEMENT_VERSION")
+    # A10.1 limits, per entity type: extra verification from `threshold` accounts on,
+    # refusal at `limit`; and accounts per phone number.
+    limit_natural_person: int = Field(2, validation_alias="LIMIT_NATURAL_PERSON")
+    threshold_natural_person: int = Field(1, validation_alias="THRESHOLD_NATURAL_PERSON")
+    limit_legal_person: int = Field(5, validation_alias="LIMIT_LEGAL_PERSON")
+    threshold_legal_person: int = Field(2, validation_alias="THRESHOLD_LEGAL_PERSON")
+    limit_unincorporated: int = Field(5, validation_alias="LIMIT_UNINCORPORATED")
+    threshold_unincorporated: int = Field(2, validation_alias="THRESHOLD_UNINCORPORATED")
+    limit_phone: int = Field(5, validation_alias="LIMIT_PHONE")
+    # A10.3: registrations per key within the window: held for review / refused from.
+    velocity_window_seconds: int = Field(600, validation_alias="VELOCITY_WINDOW_SECONDS")
+    velocity_hold_after: int = Field(4, validation_alias="VELOCITY_HOLD_AFTER")
+    velocity_refuse_after: int = Field(8, validation_alias="VELOCITY_REFUSE_AFTER")
+    network_hold_after: int = Field(6, validation_alias="NETWORK_HOLD_AFTER")
+    network_refuse_after: int = Field(30, validation_alias="NETWORK_REFUSE_AFTER")
+    # A8.2: days to correct a mismatching profile before service ceases.
+    correction_days: int = Field(15, validation_alias="CORRECTION_DAYS")
+    # A10.2 sweep: how often the app runs it (0: never; the command still works).
+    sweep_interval_seconds: float = Field(3600, validation_alias="SWEEP_INTERVAL_SECONDS")
+    # A8.3: how often a worker picks up names closed by other workers.
+    closed_names_refresh_seconds: float = Field(2.0,
+                                                validation_alias="CLOSED_NAMES_REFRESH_SECONDS")
+    pool_size: int = Field(10, validation_alias="REGISTRATION_POOL_SIZE")

@@ -1,0 +1,270 @@
+"""Benchmark 10: accepted registrations/s through the registration service's HTTP API.
+
+Ours: ``uvicorn services.registration.main:app --workers 2`` on the bench database (its
+own migrations applied), with its relay, projection and consumer running (Kafka in a
+namespace of this run), answering ``POST /v1/accounts`` with every rule applied: identity
+checks, sealing, closed-name screening, the look-up rows locked and counted, the event
+appended, the Idempotency-Key kept.
+
+Baseline, same run, same machine: a bare FastAPI app (2 uvicorn workers) validating the
+same request body with the same pydantic model and doing one plain ``INSERT`` of it per
+request (asyncpg pool, autocommit).
+
+Load: a separate process (``python -m bench.registration --load ...``) with ``concurrency``
+httpx clients sending pre-built bodies of distinct identities, phones, devices and networks
+(so no limit or velocity rule refuses them). Figures: requests/s over the timed requests,
+p50/p99 per request. Target: ours >= 0.8x the baseline with p99 no worse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from services.registration.api import RegisterAccount
+
+from .common import Config, Result, percentiles, reset_db
+
+ROOT = Path(__file__).resolve().parents[1]
+CONCURRENCY = 32
+
+
+# -- the baseline app ---------------------------------------------------------------------------
+def _baseline_app():
+    import asyncpg
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.pool = await asyncpg.create_pool(os.environ["BASELINE_DSN"], min_size=10,
+                                                   max_size=10)
+        yield
+        await app.state.pool.close()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.post("/v1/accounts", status_code=202)
+    async def register(body: RegisterAccount) -> JSONResponse:
+        account_id = str(uuid.uuid4())
+        await app.state.pool.execute(
+            "INSERT INTO baseline_registrations (account_id, body) VALUES ($1, $2)",
+            account_id, body.model_dump_json())
+        return JSONResponse({"account_id": account_id, "status": "pending_verification"},
+                            status_code=202)
+
+    return app
+
+
+def __getattr__(name: str):  # ``uvicorn bench.registration:baseline_app``, built on demand
+    if name == "baseline_app":
+        return _baseline_app()
+    raise AttributeError(name)
+
+
+# -- the load generator (a separate process) ------------------------------------------------------
+def _bodies(n: int, seed: int) -> list[dict]:
+    from stdnum.cn import ric
+
+    out = []
+    for i in range(n):
+        k = seed * 1_000_000 + i
+        day = k // 1000
+        birth = f"{1950 + (day // 336) % 50}{1 + (day // 28) % 12:02d}{1 + day % 28:02d}"
+        number = f"110101{birth}{k % 1000:03d}"
+        number += ric.calc_check_digit(number + "0")
+        out.append({
+            "entity_type": "natural_person",
+            "identity": {"id_number": number, "name": "张三", "phone": f"13{k % 10**9:09d}",
+                         "representative_name": None, "representative_id_number": None},
+            "profile": {"name": f"健康号{uuid.uuid4().hex[:10]}", "description": "健康科普",
+                        "avatar": {"url": "https://cdn.example.com/a.png", "sha256": "ab" * 32}},
+            "category": "health", "province": "440000", "operations_province": "440000",
+            "contact": "13800138000", "agreement_version": "2025-01",
+            "device_fingerprint": uuid.uuid4().hex, "network": f"n-{uuid.uuid4().hex[:12]}"})
+    return out
+
+
+async def _load(url: str, token: str, count: int, warmup: int, concurrency: int,
+                seed: int) -> dict:
+    """Keep-alive HTTP/1.1 over raw asyncio streams: httpx spent more CPU per request than
+    the servers under test, on a machine whose two CPUs the servers and PostgreSQL share."""
+    import orjson
+
+    host, port = url.removeprefix("http://").split(":")
+    bodies = _bodies(count + warmup, seed)
+
+    def request(b: dict) -> bytes:
+        data = orjson.dumps(b)
+        return (f"POST /v1/accounts HTTP/1.1\r\nHost: {host}\r\n"
+                f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+                f"Idempotency-Key: {uuid.uuid4().hex}\r\n"
+                f"Content-Length: {len(data)}\r\n\r\n").encode() + data
+
+    async def run(batch: list[bytes]) -> list[tuple[int, float]]:
+        it = iter(batch)
+        results: list[tuple[int, float]] = []
+
+        async def worker() -> None:
+            reader, writer = await asyncio.open_connection(host, int(port))
+            for req in it:
+                t = time.perf_counter()
+                writer.write(req)
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.split(b"\r\n")
+                length = next(int(h.split(b":")[1]) for h in lines
+                              if h.lower().startswith(b"content-length:"))
+                await reader.readexactly(length)
+                results.append((int(lines[0].split()[1]), time.perf_counter() - t))
+            writer.close()
+
+        await asyncio.gather(*[worker() for _ in range(concurrency)])
+        return results
+
+    requests = [request(b) for b in bodies]
+    await run(requests[:warmup])
+    t0 = time.perf_counter()
+    results = await run(requests[warmup:])
+    seconds = time.perf_counter() - t0
+    ok = [lat for status, lat in results if status == 202]
+    return {"seconds": seconds, "accepted": len(ok), "sent": len(results),
+            "statuses": sorted({s for s, _ in results}), **percentiles(ok)}
+
+
+async def _run_load(url: str, count: int, warmup: int, seed: int) -> dict:
+    from libs.runtime.auth import issue_token
+    from libs.runtime.settings import DEV_AUTH_SECRET
+
+    token = issue_token(DEV_AUTH_SECRET, subject="bench", roles=["platform"])
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.registration", "--load", url, "--count", str(count),
+        "--warmup", str(warmup), "--concurrency", str(CONCURRENCY), "--seed", str(seed),
+        "--token", token, cwd=ROOT, stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+# -- servers --------------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(app: str, port: int, env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "2", "--no-access-log", "--log-level", "warning"],
+        cwd=ROOT, env={**os.environ, **env})
+
+
+async def _serve(app: str, env: dict, ready_path: str) -> tuple[subprocess.Popen, str]:
+    import httpx
+
+    port = _free_port()
+    proc = _start(app, port, env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    async with httpx.AsyncClient(timeout=2) as client:
+        while time.monotonic() < deadline:
+            try:
+                if (await client.get(url + ready_path)).status_code == 200:
+                    await asyncio.sleep(1.0)  # the second worker
+                    return proc, url
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.3)
+    proc.terminate()
+    raise RuntimeError(f"{app} did not become ready")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+async def run(cfg: Config) -> list[Result]:
+    import asyncpg
+
+    from libs.events.migrate import upgrade
+    from services.registration.bootstrap import MIGRATIONS
+
+    count = 2000 if cfg.quick else 8000
+    warmup = 300
+    await reset_db(cfg)
+    await asyncio.to_thread(upgrade, cfg.db_url, MIGRATIONS)
+    conn = await asyncpg.connect(cfg.asyncpg_dsn)
+    try:
+        await conn.execute("CREATE TABLE baseline_registrations (account_id uuid PRIMARY KEY, "
+                           "body jsonb NOT NULL)")
+    finally:
+        await conn.close()
+
+    proc, url = await _serve("bench.registration:baseline_app",
+                             {"BASELINE_DSN": cfg.asyncpg_dsn}, "/healthz")
+    try:
+        base = await _run_load(url, count, warmup, seed=1)
+    finally:
+        _stop(proc)
+    env = {"REGISTRATION_DATABASE_URL": cfg.db_url, "KAFKA_BOOTSTRAP_SERVERS": cfg.kafka,
+           "KAFKA_NAMESPACE": f"bench-{uuid.uuid4().hex[:8]}.", "SWEEP_INTERVAL_SECONDS": "0",
+           "LOG_LEVEL": "WARNING"}
+    proc, url = await _serve("services.registration.main:app", env, "/readyz")
+    try:
+        ours = await _run_load(url, count, warmup, seed=2)
+    finally:
+        _stop(proc)
+
+    ours_rate = ours["accepted"] / ours["seconds"]
+    base_rate = base["accepted"] / base["seconds"]
+    lat = {k: ours[k] for k in ("p50", "p99", "mean") if k in ours}
+    blat = {k: base[k] for k in ("p50", "p99", "mean") if k in base}
+    failed = None
+    if ours["accepted"] != ours["sent"] or base["accepted"] != base["sent"]:
+        failed = (f"not all accepted: ours {ours['accepted']}/{ours['sent']} "
+                  f"{ours['statuses']}, baseline {base['accepted']}/{base['sent']}")
+    elif lat.get("p99", 0) > blat.get("p99", 0):
+        failed = (f"p99 {lat['p99'] * 1000:.1f} ms is worse than the baseline's "
+                  f"{blat['p99'] * 1000:.1f} ms")
+    return [Result(
+        name="registration_http (2 workers, POST /v1/accounts)", figure=ours_rate,
+        unit="registrations/s", baseline=base_rate,
+        baseline_name="FastAPI + pydantic + one INSERT", target_ratio=0.8,
+        ours_latency=lat, baseline_latency=blat, check_failed=failed,
+        notes=f"{count} timed requests per side after {warmup} warm-up, {CONCURRENCY} "
+              "concurrent clients in a separate process; relay, projection and consumer "
+              f"running on our side; statuses ours {ours['statuses']}, baseline "
+              f"{base['statuses']}")]
+
+
+def main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.registration")
+    p.add_argument("--load", required=True, help="base URL to load")
+    p.add_argument("--count", type=int, default=2000)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--concurrency", type=int, default=CONCURRENCY)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--token", required=True)
+    a = p.parse_args(argv)
+    print(json.dumps(asyncio.run(_load(a.load, a.token, a.count, a.warmup, a.concurrency,
+                                       a.seed))))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

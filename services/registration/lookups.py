@@ -1,0 +1,156 @@
+"""The write side's look-up tables, read and written in the handler's transaction.
+
+Limits (A10.1), velocity (A10.3) and bans (A8.3) must hold under concurrency, so they are
+not read from the asynchronous projection: each registration upserts the rows of its keys
+(identity, phone, device, network) in key order, which counts it and locks the rows until
+commit. A second registration of the same identity waits on that lock and then sees the
+first one counted (docs/decisions/0009-registration-limits-under-concurrency.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import text
+
+from libs.events.db import Tx
+
+from .rules import KeyState
+
+_RETURNING = "RETURNING key, kind, accounts, win_count, banned_until, ban_permanent"
+_ON_CONFLICT = """
+    ON CONFLICT (key) DO UPDATE SET
+      accounts = r.accounts + excluded.accounts,
+      win_count = CASE WHEN r.win_start > excluded.win_start - excluded.win_seconds
+                       THEN r.win_count + 1 ELSE 1 END,
+      win_start = CASE WHEN r.win_start > excluded.win_start - excluded.win_seconds
+                       THEN r.win_start ELSE excluded.win_start END,
+      win_seconds = excluded.win_seconds
+"""
+# One statement for all keys; ORDER BY fixes the lock order, so two registrations sharing
+# a phone but not an identity cannot deadlock.
+_COUNT_PG = text(f"""
+    INSERT INTO registration_keys AS r (key, kind, accounts, win_start, win_count, win_seconds)
+    SELECT u.k, u.kd, u.inc, CAST(:now AS double precision), 1, u.win
+    FROM unnest(CAST(:keys AS text[]), CAST(:kinds AS text[]), CAST(:incs AS integer[]),
+                CAST(:wins AS double precision[])) AS u(k, kd, inc, win)
+    ORDER BY u.k
+    {_ON_CONFLICT}
+    {_RETURNING}
+""")
+_COUNT_SQLITE = text(f"""
+    INSERT INTO registration_keys AS r (key, kind, accounts, win_start, win_count, win_seconds)
+    VALUES (:key, :kind, :inc, :now, 1, :win)
+    {_ON_CONFLICT}
+    {_RETURNING}
+""")
+_UNCOUNT = text("UPDATE registration_keys SET accounts = accounts - 1 WHERE key = :key")
+_ADD_ACCOUNT = text("""
+    INSERT INTO registration_keys AS r (key, kind, accounts) VALUES (:key, :kind, 1)
+    ON CONFLICT (key) DO UPDATE SET accounts = r.accounts + 1
+""")
+_BAN = text("""
+    INSERT INTO registration_keys AS r (key, kind, banned_until, ban_permanent, ban_measure_id)
+    VALUES (:key, :kind, :until, :permanent, :measure)
+    ON CONFLICT (key) DO UPDATE SET
+      banned_until = CASE WHEN r.banned_until IS NULL OR excluded.banned_until > r.banned_until
+                          THEN excluded.banned_until ELSE r.banned_until END,
+      ban_permanent = r.ban_permanent OR excluded.ban_permanent,
+      ban_measure_id = excluded.ban_measure_id
+""")
+_UNBAN = text("""
+    UPDATE registration_keys SET banned_until = NULL, ban_permanent = false, ban_measure_id = NULL
+    WHERE key = :key AND ban_measure_id = :measure
+""")
+_CLOSE_NAME = text("""
+    INSERT INTO registration_closed_names (account_id, name, closed_at)
+    VALUES (:account_id, :name, :closed_at) ON CONFLICT (account_id) DO NOTHING
+""")
+_CLOSED_NAMES = text("""
+    SELECT seq, account_id, name FROM registration_closed_names WHERE seq > :after
+    ORDER BY seq LIMIT :limit
+""")
+
+
+async def count_attempt(tx: Tx, keys: Sequence[tuple[str, str, int, float]], now: float
+                        ) -> list[KeyState]:
+    """Count one attempt on each ``(key, kind, accounts increment, window seconds)``, lock
+    the keys' rows until commit, and return their state including this attempt."""
+    keys = sorted(keys)
+    if tx.dialect == "postgresql":
+        rows = await tx.fetch(_COUNT_PG, {
+            "now": now, "keys": [k[0] for k in keys], "kinds": [k[1] for k in keys],
+            "incs": [k[2] for k in keys], "wins": [float(k[3]) for k in keys]})
+    else:
+        rows = [await tx.fetchrow(_COUNT_SQLITE, {"key": k, "kind": kd, "inc": inc,
+                                                   "now": now, "win": float(win)})
+                for k, kd, inc, win in keys]
+    return [KeyState(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows]
+
+
+async def uncount(tx: Tx, keys: Sequence[str]) -> None:
+    """A refused registration does not count as an account (its attempt still does)."""
+    await tx.executemany(_UNCOUNT, [{"key": k} for k in keys])
+
+
+async def add_account(tx: Tx, keys: Sequence[tuple[str, str]]) -> None:
+    """An account reached ``keys`` by transfer (A11.2): it counts for the new owner."""
+    await tx.executemany(_ADD_ACCOUNT, [{"key": k, "kind": kind} for k, kind in keys])
+
+
+async def ban(tx: Tx, keys: Sequence[tuple[str, str]], *, until: datetime | None,
+              measure_id: str) -> None:
+    await tx.executemany(_BAN, [
+        {"key": k, "kind": kind, "until": until.timestamp() if until else None,
+         "permanent": until is None, "measure": measure_id} for k, kind in keys])
+
+
+async def unban(tx: Tx, keys: Sequence[str], *, measure_id: str) -> None:
+    await tx.executemany(_UNBAN, [{"key": k, "measure": measure_id} for k in keys])
+
+
+async def record_closed_name(tx: Tx, *, account_id: str, name: str, at: datetime) -> None:
+    await tx.execute(_CLOSE_NAME, {"account_id": account_id, "name": name, "closed_at": at})
+
+
+async def closed_names_after(tx: Tx, after: int, limit: int = 50_000
+                             ) -> list[tuple[int, str, str]]:
+    return [(r[0], r[1], r[2]) for r in await tx.fetch(_CLOSED_NAMES,
+                                                        {"after": after, "limit": limit})]
+
+
+class ClosedNames:
+    """Closed accounts' names in memory, for A8.3 similarity in well under a millisecond.
+
+    Loaded at start-up from ``registration_closed_names`` and refreshed every few seconds,
+    so each worker process picks up closures committed by the others (a closure reaches
+    every worker within one refresh interval: docs/decisions/0010-registration-closed-names.md).
+    """
+
+    # Closures committed out of sequence order (two workers' consumers) are re-read.
+    OVERLAP = 1000
+
+    def __init__(self) -> None:
+        from libs.screening import NameIndex
+
+        self.index = NameIndex()
+        self.seq = 0
+
+    def similar(self, name: str, *, threshold: float):
+        return self.index.similar(name, threshold=threshold, limit=5)
+
+    def add(self, account_id: str, name: str) -> None:
+        self.index.add(account_id, name)
+
+    async def refresh(self, db) -> int:
+        """Index the names closed since the last refresh; returns how many were read."""
+        read = 0
+        async with db.connect() as conn:
+            after = max(0, self.seq - self.OVERLAP)
+            while rows := await closed_names_after(conn, after):
+                self.index.bulk_load((account_id, name) for _, account_id, name in rows)
+                after = rows[-1][0]
+                read += len(rows)
+        self.seq = max(self.seq, after)
+        return read

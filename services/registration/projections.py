@@ -1,0 +1,116 @@
+"""The ``accounts`` read model: the account's state as a document, plus the columns the
+list and the sweep filter on; a pure fold over the account streams, rebuildable."""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import bindparam, text
+
+from libs.events import DocumentProjection, Envelope
+from libs.events.db import Tx
+from libs.events.projections import canonical_json
+
+from .domain import Account, evolve
+
+_TIMES = ("registered_at", "last_active_at", "correction_deadline")
+_FIELDS = frozenset(f.name for f in fields(Account))
+
+
+def to_doc(acc: Account) -> dict[str, Any]:
+    # A shallow copy: asdict() deep-copies every nested payload, which cost more than the
+    # rest of the fold (the values are JSON data already and never mutated).
+    doc = {name: getattr(acc, name) for name in _FIELDS}
+    for name in _TIMES:
+        doc[name] = doc[name].isoformat() if doc[name] else None
+    doc["restrictions"] = {k: list(v) for k, v in acc.restrictions.items()}
+    doc["credit_withheld"] = list(acc.credit_withheld)
+    doc["status"] = acc.status
+    doc["capabilities"] = acc.capabilities
+    return doc
+
+
+def from_doc(doc: dict[str, Any]) -> Account:
+    kw = {k: v for k, v in doc.items() if k in _FIELDS}
+    for name in _TIMES:
+        kw[name] = datetime.fromisoformat(kw[name]) if kw.get(name) else None
+    kw["restrictions"] = {k: tuple(v) for k, v in kw["restrictions"].items()}
+    kw["credit_withheld"] = tuple(kw["credit_withheld"])
+    return Account(**kw)
+
+
+def evolve_doc(doc: dict | None, e: Envelope) -> dict | None:
+    acc = from_doc(doc) if doc else None
+    try:
+        acc = evolve(acc, e.type, e.data, e.time)
+    except ValueError:
+        return doc  # not an account's event
+    return to_doc(replace(acc, version=e.stream_version))
+
+
+_LIST_UPSERT = text("""
+    INSERT INTO registration_account_list
+      (account_id, owner, status, province, last_active_at, correction_deadline)
+    VALUES (:account_id, :owner, :status, :province, :last_active_at, :correction_deadline)
+    ON CONFLICT (account_id) DO UPDATE SET owner = excluded.owner, status = excluded.status,
+      province = excluded.province, last_active_at = excluded.last_active_at,
+      correction_deadline = excluded.correction_deadline
+""")
+_LIST_RESET = text("DELETE FROM registration_account_list")
+_LOAD_PG = text("""
+    SELECT k.key, d.doc FROM unnest(CAST(:keys AS text[])) AS k(key)
+    CROSS JOIN LATERAL (
+        SELECT doc FROM projection_documents
+        WHERE projection = CAST(:p AS text) AND key = k.key LIMIT 1) AS d
+""")
+_LOAD_SQLITE = text(
+    "SELECT key, doc FROM projection_documents WHERE projection = :p AND key IN :keys"
+).bindparams(bindparam("keys", expanding=True))
+_UPSERT_DOC = text("""
+    INSERT INTO projection_documents (projection, key, doc) VALUES (:p, :key, :doc)
+    ON CONFLICT (projection, key) DO UPDATE SET doc = excluded.doc
+""")
+
+
+def _row(doc: dict) -> dict[str, Any]:
+    deadline = doc["correction_deadline"] if "correction_pending" in doc["suspensions"] else None
+    return {"account_id": doc["account_id"], "owner": doc["owner"].get("id_number_blind", ""),
+            "status": doc["status"], "province": doc["province"],
+            "last_active_at": datetime.fromisoformat(doc["last_active_at"]).timestamp(),
+            "correction_deadline": (datetime.fromisoformat(deadline).timestamp()
+                                    if deadline else None)}
+
+
+class AccountsProjection(DocumentProjection):
+    """Documents per account, and their filter columns in ``registration_account_list``."""
+
+    def __init__(self) -> None:
+        super().__init__("accounts", evolve_doc,
+                         event_types=None, key=lambda e: e.subject)
+
+    def wants(self, event: Envelope) -> bool:
+        return event.type.startswith("registration.")
+
+    async def apply(self, conn: Tx, events: list[Envelope]) -> None:
+        events = [e for e in events if self.wants(e)]
+        if not events:
+            return
+        load = _LOAD_PG if conn.dialect == "postgresql" else _LOAD_SQLITE
+        rows = await conn.fetch(load, {"p": self.name, "keys": sorted({e.subject for e in events})})
+        docs: dict[str, dict | None] = {k: orjson.loads(d) for k, d in rows}
+        for e in events:
+            docs[e.subject] = self.evolve(docs.get(e.subject), e)
+        kept = {k: d for k, d in docs.items() if d is not None}
+        await conn.executemany(_UPSERT_DOC, [{"p": self.name, "key": k, "doc": canonical_json(d)}
+                                             for k, d in kept.items()])
+        await conn.executemany(_LIST_UPSERT, [_row(d) for d in kept.values()])
+
+    async def reset(self, conn: Tx) -> None:
+        await super().reset(conn)
+        await conn.execute(_LIST_RESET)
+
+
+accounts = AccountsProjection

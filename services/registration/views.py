@@ -1,0 +1,81 @@
+"""Queries over the ``accounts`` read model (eventually consistent) and the event streams."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+
+from libs.events import EventStore
+from libs.events.db import Tx
+
+from .handlers import stream_of
+
+_GET = text("SELECT doc FROM projection_documents WHERE projection = 'accounts' AND key = :key")
+_LIST = text("""
+    SELECT l.account_id, d.doc FROM registration_account_list l
+    JOIN projection_documents d ON d.projection = 'accounts' AND d.key = l.account_id
+    WHERE (CAST(:owner AS text) IS NULL OR l.owner = CAST(:owner AS text))
+      AND (CAST(:status AS text) IS NULL OR l.status = CAST(:status AS text))
+      AND (CAST(:province AS text) IS NULL OR l.province = CAST(:province AS text))
+      AND l.account_id > CAST(:after AS text)
+    ORDER BY l.account_id
+    LIMIT :limit
+""")
+_SWEEP = text("""
+    SELECT account_id FROM registration_account_list
+    WHERE (status IN ('active', 'restricted') AND last_active_at <= :cutoff)
+       OR (correction_deadline IS NOT NULL AND correction_deadline <= :now)
+    ORDER BY account_id
+""")
+
+# Fields of the document that are internal state, not part of the account's view.
+_HIDDEN = ("application", "owner", "pending_changes", "version")
+
+
+def present(doc: dict[str, Any], *, current_agreement: str) -> dict[str, Any]:
+    """The account as the API shows it: personal data masked, never sealed or clear."""
+    view = {k: v for k, v in doc.items() if k not in _HIDDEN}
+    owner = doc.get("owner") or {}
+    view["owner"] = {k: owner.get(k) for k in ("id_kind", "id_number_masked",
+                                               "holder_name_masked", "phone_masked")}
+    view["pending_profile_changes"] = sorted(doc.get("pending_changes", {}))
+    view["agreement"] = {"accepted_version": doc.get("agreement_version"),
+                         "current_version": current_agreement,
+                         "current_accepted": doc.get("agreement_version") == current_agreement}
+    view["stream_version"] = doc.get("version")
+    view.pop("agreement_version", None)
+    return view
+
+
+async def get_account(tx: Tx, account_id: str) -> dict[str, Any] | None:
+    raw = await tx.fetchval(_GET, {"key": account_id})
+    return orjson.loads(raw) if raw else None
+
+
+async def list_accounts(tx: Tx, *, owner: str | None, status: str | None,
+                        province: str | None, after: str, limit: int
+                        ) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of accounts in id order and the cursor of the next page (None at the end)."""
+    rows = await tx.fetch(_LIST, {"owner": owner, "status": status, "province": province,
+                                  "after": after, "limit": limit + 1})
+    docs = [orjson.loads(r[1]) for r in rows[:limit]]
+    return docs, (rows[limit - 1][0] if len(rows) > limit else None)
+
+
+async def sweep_candidates(tx: Tx, *, now: datetime, inactivity_months: int) -> list[str]:
+    """Accounts the sweep may act on; the domain re-decides each on its own stream."""
+    cutoff = now - timedelta(days=28 * inactivity_months)  # a superset of "6 months"
+    rows = await tx.fetch(_SWEEP, {"cutoff": cutoff.timestamp(), "now": now.timestamp()})
+    return [r[0] for r in rows]
+
+
+async def history(tx: Tx, store: EventStore, account_id: str) -> list[dict[str, Any]]:
+    """The account's events as stored: personal data sealed and masked, never in clear."""
+    return [{"id": e.id, "type": e.type, "time": e.time.isoformat(),
+             "stream_version": e.stream_version, "schema_version": e.schema_version,
+             "correlation_id": e.correlation_id, "causation_id": e.causation_id,
+             "data": e.data}
+            for e in await store.read_stream(tx, stream_of(account_id))]

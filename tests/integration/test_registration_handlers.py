@@ -1,0 +1,96 @@
+"""Registration handlers on a real database: limits hold under concurrency (A10.1, A10.3)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from libs.events import Database, EventStore
+from libs.events.contracts import all_contracts
+from libs.events.migrate import upgrade
+from libs.runtime.pii import Sealer
+from libs.runtime.problems import ProblemError
+from services.registration import api, handlers
+from services.registration.bootstrap import MIGRATIONS
+from services.registration.handlers import Deps
+from services.registration.lookups import ClosedNames
+from services.registration.rules import Policy
+from tests.conftest import BACKENDS
+from tests.registration_support import body, phone, resident_id
+
+pytestmark = pytest.mark.postgres
+SEALER = Sealer("test-key")
+
+
+@pytest.fixture
+async def deps(database_url):
+    await asyncio.to_thread(upgrade, database_url, MIGRATIONS)
+    db = Database(database_url, pool_size=20)
+    yield Deps(db=db, store=EventStore(all_contracts(), dialect=db.dialect), policy=Policy(),
+               agreement_version="2025-01", names=ClosedNames())
+    await db.dispose()
+
+
+async def register(deps, b, key=None):
+    app = api._application(api.RegisterAccount(**b), SEALER)
+    return await handlers.register(deps, app, key=key, digest=str(b))
+
+
+@BACKENDS
+async def test_A10_1_concurrent_registrations_cannot_both_pass_the_limit(deps):
+    number = resident_id()
+    answers = await asyncio.gather(*[register(deps, body(id_number=number)) for _ in range(6)])
+    statuses = sorted(a.status for a in answers)
+    assert statuses == [202, 202, 409, 409, 409, 409], statuses  # natural person limit: 2
+    assert sum(a.body.get("extra_verification_required", False) for a in answers) == 1
+    refused = [a for a in answers if a.status == 409]
+    assert {a.body["code"] for a in refused} == {"account-limit-reached"}
+    async with deps.db.connect() as conn:  # each refusal is recorded as an event (A10.3)
+        events = await deps.store.read_stream(conn, f"account-{refused[0].body['account_id']}")
+    assert [e.type for e in events] == ["registration.AccountRegistrationRefused"]
+
+
+@BACKENDS
+async def test_A10_3_one_device_registering_in_a_burst_is_held_then_refused(deps):
+    device = "device-burst"
+    answers = [await register(deps, body(device=device)) for _ in range(12)]
+    statuses = [a.body["code"] if a.status >= 400 else a.body["status"] for a in answers]
+    assert statuses[:3] == ["pending_verification"] * 3
+    assert statuses[3:11] == ["held_for_review"] * 8
+    assert statuses[11] == "velocity-limit" and answers[11].status == 429
+
+
+@BACKENDS
+async def test_A8_3_banned_identity_gets_403_and_nothing_is_stored(deps):
+    b = body()
+    first = await register(deps, b)
+    from services.registration import lookups
+
+    async with deps.db.transaction() as tx:
+        await lookups.ban(tx, [(first_blind(b), "identity")], until=None, measure_id="m1")
+    with pytest.raises(ProblemError) as e:
+        await register(deps, body(id_number=b["identity"]["id_number"], phone_number=phone()))
+    assert e.value.code == "registration-banned" and e.value.status == 403
+    assert e.value.extensions["until"] is None
+    async with deps.db.connect() as conn:
+        from sqlalchemy import text
+
+        count = await conn.fetchval(text("SELECT count(*) FROM events"))
+    assert count == 1 and first.status == 202
+
+
+def first_blind(b) -> str:
+    from libs import identity
+
+    return SEALER.blind("id_number", identity.resident_id(b["identity"]["id_number"]))
+
+
+@BACKENDS
+async def test_idempotency_key_gives_the_first_answer(deps):
+    b = body()
+    one = await register(deps, b, key="k1")
+    two = await register(deps, b, key="k1")
+    assert one == two and one.status == 202
+    assert datetime.now(UTC)  # the clock is real here

@@ -1,0 +1,63 @@
+"""Test data for the registration service: valid identity numbers and request bodies."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+
+from stdnum.cn import ric, uscc
+
+_serial = itertools.count(int(uuid.uuid4().int % 700) + 100)
+
+
+def resident_id(region: str = "110101") -> str:
+    """A fresh valid resident id number (check character computed)."""
+    n = next(_serial)
+    body = f"{region}{1970 + n % 30}{1 + n % 12:02d}{1 + n % 28:02d}{n % 1000:03d}"
+    return body + ric.calc_check_digit(body + "0")
+
+
+def social_credit_code() -> str:
+    body = f"914401{uuid.uuid4().int % 10**8:08d}{uuid.uuid4().int % 1000:03d}"[:17]
+    return body + uscc.calc_check_digit(body)
+
+
+def phone() -> str:
+    return f"139{uuid.uuid4().int % 10**8:08d}"
+
+
+def unique_name(prefix: str = "账号") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+def body(*, entity_type: str = "natural_person", category: str = "health",
+         id_number: str | None = None, phone_number: str | None = None,
+         name: str | None = None, agreement: str = "2025-01", device: str | None = None,
+         network: str | None = None, province: str = "440000") -> dict:
+    """A valid registration request body."""
+    org = entity_type != "natural_person"
+    b = {
+        "entity_type": entity_type,
+        "identity": {
+            "id_number": id_number or (social_credit_code() if org else resident_id()),
+            "name": "张三" if not org else "广州某某科技有限公司",
+            "phone": phone_number or phone(),
+            "representative_name": "李四" if org else None,
+            "representative_id_number": resident_id() if org else None,
+        },
+        "profile": {"name": name or unique_name(), "description": "关于健康的科普",
+                    "avatar": {"url": "https://cdn.example.com/a.png", "sha256": "ab" * 32}},
+        "category": category,
+        "province": province,
+        "operations_province": province,
+        "contact": "13800138000",
+        "agreement_version": agreement,
+        "device_fingerprint": device or uuid.uuid4().hex,
+        "network": network or f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.1",
+    }
+    if org:
+        b["organization"] = {"business_name": "广州某某科技有限公司",
+                             "registered_address": "广州市天河区某路1号",
+                             "primary_business": "信息技术服务",
+                             "business_scope": "软件开发；信息技术咨询"}
+    return b
