@@ -18,7 +18,7 @@ import sys
 import time
 from datetime import datetime
 
-from . import consumer, read_all, relay, screening, store_append
+from . import consumer, read_all, registration, relay, screening, store_append, verification
 from .common import (
     Config,
     Result,
@@ -40,9 +40,11 @@ BENCHMARKS = {
     "consumer": (consumer.run, True),
     "name_similarity": (screening.run_name_similarity, False),
     "protected_name_screening": (screening.run_protected_names, False),
+    "registration_http": (registration.run, True),
+    "profile_screening": (verification.run, False),
 }
 # in-memory benchmarks: a run of only these neither takes the database lock nor needs one
-NO_DATABASE = frozenset({"name_similarity", "protected_name_screening"})
+NO_DATABASE = frozenset({"name_similarity", "protected_name_screening", "profile_screening"})
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Config]:

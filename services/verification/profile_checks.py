@@ -1,0 +1,297 @@
+"""Profile consistency rules (A8.2) as data and one pure function, :func:`check_profile`.
+
+A profile (name, description, avatar) is checked against who registered it (entity type,
+field, identity) and against the protected-name registry. Every failed rule is a finding
+with a stable ``code`` (docs/problems.md lists them); no finding means the profile passes.
+Matching of names and logos is ``libs.screening``'s; this module decides what a match means.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from libs.identity import PROVINCES
+from libs.screening import LogoIndex, NameIndex, normalise
+
+NATURAL = "natural_person"
+
+# Names only state bodies (or, for some, news media) may use.
+NATIONAL_TERMS = ("中国", "中华", "中央", "全国", "国家")
+NEWS_TERMS = ("新闻", "报道")
+STATE_BODY_TERMS = ("人民政府", "政府", "委员会", "人民法院", "法院", "检察院", "公安", "派出所",
+                    "办公厅", "卫健委", "发改委", "纪委", "监委", "党委", "政协", "人大常委会",
+                    "税务", "海关", "武警", "解放军", "部队")
+# Words ending in 局 that are not offices (饭局: a dinner; 格局: a pattern...).
+NOT_AN_OFFICE = ("饭局", "棋局", "格局", "布局", "结局", "骗局", "赌局", "时局", "大局", "开局",
+                 "残局", "牌局", "变局", "终局", "破局", "入局", "出局", "搅局", "僵局")
+MEDIA_SUFFIXES = ("日报", "晚报", "早报", "时报", "商报", "电视台", "广播电台", "电台", "通讯社",
+                  "新闻社", "新闻网", "卫视", "杂志社", "报社", "融媒体中心")
+ORGANIZATION_WORDS = ("有限公司", "公司", "集团", "协会", "学会", "基金会", "研究院", "研究所",
+                      "医院", "学校", "大学", "学院", "银行", "商会", "联合会", "官方")
+# Region and landmark names, abused when a name presents itself as their official voice.
+LANDMARKS = ("天安门", "中南海", "人民大会堂", "故宫", "紫禁城", "长城", "外滩", "西湖", "布达拉宫")
+CITIES = ("广州", "深圳", "杭州", "南京", "武汉", "成都", "西安", "苏州", "青岛", "厦门", "长沙",
+          "郑州", "沈阳", "大连", "宁波", "济南", "哈尔滨", "昆明", "合肥", "福州")
+OFFICIAL_VOICE = ("发布", "官方", "政务", "头条", "在线", "资讯", "热线", "之声", "通报", "公告",
+                  "官微", "网信")
+_STRIP = ("特别行政区", "维吾尔自治区", "壮族自治区", "回族自治区", "自治区", "省", "市")
+
+
+def _short(province: str) -> str:
+    for suffix in _STRIP:
+        province = province.removesuffix(suffix)
+    return province
+
+
+PLACES = tuple(sorted({*LANDMARKS, *CITIES, *(_short(p) for p in PROVINCES.values())},
+                      key=len, reverse=True))
+
+_CONTACT = [
+    ("phone", re.compile(r"(?<!\d)(?:\+?86[-\s]?)?1[3-9]\d(?:[-\s]?\d){8}(?!\d)")),
+    ("phone", re.compile(r"(?<!\d)0\d{2,3}-\d{7,8}(?!\d)")),
+    ("wechat", re.compile(r"(?:微信|威信|薇信|徽信|v信|vx|wx|weixin|wechat|加v|\+v)"
+                          r"\s*(?:号|id)?\s*[:：]?\s*[a-z][-_a-z0-9]{5,19}")),
+    ("qq", re.compile(r"(?:qq|扣扣|企鹅)\s*(?:号|群)?\s*[:：]?\s*\d{5,11}")),
+    ("url", re.compile(r"(?:https?://|www\.)\S+|[a-z0-9-]+\.(?:com|cn|net|org|top|xyz|cc|io|vip)"
+                       r"\b")),
+    ("email", re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")),
+]
+_QR = re.compile(r"二维码|扫码|扫一扫|qr\s*code|qrcode")
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Who runs the account, as far as the name rules care."""
+
+    entity_type: str
+    category: str
+    holder_blinds: frozenset[str] = frozenset()  # blind indexes of its ID number / USCC
+    news_permit: bool = False
+
+    @property
+    def state_body(self) -> bool:
+        return self.entity_type == "legal_person" and self.category == "government_affairs"
+
+    @property
+    def news_media(self) -> bool:
+        return self.entity_type != NATURAL and (self.category == "news" or self.news_permit)
+
+
+@dataclass(frozen=True)
+class Policy:
+    threshold: float = 0.85
+    logo_max_distance: int = 8
+
+
+@dataclass(frozen=True)
+class ProtectedEntry:
+    protected_id: str
+    name: str
+    kind: str
+    holder_blind: str | None
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass
+class ProtectedRegistry:
+    """Protected names, their logos and the prohibited words, in memory; fed by the
+    registry's events (``apply``) and by the configured words."""
+
+    base_words: Iterable[str] = ()
+    names: NameIndex = field(default_factory=NameIndex)
+    logos: LogoIndex = field(default_factory=LogoIndex)
+    entries: dict[str, ProtectedEntry] = field(default_factory=dict)
+    extra_words: set[str] = field(default_factory=set)
+    removed_words: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.base_words = frozenset(self.base_words)
+        self._words: dict[str, str] | None = None
+
+    def add(self, entry: ProtectedEntry, logo_phash: str | None = None) -> None:
+        self.remove(entry.protected_id)
+        self.entries[entry.protected_id] = entry
+        self.names.add(entry.protected_id, entry.name)
+        for i, alias in enumerate(entry.aliases):
+            self.names.add(f"{entry.protected_id}#{i}", alias)
+        if logo_phash:
+            self.logos.add(entry.protected_id, logo_phash)
+
+    def remove(self, protected_id: str) -> None:
+        old = self.entries.pop(protected_id, None)
+        if old is None:
+            return
+        self.names.remove(protected_id)
+        for i in range(len(old.aliases)):
+            self.names.remove(f"{protected_id}#{i}")
+        self.logos.remove(protected_id)
+
+    def change_words(self, added: Iterable[str], removed: Iterable[str]) -> None:
+        for w in added:
+            self.extra_words.add(w)
+            self.removed_words.discard(w)
+        for w in removed:
+            self.extra_words.discard(w)
+            self.removed_words.add(w)
+        self._words = None
+
+    @property
+    def words(self) -> dict[str, str]:
+        """Normalised prohibited word -> the word as listed."""
+        if self._words is None:
+            listed = (set(self.base_words) | self.extra_words) - self.removed_words
+            self._words = {normalise(w): w for w in listed if normalise(w)}
+        return self._words
+
+    def apply(self, event_type: str, data: dict) -> None:
+        """Fold one registry event (others are ignored)."""
+        name = event_type.removeprefix("verification.")
+        if name == "ProtectedNameAdded":
+            logo = data.get("logo") or {}
+            self.add(ProtectedEntry(data["protected_id"], data["name"], data["kind"],
+                                    data.get("holder_blind"), tuple(data.get("aliases", []))),
+                     logo.get("phash"))
+        elif name == "ProtectedNameRemoved":
+            self.remove(data["protected_id"])
+        elif name == "ProhibitedWordsChanged":
+            self.change_words(data.get("added", []), data.get("removed", []))
+
+    def entry_of(self, match_id: str) -> ProtectedEntry | None:
+        return self.entries.get(match_id.split("#", 1)[0])
+
+
+def finding(field_: str, code: str, detail: str, matched: str | None = None,
+            score: float | None = None) -> dict:
+    return {"field": field_, "code": code, "detail": detail, "matched": matched,
+            "score": None if score is None else round(score, 3)}
+
+
+def _plain(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def check_profile(*, name: str, description: str, avatar_phash: str | None, subject: Subject,
+                  registry: ProtectedRegistry, policy: Policy = Policy()) -> list[dict]:
+    """Every finding against the profile; an empty list means it passes (A8.2)."""
+    found: list[dict] = []
+    found += _protected_names(name, description, subject, registry, policy)
+    found += _protected_logo(avatar_phash, subject, registry, policy)
+    found += _prohibited_words(name, description, registry)
+    found += strict_name_rules(name, subject)
+    found += _contact_details(name, description)
+    return found
+
+
+def _protected_names(name: str, description: str, subject: Subject,
+                     registry: ProtectedRegistry, policy: Policy) -> list[dict]:
+    hits: dict[str, dict] = {}
+
+    def consider(field_: str, match, how: str) -> None:
+        entry = registry.entry_of(match.id)
+        if entry is None or entry.protected_id in hits:
+            return
+        if entry.holder_blind and entry.holder_blind in subject.holder_blinds:
+            return  # the holder itself uses its name
+        hits[entry.protected_id] = finding(
+            field_, f"protected-name-{how}",
+            f"the {field_} uses the protected {entry.kind} name {entry.name!r} "
+            f"({match.kind} match) and the account's identity is not its holder",
+            matched=entry.name, score=match.score)
+
+    for m in registry.names.similar(name, threshold=policy.threshold):
+        consider("name", m, "similar")
+    for m in registry.names.contained_in(name):
+        consider("name", m, "contained")
+    if description:
+        for m in registry.names.contained_in(description):
+            entry = registry.entry_of(m.id)
+            # a famous person mentioned in a description is not impersonation; an organ,
+            # enterprise or medium presented there is
+            if entry is not None and entry.kind != "person":
+                consider("description", m, "contained")
+    return list(hits.values())
+
+
+def _protected_logo(phash: str | None, subject: Subject, registry: ProtectedRegistry,
+                    policy: Policy) -> list[dict]:
+    if not phash or not len(registry.logos):
+        return []
+    out = []
+    for logo_id, distance in registry.logos.nearest(phash, policy.logo_max_distance):
+        entry = registry.entries.get(logo_id)
+        if entry is None or (entry.holder_blind and entry.holder_blind in subject.holder_blinds):
+            continue
+        out.append(finding("avatar", "protected-logo",
+                           f"the avatar looks like the logo of {entry.name!r} "
+                           f"({distance} bits apart)", matched=entry.name,
+                           score=1 - distance / 64))
+        break
+    return out
+
+
+def _prohibited_words(name: str, description: str, registry: ProtectedRegistry) -> list[dict]:
+    out = []
+    for field_, text in (("name", name), ("description", description)):
+        norm = normalise(text)
+        for key, word in registry.words.items():
+            if key in norm:
+                out.append(finding(field_, "prohibited-word",
+                                   f"the {field_} contains the prohibited word {word!r}", word))
+    return out
+
+
+def strict_name_rules(name: str, subject: Subject) -> list[dict]:
+    """The strict review of names: national terms, state bodies, news media, news terms,
+    places presented as their official voice, and persons presenting as organizations."""
+    norm = normalise(name)
+    out = []
+    national = [t for t in NATIONAL_TERMS if t in norm]
+    if national and not (subject.state_body or subject.news_media):
+        out.append(finding("name", "reserved-national-term",
+                           f"{national[0]!r} in a name is for state bodies and news media",
+                           national[0]))
+    state = [t for t in STATE_BODY_TERMS if t in norm]
+    if not state and norm.endswith("局") and len(norm) >= 3 \
+            and not any(norm.endswith(w) for w in NOT_AN_OFFICE):
+        state = ["局"]
+    if state and not subject.state_body:
+        out.append(finding("name", "impersonates-state-body",
+                           f"the name presents itself as a state body ({state[0]!r})", state[0]))
+    media = [s for s in MEDIA_SUFFIXES if norm.endswith(s)]
+    if media and not subject.news_media:
+        out.append(finding("name", "impersonates-news-media",
+                           f"the name presents itself as a news medium ({media[0]!r})",
+                           media[0]))
+    news = [t for t in NEWS_TERMS if t in norm]
+    if news and not subject.news_media:
+        out.append(finding("name", "news-term-without-permit",
+                           f"{news[0]!r} in a name needs a news information service permit",
+                           news[0]))
+    place = next((p for p in PLACES if norm.startswith(p)), None)
+    if place and not subject.state_body and (
+            norm == place or any(norm.endswith(v) for v in OFFICIAL_VOICE)):
+        out.append(finding("name", "region-name-abuse",
+                           f"the name presents itself as the official voice of {place!r}", place))
+    if subject.entity_type == NATURAL:
+        org = next((w for w in ORGANIZATION_WORDS if norm.endswith(w)), None)
+        if org:
+            out.append(finding("name", "name-implies-organization",
+                               f"a natural person's account name ends in {org!r}", org))
+    return out
+
+
+def _contact_details(name: str, description: str) -> list[dict]:
+    out = []
+    for field_, text in (("name", name), ("description", description)):
+        plain = _plain(text)
+        kinds = sorted({kind for kind, rx in _CONTACT if rx.search(plain)})
+        if kinds:
+            out.append(finding(field_, "contact-details",
+                               f"the {field_} embeds contact details ({', '.join(kinds)})",
+                               ",".join(kinds)))
+        if _QR.search(plain):
+            out.append(finding(field_, "qr-code", f"the {field_} points to a QR code"))
+    return out

@@ -1,0 +1,110 @@
+"""Queries for the API and the sweep: read models (eventually consistent) and the
+account's own stream (for one account's state, folded on request)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+
+from libs.events.db import Tx
+from libs.runtime.pii import Sealer
+
+from .domain import Verification
+
+_PAGE = text("SELECT key, doc FROM projection_documents WHERE projection = :p "
+             "AND key > :after ORDER BY key LIMIT :limit")
+_GET = text("SELECT doc FROM projection_documents WHERE projection = :p AND key = :key")
+_DOCUMENT = text("SELECT content_type, data FROM verification_documents WHERE sha256 = :sha")
+
+
+async def page(tx: Tx, projection: str, *, after: str = "", limit: int = 50
+               ) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of documents in key order and the cursor of the next page (None at the end)."""
+    rows = await tx.fetch(_PAGE, {"p": projection, "after": after, "limit": limit + 1})
+    docs = [orjson.loads(r[1]) for r in rows[:limit]]
+    return docs, (rows[limit - 1][0] if len(rows) > limit else None)
+
+
+async def get(tx: Tx, projection: str, key: str) -> dict[str, Any] | None:
+    raw = await tx.fetchval(_GET, {"p": projection, "key": key})
+    return orjson.loads(raw) if raw else None
+
+
+async def everything(tx: Tx, projection: str) -> list[dict[str, Any]]:
+    docs, after = [], ""
+    while True:
+        batch, after = await page(tx, projection, after=after, limit=1000)
+        docs += batch
+        if after is None:
+            return docs
+
+
+async def document(tx: Tx, sha256: str) -> tuple[str, bytes] | None:
+    row = await tx.fetchrow(_DOCUMENT, {"sha": sha256})
+    return (row[0], bytes(row[1])) if row else None
+
+
+def _status(s: Verification) -> str:
+    if s.identity_status == "failed":
+        return "identity_failed"
+    if s.verified:
+        return "verified"
+    if s.profile_status == "mismatch":
+        return "profile_mismatch"
+    if s.missing:
+        return "awaiting_qualification"
+    return "pending"
+
+
+def present(s: Verification) -> dict[str, Any]:
+    """The full verification state for the platform, operators and reviewers (masked)."""
+    i = s.identity
+    return {
+        "account_id": s.account_id, "status": _status(s), "entity_type": s.entity_type,
+        "category": s.category, "province": s.province,
+        "identity": {"status": s.identity_status, "level": s.identity_level,
+                     "factors": list(s.identity_factors), "reasons": list(s.identity_reasons),
+                     "extra_verification_required": s.extra, "id_kind": i["id_kind"],
+                     "id_number_masked": i["id_number_masked"],
+                     "holder_name_masked": i["holder_name_masked"],
+                     "phone_masked": i["phone_masked"]},
+        "profile": {"status": s.profile_status, "current": s.profile,
+                    "findings": list(s.findings)},
+        "qualifications": {"needs": list(s.needs), "missing": list(s.missing),
+                           "cases": s.cases, "labels": s.labels},
+        "badge": {"kind": s.badge, "active": s.badge_active},
+        "verified": s.verified,
+        "verified_at": s.verified_at.isoformat() if s.verified_at else None,
+        "last_inspected_at": s.last_inspected_at.isoformat() if s.last_inspected_at else None,
+        "reinspections": s.reinspections, "stream_version": s.version,
+    }
+
+
+def disclose(s: Verification, sealer: Sealer) -> dict[str, Any]:
+    """What the public sees (A9.2): badge, field, labels, permit; organizations' registration
+    details in full, a natural person's personal data masked."""
+    permits = [c["number"] for c in s.cases.values()
+               if c["kind"] == "news_permit" and c["status"] == "approved"]
+    body: dict[str, Any] = {
+        "account_id": s.account_id, "verified": s.verified,
+        "badge": s.badge if s.badge_active else None,
+        "entity_type": s.entity_type, "category": s.category, "province": s.province,
+        "qualification_labels": s.labels, "news_permit_number": permits[0] if permits else None,
+        "profile": {"name": s.profile.get("name"), "description": s.profile.get("description")},
+    }
+    i = s.identity
+    if s.entity_type == "natural_person":
+        body["operator"] = {"name": i["holder_name_masked"], "id_number": i["id_number_masked"],
+                            "phone": i["phone_masked"], "contact": s.contact_masked}
+        return body
+    uscc = sealer.open(i["id_number_sealed"])
+    org = s.organization or {}
+    body["organization"] = {"business_name": org.get("business_name"),
+                            "registered_address": org.get("registered_address"),
+                            "unified_social_credit_code": uscc,
+                            "contact": sealer.open(s.contact_sealed)}
+    return body
+
+
