@@ -19,6 +19,22 @@ _SAVE = text(
     """
 )
 _DELETE = text("DELETE FROM checkpoints WHERE name = :name")
+_HOLD = text("SELECT pg_try_advisory_xact_lock(hashtextextended(CAST(:name AS text), 0))")
+
+
+async def hold_checkpoint(tx: Tx, name: str) -> bool:
+    """Take the right to advance ``name`` until ``tx`` ends; False if another worker has it.
+
+    Several processes of one service (uvicorn workers, replicas) each run a relay and
+    projection runners over the same log: without this, two runners would read the same
+    checkpoint and fold the same events twice, and two relays would publish every event
+    twice. A transaction-scoped advisory lock makes one of them do each step and the others
+    idle; it is released at commit or rollback, so a crashed worker never holds it. SQLite
+    is single-process (and serializes writers anyway).
+    """
+    if tx.dialect != "postgresql":
+        return True
+    return bool(await tx.fetchval(_HOLD, {"name": name}))
 
 
 async def load_checkpoint(conn: Tx, name: str) -> LogCursor:

@@ -17,7 +17,7 @@ import asyncio
 import time
 from typing import Protocol
 
-from .checkpoints import load_checkpoint, save_checkpoint
+from .checkpoints import hold_checkpoint, load_checkpoint, save_checkpoint
 from .db import Database
 from .kafka_binding import to_kafka
 from .store import EventStore
@@ -56,14 +56,34 @@ class Relay(LogTailer):
 
     async def publish_pending(self) -> int:
         """Publish one page of events after the checkpoint; returns how many were published."""
-        async with self.db.connect() as conn:
-            cursor = await load_checkpoint(conn, self.name)
-            # Payloads stay JSON text: published at their stored schema version, byte for
-            # byte, without a decode/encode round trip (consumers upcast).
-            page = await self.store.read_all(conn, cursor, limit=self.batch_size,
-                                             upcast=False, decode_data=False)
-        if not page.events:
-            return 0
+        if not self.db.is_postgres:
+            async with self.db.connect() as conn:
+                page = await self._page(conn)
+            if page.events:
+                await self._publish(page)
+                async with self.db.transaction() as tx:
+                    await save_checkpoint(tx, self.name, page.cursor)
+            return self._published(page)
+        # One worker publishes a page at a time (see hold_checkpoint): the lock lives for
+        # the transaction, which writes nothing until the checkpoint at its very end, so it
+        # holds back no reader's horizon while it waits for the broker's acks.
+        async with self.db.transaction() as tx:
+            if not await hold_checkpoint(tx, self.name):
+                return 0
+            page = await self._page(tx)
+            if page.events:
+                await self._publish(page)
+                await save_checkpoint(tx, self.name, page.cursor)
+        return self._published(page)
+
+    async def _page(self, conn):
+        cursor = await load_checkpoint(conn, self.name)
+        # Payloads stay JSON text: published at their stored schema version, byte for
+        # byte, without a decode/encode round trip (consumers upcast).
+        return await self.store.read_all(conn, cursor, limit=self.batch_size,
+                                         upcast=False, decode_data=False)
+
+    async def _publish(self, page) -> None:
         send = self.producer.send
         topic = self.topic
         pending = []
@@ -73,8 +93,10 @@ class Relay(LogTailer):
             # producer batch records while keeping their order within each partition.
             pending.append(await send(topic, value=value, key=key, headers=headers))
         await asyncio.gather(*pending)
-        async with self.db.transaction() as tx:
-            await save_checkpoint(tx, self.name, page.cursor)
+
+    def _published(self, page) -> int:
+        if not page.events:
+            return 0
         self.published += len(page.events)
         self.last_publish_lag_seconds = max(0.0, time.time() - page.events[-1].time.timestamp())
         return len(page.events)

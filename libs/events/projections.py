@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from sqlalchemy import bindparam, text
 
-from .checkpoints import load_checkpoint, reset_checkpoint, save_checkpoint
+from .checkpoints import hold_checkpoint, load_checkpoint, reset_checkpoint, save_checkpoint
 from .db import Database, Tx
 from .envelope import Envelope
 from .store import EventStore
@@ -149,6 +149,8 @@ class ProjectionRunner(LogTailer):
     async def step(self) -> int:
         """Apply one page of the log and advance the checkpoint in the same transaction."""
         async with self.db.transaction() as tx:
+            if not await hold_checkpoint(tx, self.checkpoint):
+                return 0  # another worker is folding this page
             await tx.plan_per_execution()
             cursor = await load_checkpoint(tx, self.checkpoint)
             page = await self.store.read_all(tx, cursor, limit=self.batch_size)

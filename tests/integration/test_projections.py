@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from libs.events import DocumentProjection, Envelope, ProjectionRunner
 from tests.conftest import BACKENDS, eventually
@@ -67,3 +70,24 @@ async def test_rebuild_from_zero_gives_the_same_state_hash_as_live(db, store):
     await ProjectionRunner(db=db, store=store, projection=other, batch_size=1000).catch_up()
     async with db.connect() as conn:
         assert await other.state_hash(conn) == live, "page size must not change the state"
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_two_runners_of_one_projection_fold_each_event_once(db, store):
+    """Two worker processes each run the projection: the documents count every event once."""
+    projection = DocumentProjection("summary", account_summary)
+    runners = [ProjectionRunner(db=db, store=store, projection=projection, batch_size=3)
+               for _ in range(2)]
+    for s in range(8):
+        await append(db, store, f"b{s}", 0, *[ev(f"b{s}", i) for i in range(1, 6)])
+
+    async def settled() -> bool:
+        await asyncio.gather(*(r.catch_up() for r in runners))
+        async with db.connect() as conn:
+            docs = [await projection.get(conn, f"b{s}") for s in range(8)]
+        return all(d is not None and d["last_version"] == 5 for d in docs)
+
+    await eventually(settled, what="both runners to reach the end of the log")
+    async with db.connect() as conn:
+        for s in range(8):
+            assert (await projection.get(conn, f"b{s}"))["events"] == 5

@@ -98,3 +98,26 @@ async def test_lost_checkpoint_republishes_duplicates_with_the_same_event_ids(
     ids = [from_kafka(r.key, r.value, r.headers).id for r in records]
     assert len(ids) == 12 and set(ids) == {e.id for e in stored}
     assert all(ids.count(e.id) == 2 for e in stored)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_two_relays_of_one_service_publish_each_event_once(
+        db, store, kafka_bootstrap, topic, producer):
+    """Two worker processes of one service each run a relay: one publishes each page."""
+    stored = await seed(db, store, streams=10, per_stream=30)
+    relays = [Relay(db=db, store=store, producer=producer, topic=topic, batch_size=25)
+              for _ in range(2)]
+
+    async def run(relay: Relay) -> int:
+        total, idle = 0, 0
+        while idle < 20:  # until neither finds work for a while
+            n = await relay.publish_pending()
+            total, idle = total + n, (0 if n else idle + 1)
+            await asyncio.sleep(0)
+        return total
+
+    counts = await asyncio.gather(*(run(r) for r in relays))
+    assert sum(counts) == len(stored)
+    records = await read_topic(kafka_bootstrap, topic, len(stored))
+    ids = [from_kafka(r.key, r.value, r.headers).id for r in records]
+    assert len(ids) == len(set(ids)) == len(stored), "no event published twice"
