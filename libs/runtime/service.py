@@ -71,6 +71,7 @@ class ServiceRuntime:
         self.consumers: list[Consumer] = []
         self.runners: list[ProjectionRunner] = []
         self._tasks: list[asyncio.Task] = []
+        self._background: list[asyncio.Task] = []
 
     async def start(self) -> None:
         s = self.settings
@@ -113,7 +114,21 @@ class ServiceRuntime:
         for r in self.runners:
             r.nudge()
 
+    def background(self, coro, *, name: str) -> asyncio.Task:
+        """Run a service's own periodic task (a sweep, a refresher) until the app stops.
+
+        Such tasks loop forever, so stopping cancels them (before the kernel's workers,
+        which finish their current batch instead); readiness reports one that died.
+        """
+        task = asyncio.create_task(coro, name=name)
+        self._background.append(task)
+        return task
+
     async def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         for consumer in self.consumers:
             await consumer.stop()
         if self.relay:
@@ -140,7 +155,7 @@ class ServiceRuntime:
             checks["kafka"] = "ok"
         except Exception as exc:  # noqa: BLE001
             checks["kafka"] = f"error: {exc!r}"
-        dead = [t.get_name() for t in self._tasks if t.done()]
+        dead = [t.get_name() for t in (*self._tasks, *self._background) if t.done()]
         checks["workers"] = "ok" if not dead else f"stopped: {dead}"
         return checks
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
 
@@ -48,18 +47,15 @@ class RegistrationRuntime(ServiceRuntime):
                          projections=[AccountsProjection()])
         self.db.pool_size = settings.pool_size
         self.deps.db, self.deps.store, self.deps.committed = self.db, self.store, self.committed
-        self._own: list[asyncio.Task] = []
 
     async def start(self) -> None:
         await super().start()
         s: Settings = self.settings  # type: ignore[assignment]
         await self.deps.names.refresh(self.db)
         log.info("closed names indexed: %d", len(self.deps.names.index))
-        self._own.append(asyncio.create_task(self._refresh_names(s.closed_names_refresh_seconds),
-                                             name="closed-names"))
+        self.background(self._refresh_names(s.closed_names_refresh_seconds), name="closed-names")
         if s.sweep_interval_seconds > 0:
-            self._own.append(asyncio.create_task(
-                sweep.periodically(self.deps, s.sweep_interval_seconds), name="sweep"))
+            self.background(sweep.periodically(self.deps, s.sweep_interval_seconds), name="sweep")
 
     async def _refresh_names(self, interval: float) -> None:
         while True:
@@ -68,13 +64,6 @@ class RegistrationRuntime(ServiceRuntime):
                 await self.deps.names.refresh(self.db)
             except Exception:  # noqa: BLE001 - stale for one more interval, then retried
                 log.exception("closed names refresh failed")
-
-    async def stop(self) -> None:
-        for task in self._own:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await super().stop()
 
 
 def bootstrap(settings: Settings | None = None) -> RegistrationRuntime:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from pathlib import Path
 
@@ -44,7 +42,6 @@ class VerificationRuntime(ServiceRuntime):
                          subscriptions=[inbound.subscription(self.deps)],
                          projections=all_projections())
         self.deps.db, self.deps.store, self.deps.committed = self.db, self.store, self.committed
-        self._own: list[asyncio.Task] = []
 
     def make_runners(self) -> list[ProjectionRunner]:
         """Runners over this runtime's store, for a command run outside the app."""
@@ -62,15 +59,7 @@ class VerificationRuntime(ServiceRuntime):
                  await catch_up_registry(self.deps))
         s: Settings = self.settings  # type: ignore[assignment]
         if s.sweep_interval_seconds > 0:
-            self._own.append(asyncio.create_task(
-                sweep.periodically(self.deps, s.sweep_interval_seconds), name="sweep"))
-
-    async def stop(self) -> None:
-        for task in self._own:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await super().stop()
+            self.background(sweep.periodically(self.deps, s.sweep_interval_seconds), name="sweep")
 
 
 def bootstrap(settings: Settings | None = None) -> VerificationRuntime:
