@@ -4,7 +4,7 @@ The answer is stored in the same transaction as the command's events, so either 
 are kept or neither: a crash between them cannot leave an effect without its answer.
 The key is claimed (a row inserted) before the work runs, so two concurrent requests
 with one key serialize on its primary key rather than racing into a stream conflict;
-the loser retries once and then finds the winner's answer. A key reused with a different
+the second then finds the first one's answer. A key reused with a different
 body is refused (``idempotency-key-reused``) rather than silently answered with another
 request's result. Errors are not remembered: a corrected retry may reuse its key.
 """
@@ -34,8 +34,11 @@ IdempotencyKey = Annotated[
 
 _RECALL = text("SELECT fingerprint, status, body FROM idempotency_keys "
                "WHERE scope = :scope AND key = :key")
+# A concurrent twin's INSERT waits on the first one's uncommitted row; once that commits,
+# DO NOTHING returns no row and the twin reads the committed answer instead.
 _CLAIM = text("INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at) "
-              "VALUES (:scope, :key, :fingerprint, 0, '', :created_at)")
+              "VALUES (:scope, :key, :fingerprint, 0, '', :created_at) "
+              "ON CONFLICT (scope, key) DO NOTHING RETURNING 1")
 _REMEMBER = text("UPDATE idempotency_keys SET status = :status, body = :body "
                  "WHERE scope = :scope AND key = :key")
 
@@ -61,22 +64,17 @@ async def recall(tx: Tx, *, scope: str, key: str, digest: str) -> Answer | None:
     return Answer(row[1], orjson.loads(row[2]))
 
 
-async def claim(tx: Tx, *, scope: str, key: str, digest: str) -> None:
-    """Take the key before doing the work: a concurrent request with the same key blocks
-    on this row until the first commits, then fails on the primary key and retries."""
-    await tx.execute(_CLAIM, {"scope": scope, "key": key, "fingerprint": digest,
-                              "created_at": datetime.now(UTC)})
+async def claim(tx: Tx, *, scope: str, key: str, digest: str) -> bool:
+    """Take the key before doing the work; False when a committed request already has it
+    (a concurrent one with the same key is waited for first)."""
+    row = await tx.fetchval(_CLAIM, {"scope": scope, "key": key, "fingerprint": digest,
+                                     "created_at": datetime.now(UTC)})
+    return row is not None
 
 
 async def remember(tx: Tx, *, scope: str, key: str, answer: Answer) -> None:
     await tx.execute(_REMEMBER, {"scope": scope, "key": key, "status": answer.status,
                                  "body": orjson.dumps(answer.body).decode()})
-
-
-def _is_unique_violation(exc: BaseException) -> bool:
-    # asyncpg raises UniqueViolationError; SQLAlchemy wraps SQLite's as IntegrityError.
-    names = {type(exc).__name__, type(getattr(exc, "orig", None)).__name__}
-    return bool(names & {"UniqueViolationError", "IntegrityError"})
 
 
 async def run_idempotent(
@@ -88,19 +86,16 @@ async def run_idempotent(
     work: Callable[[Tx], Awaitable[Answer]],
 ) -> Answer:
     """Run ``work`` in one transaction, once per ``key``; without a key, just run it."""
-    for attempt in (1, 2):
-        try:
-            async with db.transaction() as tx:
-                if key is not None:
-                    stored = await recall(tx, scope=scope, key=key, digest=digest)
-                    if stored is not None:
-                        return stored
-                    await claim(tx, scope=scope, key=key, digest=digest)
-                answer = await work(tx)
-                if key is not None:
-                    await remember(tx, scope=scope, key=key, answer=answer)
-                return answer
-        except Exception as exc:
-            if key is None or attempt == 2 or not _is_unique_violation(exc):
-                raise
-    raise AssertionError("unreachable")
+    for _ in range(3):
+        async with db.transaction() as tx:
+            if key is not None and not await claim(tx, scope=scope, key=key, digest=digest):
+                stored = await recall(tx, scope=scope, key=key, digest=digest)
+                if stored is not None:
+                    return stored
+                continue  # the holder rolled back between our two statements: claim again
+            answer = await work(tx)
+            if key is not None:
+                await remember(tx, scope=scope, key=key, answer=answer)
+            return answer
+    raise ProblemError("the Idempotency-Key is being used by requests that keep failing",
+                       status=409, code="idempotency-key-busy", title="Idempotency key busy")

@@ -32,7 +32,10 @@ def configure_tracing(service: str) -> None:
 def instrument_app(app: FastAPI) -> None:
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    # One server span per request; the per-chunk "http send/receive" spans add nothing to a
+    # causal trace and cost about a tenth of a small request's CPU.
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics",
+                                       exclude_spans=["receive", "send"])
 
 
 def current_traceparent() -> str | None:
