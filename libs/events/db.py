@@ -292,6 +292,9 @@ class Database:
                 pool.release(conn)
         else:
             async with self.engine.connect() as conn:
+                # Reads begin deferred (see _configure_sqlite): with WAL they never wait for
+                # a writer, so a handler's read on a second connection cannot deadlock.
+                await conn.execution_options(sqlite_reader=True)
                 yield SqlTx(conn)
 
     async def dispose(self) -> None:
@@ -318,4 +321,5 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn) -> None:  # pragma: no cover - driver hook
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        reader = conn.get_execution_options().get("sqlite_reader", False)
+        conn.exec_driver_sql("BEGIN" if reader else "BEGIN IMMEDIATE")

@@ -86,17 +86,21 @@ def problems():
 
 
 # -- the registry in memory: follows the service's own log ---------------------------------
-async def catch_up_registry(deps: Deps) -> int:
+async def catch_up_registry(deps: Deps, tx: Tx | None = None) -> int:
     """Apply registry events committed since the last call (by any worker of the service).
 
-    Reads the gap-safe global log on its own connection, so a name added by another
-    process is seen as soon as it is committed; cheap when nothing is new (one query).
+    Reads the gap-safe global log, so a name added by another process is seen as soon as
+    it is committed; cheap when nothing is new (one query). Inside a handler pass its
+    transaction: SQLite has one writer, and a second connection would wait on it forever.
     """
     applied = 0
     async with deps.registry_lock:
         while True:
-            async with deps.db.connect() as conn:
-                page = await deps.store.read_all(conn, deps.registry_cursor, limit=5000)
+            if tx is not None:
+                page = await deps.store.read_all(tx, deps.registry_cursor, limit=5000)
+            else:
+                async with deps.db.connect() as conn:
+                    page = await deps.store.read_all(conn, deps.registry_cursor, limit=5000)
             for e in page.events:
                 if e.type in REGISTRY_EVENTS:
                     deps.registry.apply(e.type, e.data)
@@ -204,7 +208,7 @@ async def when_registration_submitted(deps: Deps, tx: Tx, e: Envelope) -> None:
     if await deps.store.stream_version(tx, stream) > 0:
         log.info("%s %s: %s is already being verified; skipped", e.type, e.id, account_id)
         return
-    await catch_up_registry(deps)
+    await catch_up_registry(deps, tx)
     now = deps.clock()
     opened = {k: d[k] for k in ("account_id", "entity_type", "identity", "profile",
                                 "category", "province", "contact_sealed", "contact_masked")}
@@ -256,7 +260,7 @@ async def when_profile_change_submitted(deps: Deps, tx: Tx, e: Envelope) -> None
     if state is None or state.identity_status == "failed":
         log.info("%s %s: no verifiable account %s; skipped", e.type, e.id, d["account_id"])
         return
-    await catch_up_registry(deps)
+    await catch_up_registry(deps, tx)
     decided = _profile_result(deps, state, d["proposed"], source="profile_change", cause=e,
                               change_id=d["change_id"])
     decided += _state_after(state, decided, deps.clock()).complete([e.id])
