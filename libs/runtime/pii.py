@@ -54,8 +54,12 @@ def mask_id_number(value: str) -> str:
 
 
 def mask_phone(value: str) -> str:
+    """``138****8000`` (an E.164 ``+86`` prefix is kept in front: ``+86 138****8000``)."""
     v = value.strip()
-    return v[:3] + "****" + v[-4:] if len(v) >= 11 else "*" * len(v)
+    prefix = ""
+    if v.startswith("+86"):
+        prefix, v = "+86 ", v[3:].strip()
+    return prefix + (v[:3] + "****" + v[-4:] if len(v) >= 11 else "*" * len(v))
 
 
 def mask_name(value: str) -> str:

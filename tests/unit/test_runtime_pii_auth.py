@@ -29,6 +29,7 @@ def test_blind_index_matches_equal_values_only_and_depends_on_the_key():
 def test_masks_hide_the_middle():
     assert mask_id_number("11010519491231002X") == "110105********002X"
     assert mask_phone("13800138000") == "138****8000"
+    assert mask_phone("+8613800138000") == "+86 138****8000"
     assert mask_name("张三丰") == "张**"
 
 
