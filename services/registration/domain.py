@@ -69,6 +69,8 @@ class Account:
     pending_changes: dict[str, dict[str, Any]] = field(default_factory=dict)
     suspensions: dict[str, str] = field(default_factory=dict)  # suspension id -> reason
     restrictions: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # restriction or suspension id -> when it ends by itself (ISO time), for the sweep
+    expiries: dict[str, str] = field(default_factory=dict)
     credit_level: str | None = None
     credit_withheld: tuple[str, ...] = ()
     correction_deadline: datetime | None = None
@@ -291,16 +293,27 @@ class Account:
         ]
 
     def sweep(self, *, now: datetime, inactivity_months: int) -> Decided:
-        """What the clock decides: inactivity suspension (A10.2), correction expiry (A8.2)."""
-        if self.phase != LIVE and not (self.phase == PENDING and self.correction_deadline):
+        """What the clock decides: correction expiry (A8.2), the end of timed restrictions
+        and suspensions (A19.2), inactivity suspension (A10.2)."""
+        if self.phase not in (LIVE, PENDING):
             return []
         if ("correction_pending" in self.suspensions and self.correction_deadline is not None
                 and self.correction_deadline <= now):
             return self.close(reason="correction_deadline_passed", legal_basis=["A8.2"])
+        events: Decided = []
+        for key, until in sorted(self.expiries.items()):
+            if datetime.fromisoformat(until) > now:
+                continue
+            if key in self.restrictions:
+                events.append((P + "AccountRestrictionLifted", {
+                    "account_id": self.account_id, "restriction_id": key,
+                    "legal_basis": ["A19.2"], "evidence_event_ids": []}))
+            if key in self.suspensions:
+                events.append(self._reinstated(key, self.suspensions[key], ["A19.2"], []))
         if (self.phase == LIVE and "inactivity" not in self.suspensions
                 and add_months(self.last_active_at, inactivity_months) <= now):
-            return [self._suspended("inactivity", "inactivity", None, ["A10.2"], [])]
-        return []
+            events.append(self._suspended("inactivity", "inactivity", None, ["A10.2"], []))
+        return events
 
     # -- event builders -----------------------------------------------------------------
     def _suspended(self, sid: str, reason: str, until: datetime | None,
@@ -315,6 +328,11 @@ class Account:
         return (P + "AccountReinstated", {
             "account_id": self.account_id, "suspension_id": sid, "reason": reason,
             "legal_basis": legal_basis, "evidence_event_ids": evidence})
+
+
+def _expiring(expiries: dict[str, str], key: str, until: str | None) -> dict[str, str]:
+    rest = {k: v for k, v in expiries.items() if k != key}
+    return {**rest, key: until} if until else rest
 
 
 def _ts(value: str | None) -> datetime | None:
@@ -350,19 +368,23 @@ def evolve(acc: Account | None, etype: str, d: dict[str, Any], time: datetime) -
     if name == "AccountActivated":
         return replace(acc, phase=LIVE)
     if name == "AccountSuspended":
-        return replace(acc, suspensions={**acc.suspensions, d["suspension_id"]: d["reason"]})
+        return replace(acc, suspensions={**acc.suspensions, d["suspension_id"]: d["reason"]},
+                       expiries=_expiring(acc.expiries, d["suspension_id"], d.get("until")))
     if name == "AccountReinstated":
         rest = {k: v for k, v in acc.suspensions.items() if k != d["suspension_id"]}
         deadline = None if d["reason"] == "correction_pending" else acc.correction_deadline
-        return replace(acc, suspensions=rest, correction_deadline=deadline)
+        return replace(acc, suspensions=rest, correction_deadline=deadline,
+                       expiries=_expiring(acc.expiries, d["suspension_id"], None))
     if name == "AccountCorrectionRequested":
         return replace(acc, correction_deadline=_ts(d["deadline"]))
     if name == "AccountRestricted":
         return replace(acc, restrictions={**acc.restrictions,
-                                          d["restriction_id"]: tuple(d["capabilities"])})
+                                          d["restriction_id"]: tuple(d["capabilities"])},
+                       expiries=_expiring(acc.expiries, d["restriction_id"], d.get("until")))
     if name == "AccountRestrictionLifted":
         return replace(acc, restrictions={k: v for k, v in acc.restrictions.items()
-                                          if k != d["restriction_id"]})
+                                          if k != d["restriction_id"]},
+                       expiries=_expiring(acc.expiries, d["restriction_id"], None))
     if name == "CreditLevelApplied":
         return replace(acc, credit_level=d["level"], credit_withheld=tuple(d["withheld"]))
     if name == "AccountWarned":

@@ -230,7 +230,7 @@ async def command(deps: Deps, account_id: str, decide: Callable[[Account], Decid
 # -- the clock: inactivity (A10.2) and correction deadlines (A8.2) ----------------------------
 async def sweep(deps: Deps, *, now: datetime, candidates: list[str]) -> dict[str, list[str]]:
     """Apply :meth:`Account.sweep` to each candidate, one transaction each."""
-    done: dict[str, list[str]] = {"suspended": [], "closed": []}
+    done: dict[str, list[str]] = {"suspended": [], "closed": [], "lifted": []}
     for account_id in candidates:
         try:
             async with deps.db.transaction() as tx:
@@ -247,6 +247,8 @@ async def sweep(deps: Deps, *, now: datetime, candidates: list[str]) -> dict[str
                 done["suspended"].append(account_id)
             elif t.endswith("AccountClosed"):
                 done["closed"].append(account_id)
+            elif t.endswith(("AccountRestrictionLifted", "AccountReinstated")):
+                done["lifted"].append(account_id)
     if any(done.values()):
         deps.committed()
     return done

@@ -53,11 +53,11 @@ def evolve_doc(doc: dict | None, e: Envelope) -> dict | None:
 
 _LIST_UPSERT = text("""
     INSERT INTO registration_account_list
-      (account_id, owner, status, province, last_active_at, correction_deadline)
-    VALUES (:account_id, :owner, :status, :province, :last_active_at, :correction_deadline)
+      (account_id, owner, status, province, last_active_at, due_at)
+    VALUES (:account_id, :owner, :status, :province, :last_active_at, :due_at)
     ON CONFLICT (account_id) DO UPDATE SET owner = excluded.owner, status = excluded.status,
       province = excluded.province, last_active_at = excluded.last_active_at,
-      correction_deadline = excluded.correction_deadline
+      due_at = excluded.due_at
 """)
 _LIST_RESET = text("DELETE FROM registration_account_list")
 _LOAD_PG = text("""
@@ -76,12 +76,15 @@ _UPSERT_DOC = text("""
 
 
 def _row(doc: dict) -> dict[str, Any]:
-    deadline = doc["correction_deadline"] if "correction_pending" in doc["suspensions"] else None
+    # The sweep's next decision on this account: a correction deadline (A8.2) or the end of
+    # a timed restriction or suspension (A19.2).
+    due = list(doc.get("expiries", {}).values())
+    if "correction_pending" in doc["suspensions"] and doc["correction_deadline"]:
+        due.append(doc["correction_deadline"])
     return {"account_id": doc["account_id"], "owner": doc["owner"].get("id_number_blind", ""),
             "status": doc["status"], "province": doc["province"],
             "last_active_at": datetime.fromisoformat(doc["last_active_at"]).timestamp(),
-            "correction_deadline": (datetime.fromisoformat(deadline).timestamp()
-                                    if deadline else None)}
+            "due_at": min(datetime.fromisoformat(d).timestamp() for d in due) if due else None}
 
 
 class AccountsProjection(DocumentProjection):

@@ -1,4 +1,4 @@
-"""The clock's decisions: inactivity suspensions (A10.2) and expired corrections (A8.2).
+"""The clock's decisions: inactivity (A10.2), expired corrections (A8.2), timed measures (A19.2).
 
 Runs periodically inside the app (``SWEEP_INTERVAL_SECONDS``) and as a command with an
 injectable clock::
@@ -41,7 +41,7 @@ async def periodically(deps: Deps, interval: float) -> None:
         await asyncio.sleep(interval)
         try:
             result = await run(deps)
-            if result["suspended"] or result["closed"]:
+            if result["suspended"] or result["closed"] or result["lifted"]:
                 log.info("sweep: %s", result)
         except Exception:  # noqa: BLE001 - the next run tries again
             log.exception("sweep failed")

@@ -27,7 +27,7 @@ _LIST = text("""
 _SWEEP = text("""
     SELECT account_id FROM registration_account_list
     WHERE (status IN ('active', 'restricted') AND last_active_at <= :cutoff)
-       OR (correction_deadline IS NOT NULL AND correction_deadline <= :now)
+       OR (due_at IS NOT NULL AND due_at <= :now)
     ORDER BY account_id
 """)
 

@@ -363,3 +363,19 @@ async def test_A19_2_each_measure_has_its_effect_on_the_account(system, http):
     closed = next(e for e in events if e["type"] == "registration.AccountClosed")
     assert "A19.2" in closed["data"]["legal_basis"] and closed["causation_id"]
     assert closed["data"]["evidence_event_ids"] == [closed["causation_id"]]
+
+
+async def test_A19_2_a_timed_function_limit_ends_with_the_sweep(system, http, ops):
+    account_id = await active_account(system, http)
+    ends = datetime.now(UTC) + timedelta(days=7)
+    await measure(system, account_id, "function_limit", capabilities=["comment", "message"],
+                  ends_at=ends.isoformat())
+    v = await until(http, account_id, "comments limited",
+                    lambda v: not v["capabilities"]["comment"])
+    assert v["status"] == "restricted" and v["capabilities"]["publish"]
+    early = await sweep(ops, ends - timedelta(hours=1), account_id)
+    assert account_id not in early["lifted"]
+    late = await sweep(ops, ends + timedelta(hours=1), account_id)
+    assert late["lifted"] == [account_id]
+    v = await status_is(http, account_id, "active")
+    assert v["capabilities"]["comment"] and v["capabilities"]["message"]

@@ -229,3 +229,23 @@ class Lifecycle(RuleBasedStateMachine):
 
 TestLifecycle = Lifecycle.TestCase
 TestLifecycle.settings = settings(max_examples=200, stateful_step_count=30, deadline=None)
+
+
+def test_A19_2_timed_restriction_and_suspension_end_with_the_sweep():
+    acc = active()
+    acc = apply(acc, acc.restrict(restriction_id="m1", capabilities=["comment", "message"],
+                                  until=T0 + timedelta(days=7), legal_basis=["A19.2"],
+                                  evidence=["v1"]))
+    acc = apply(acc, acc.suspend(suspension_id="m2", reason="enforcement",
+                                 until=T0 + timedelta(days=30), legal_basis=["A19.2"],
+                                 evidence=["v2"]))
+    acc = apply(acc, acc.restrict(restriction_id="m3", capabilities=["advertise"], until=None,
+                                  legal_basis=["A19.2"], evidence=["v3"]))
+    assert acc.status == "suspended"
+    assert acc.sweep(now=T0 + timedelta(days=6), inactivity_months=6) == []
+    acc = apply(acc, acc.sweep(now=T0 + timedelta(days=8), inactivity_months=6))
+    assert set(acc.restrictions) == {"m3"} and acc.status == "suspended"
+    acc = apply(acc, acc.sweep(now=T0 + timedelta(days=31), inactivity_months=6))
+    assert acc.status == "restricted" and not acc.suspensions
+    assert acc.capabilities["comment"] and not acc.capabilities["advertise"]
+    assert acc.sweep(now=T0 + timedelta(days=60), inactivity_months=6) == []

@@ -48,7 +48,7 @@ def upgrade() -> None:
         sa.Column("status", sa.Text, nullable=False),
         sa.Column("province", sa.Text, nullable=False),
         sa.Column("last_active_at", sa.Float, nullable=False),
-        sa.Column("correction_deadline", sa.Float),
+        sa.Column("due_at", sa.Float),  # the next clock decision: deadline or expiry
     )
     op.create_index("registration_account_list_owner", "registration_account_list",
                     ["owner", "account_id"])
