@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -111,6 +112,7 @@ class Consumer:
         batch_size: int = 500,
         poll_timeout_ms: int = 200,
         after_db_commit: Callable[[list[Any]], Awaitable[None]] | None = None,
+        event_context: Callable[[Envelope], AbstractContextManager] | None = None,
     ) -> None:
         self.name = name
         self.db = db
@@ -123,6 +125,9 @@ class Consumer:
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
         self.batch_size = batch_size
+        # Entered around each event's handling (e.g. a span continuing the event's trace);
+        # the handler is then called one event at a time within the batch's transaction.
+        self.event_context = event_context
         self.poll_timeout_ms = poll_timeout_ms
         # Test seam: runs after the database commit and before the offset commit.
         self.after_db_commit = after_db_commit
@@ -232,8 +237,13 @@ class Consumer:
                 if e.id in new:
                     new.discard(e.id)  # a duplicate inside one batch is handled once too
                     todo.append(e)
-            if todo:
+            if todo and self.event_context is None:
                 await self.handler(tx, todo)
+            else:
+                # Each event in its own context (its trace), still in the batch's transaction.
+                for e in todo:
+                    with self.event_context(e):
+                        await self.handler(tx, [e])
         self.handled += len(todo)
 
     async def _handle_alone(self, item: _Item, first_attempt: int = 1) -> None:

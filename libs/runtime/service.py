@@ -33,6 +33,7 @@ from libs.events.topics import SERVICES
 
 from .kafka import make_consumer, make_producer
 from .settings import ServiceSettings
+from .tracing import consumer_span, current_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,8 @@ class ServiceRuntime:
         self.subscriptions = subscriptions
         self.projection_defs = projections
         self.db = Database(settings.database_url)
-        self.store = EventStore(registry, dialect=self.db.dialect)
+        self.store = EventStore(registry, dialect=self.db.dialect,
+                                traceparent=current_traceparent)
         self.ns = settings.kafka_namespace
         self.topic = self.ns + events_topic(settings.service)
         self.producer = None
@@ -100,6 +102,7 @@ class ServiceRuntime:
                 handler=sub.handler,
                 dead_letter_producer=self.producer,
                 dead_letter_topic=self.ns + dead_letter_topic(sub.name),
+                event_context=consumer_span(sub.name),
                 event_types=sub.event_types,
             )
             await consumer.start()

@@ -48,3 +48,19 @@ def current_traceparent() -> str | None:
 def context_of(traceparent: str | None):
     """An OpenTelemetry context continuing the trace of an event (for consumer spans)."""
     return propagate.extract({"traceparent": traceparent} if traceparent else {})
+
+
+def consumer_span(consumer: str):
+    """For :class:`libs.events.Consumer`: each event handled in a span continuing its trace,
+    so the events the handler appends carry that trace on (one trace per causal chain)."""
+    tracer = trace.get_tracer("libs.events.consumer")
+
+    def span(event):
+        return tracer.start_as_current_span(
+            f"{consumer} {event.type}", context=context_of(event.traceparent),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={"messaging.system": "kafka", "messaging.consumer.group.name": consumer,
+                        "cloudevents.event_id": event.id, "cloudevents.event_type": event.type,
+                        "cloudevents.event_subject": event.subject})
+
+    return span

@@ -77,5 +77,5 @@ async def history(tx: Tx, store: EventStore, account_id: str) -> list[dict[str, 
     return [{"id": e.id, "type": e.type, "time": e.time.isoformat(),
              "stream_version": e.stream_version, "schema_version": e.schema_version,
              "correlation_id": e.correlation_id, "causation_id": e.causation_id,
-             "data": e.data}
+             "traceparent": e.traceparent, "data": e.data}
             for e in await store.read_stream(tx, stream_of(account_id))]
