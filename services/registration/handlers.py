@@ -193,6 +193,8 @@ async def _keep_lookups(deps: Deps, tx: Tx, acc: Account, e: Envelope) -> None:
         await lookups.record_closed_name(tx, account_id=acc.account_id,
                                          name=acc.profile.get("name", ""), at=e.time)
     elif name == "OwnerChanged":
+        # The account leaves the old owner's count and joins the new owner's (A10.1, A11.2).
+        await lookups.uncount(tx, ban_keys(acc))
         owner = d["new_owner"]
         await lookups.add_account(tx, [(owner["id_number_blind"], "identity"),
                                        (owner["phone_blind"], "phone")])

@@ -90,7 +90,8 @@ async def count_attempt(tx: Tx, keys: Sequence[tuple[str, str, int, float]], now
 
 
 async def uncount(tx: Tx, keys: Sequence[str]) -> None:
-    """A refused registration does not count as an account (its attempt still does)."""
+    """An account no longer held by ``keys``: a refused registration (its attempt still
+    counts) or an account transferred away (A11.2)."""
     await tx.executemany(_UNCOUNT, [{"key": k} for k in keys])
 
 

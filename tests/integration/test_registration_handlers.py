@@ -94,3 +94,31 @@ async def test_idempotency_key_gives_the_first_answer(deps):
     two = await register(deps, b, key="k1")
     assert one == two and one.status == 202
     assert datetime.now(UTC)  # the clock is real here
+
+
+@BACKENDS
+async def test_A11_2_a_transferred_account_leaves_the_old_owners_count(deps):
+    from libs.events import Envelope
+    from services.registration import inbound
+
+    number = resident_id()
+    first = await register(deps, body(id_number=number))
+    await register(deps, body(id_number=number))
+    third = await register(deps, body(id_number=number))
+    assert third.status == 409 and third.body["code"] == "account-limit-reached"
+    new_number, new_phone = resident_id(), "+86" + phone()
+    owner = {"id_kind": "resident_id", "id_number_sealed": SEALER.seal(new_number),
+             "id_number_blind": SEALER.blind("id_number", new_number),
+             "id_number_masked": "x", "holder_name_sealed": SEALER.seal("王五"),
+             "holder_name_masked": "王*", "phone_sealed": SEALER.seal(new_phone),
+             "phone_blind": SEALER.blind("phone", new_phone), "phone_masked": "x"}
+    account_id = first.body["account_id"]
+    completed = Envelope.new(
+        type="transfer.TransferCompleted", source="/transfer", subject=account_id,
+        stream_id=f"transfer-{account_id}", time=datetime.now(UTC),
+        data={"transfer_id": "t-1", "account_id": account_id, "new_owner": owner,
+              "legal_basis": ["A11.2"]})
+    async with deps.db.transaction() as tx:
+        await inbound.handle(deps, tx, completed)
+    again = await register(deps, body(id_number=number))
+    assert again.status == 202, again.body  # accepted (perhaps held: 4 attempts in a burst)
