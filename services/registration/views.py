@@ -42,9 +42,15 @@ def present(doc: dict[str, Any], *, current_agreement: str) -> dict[str, Any]:
     view["owner"] = {k: owner.get(k) for k in ("id_kind", "id_number_masked",
                                                "holder_name_masked", "phone_masked")}
     view["pending_profile_changes"] = sorted(doc.get("pending_changes", {}))
+    accepted = doc.get("agreement_version") == current_agreement
     view["agreement"] = {"accepted_version": doc.get("agreement_version"),
-                         "current_version": current_agreement,
-                         "current_accepted": doc.get("agreement_version") == current_agreement}
+                         "current_version": current_agreement, "current_accepted": accepted}
+    if not accepted and isinstance(view.get("capabilities"), dict):
+        # A6: once the platform requires a new agreement version, the account may not
+        # publish until its operator accepts it (POST .../agreement). Decided here, at read
+        # time, because the current version is the platform's setting, not an event.
+        view["capabilities"] = {**view["capabilities"], "publish": False}
+        view["agreement"]["withholds"] = ["publish"]
     view["stream_version"] = doc.get("version")
     view.pop("agreement_version", None)
     return view

@@ -143,3 +143,15 @@ def test_A10_2_six_months_are_calendar_months():
     assert add_months(datetime(2026, 8, 31, tzinfo=UTC), 6) == datetime(2027, 2, 28, tzinfo=UTC)
     assert add_months(datetime(2026, 1, 15, tzinfo=UTC), -6) == datetime(2025, 7, 15,
                                                                          tzinfo=UTC)
+
+
+def test_A6_a_newly_required_agreement_withholds_publishing_until_accepted():
+    from services.registration.views import present
+
+    doc = {"account_id": "a", "agreement_version": "2025-01", "owner": {},
+           "capabilities": {"publish": True, "comment": True}}
+    assert present(doc, current_agreement="2025-01")["capabilities"]["publish"] is True
+    view = present(doc, current_agreement="2026-06")
+    assert view["capabilities"] == {"publish": False, "comment": True}
+    assert view["agreement"] == {"accepted_version": "2025-01", "current_version": "2026-06",
+                                 "current_accepted": False, "withholds": ["publish"]}
