@@ -39,6 +39,9 @@ _RECALL = text("SELECT fingerprint, status, body FROM idempotency_keys "
 _CLAIM = text("INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at) "
               "VALUES (:scope, :key, :fingerprint, 0, '', :created_at) "
               "ON CONFLICT (scope, key) DO NOTHING RETURNING 1")
+_KEEP = text("INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at) "
+             "VALUES (:scope, :key, :fingerprint, :status, :body, :created_at) "
+             "ON CONFLICT (scope, key) DO NOTHING RETURNING 1")
 _REMEMBER = text("UPDATE idempotency_keys SET status = :status, body = :body "
                  "WHERE scope = :scope AND key = :key")
 
@@ -99,3 +102,35 @@ async def run_idempotent(
             return answer
     raise ProblemError("the Idempotency-Key is being used by requests that keep failing",
                        status=409, code="idempotency-key-busy", title="Idempotency key busy")
+
+
+async def run_once(
+    db: Database,
+    key: str | None,
+    *,
+    scope: str,
+    digest: str,
+    run: Callable[[], Awaitable[Answer]],
+) -> Answer:
+    """For an operation of many transactions (a sweep): a retry with the key gets the first
+    answer instead of running again.
+
+    The answer is kept after the operation, not with its effects, so the operation itself
+    must be safe to run twice (a crash in between, or two concurrent twins, may run it
+    twice; the sweeps re-decide each account on its own stream, so a second run changes
+    nothing). The first answer kept wins.
+    """
+    if key is None:
+        return await run()
+    async with db.connect() as conn:
+        stored = await recall(conn, scope=scope, key=key, digest=digest)
+    if stored is not None:
+        return stored
+    answer = await run()
+    async with db.transaction() as tx:
+        kept = await tx.fetchval(_KEEP, {
+            "scope": scope, "key": key, "fingerprint": digest, "status": answer.status,
+            "body": orjson.dumps(answer.body).decode(), "created_at": datetime.now(UTC)})
+        if kept is None:
+            return await recall(tx, scope=scope, key=key, digest=digest) or answer
+    return answer

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from libs import identity as ids
 from libs.runtime.auth import Principal, require
-from libs.runtime.idempotency import Answer, IdempotencyKey, fingerprint
+from libs.runtime.idempotency import Answer, IdempotencyKey, fingerprint, run_once
 from libs.runtime.pii import Sealer, mask_id_number, mask_name, mask_phone
 from libs.runtime.problems import MEDIA_TYPE, ProblemError
 
@@ -369,8 +369,15 @@ ops = APIRouter(prefix="/v1/operations", tags=["operations"])
 @ops.post("/sweep")
 async def run_sweep(body: Sweep, request: Request, principal: Operator,
                     key: IdempotencyKey = None) -> dict:
-    """Run the inactivity (A10.2) and correction-deadline (A8.2) sweep at ``now``."""
+    """Run the sweep at ``now``: inactivity (A10.2), correction deadlines (A8.2), timed
+    measures (A19.2)."""
     from .sweep import run
 
-    runtime = request.app.state.runtime
-    return await run(runtime.deps, now=body.now, only=body.account_ids)
+    deps = request.app.state.runtime.deps
+
+    async def sweep() -> Answer:
+        return Answer(200, await run(deps, now=body.now, only=body.account_ids))
+
+    answer = await run_once(deps.db, key, scope="registration.sweep",
+                            digest=fingerprint(body.model_dump(mode="json")), run=sweep)
+    return answer.body

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from libs import identity as ids
 from libs.runtime.auth import Principal, require
-from libs.runtime.idempotency import Answer, IdempotencyKey, fingerprint
+from libs.runtime.idempotency import Answer, IdempotencyKey, fingerprint, run_once
 from libs.runtime.problems import ProblemError
 
 from . import handlers, views
@@ -304,37 +304,53 @@ async def public_account(account_id: str, request: Request) -> dict:
 
 # -- re-inspections (A9.3) and the sweep --------------------------------------------------------
 @router.post("/accounts/{account_id}/reinspection", tags=["reinspections"])
-async def reinspect_account(account_id: str, request: Request, principal: Operator) -> dict:
+async def reinspect_account(account_id: str, request: Request, principal: Operator,
+                            key: IdempotencyKey = None) -> dict:
     """Re-inspect one verified account now (A9.3)."""
     deps = _deps(request)
-    outcome = await handlers.retrying(handlers.reinspect, deps, account_id, reason="sample",
-                                      now=deps.clock())
-    deps.committed()
-    if outcome is None:
-        raise ProblemError(f"account {account_id} is not verified", status=409,
-                           code="not-verified", title="Not verified")
-    return {"account_id": account_id, "outcome": outcome}
+
+    async def reinspect() -> Answer:
+        outcome = await handlers.retrying(handlers.reinspect, deps, account_id, reason="sample",
+                                          now=deps.clock())
+        deps.committed()
+        if outcome is None:
+            raise ProblemError(f"account {account_id} is not verified", status=409,
+                               code="not-verified", title="Not verified")
+        return Answer(200, {"account_id": account_id, "outcome": outcome})
+
+    answer = await run_once(deps.db, key, scope="verification.reinspection",
+                            digest=fingerprint(account_id), run=reinspect)
+    return answer.body
 
 
-async def _sweep(request: Request, **kwargs) -> dict:
+async def _sweep(request: Request, key: str | None, scope: str, body: BaseModel,
+                 **kwargs) -> dict:
     from .sweep import run
 
     runtime = request.app.state.runtime
-    await runtime.catch_up_projections()
-    return await run(runtime.deps, **kwargs)
+
+    async def sweep() -> Answer:
+        await runtime.catch_up_projections()
+        return Answer(200, await run(runtime.deps, **kwargs))
+
+    answer = await run_once(runtime.deps.db, key, scope=scope,
+                            digest=fingerprint(body.model_dump(mode="json")), run=sweep)
+    return answer.body
 
 
 @router.post("/reinspections/sample", tags=["reinspections"])
-async def sample_reinspections(body: SampleIn, request: Request, principal: Operator) -> dict:
+async def sample_reinspections(body: SampleIn, request: Request, principal: Operator,
+                               key: IdempotencyKey = None) -> dict:
     """Re-inspect a random sample of verified accounts (A9.3)."""
-    return await _sweep(request, now=body.now and _aware(body.now), fraction=body.fraction,
+    return await _sweep(request, key, "verification.sample", body,
+                        now=body.now and _aware(body.now), fraction=body.fraction,
                         seed=body.seed, periodic=False)
 
 
 @router.post("/operations/sweep", tags=["operations"])
-async def run_sweep(body: SweepIn, request: Request, principal: Operator) -> dict:
+async def run_sweep(body: SweepIn, request: Request, principal: Operator,
+                    key: IdempotencyKey = None) -> dict:
     """Expire qualifications and run due and sampled re-inspections at ``now``."""
-    return await _sweep(request, now=body.now and _aware(body.now), fraction=body.fraction,
+    return await _sweep(request, key, "verification.sweep", body,
+                        now=body.now and _aware(body.now), fraction=body.fraction,
                         seed=body.seed, only=body.account_ids)
-
-

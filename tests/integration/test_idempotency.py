@@ -82,3 +82,26 @@ async def test_concurrent_requests_with_one_key_act_once(db, store):
                        work=_work(store, "s-4", calls)) for _ in range(8)))
     assert len(set(map(repr, answers))) == 1
     assert await _stream_length(db, store, "s-4") == 1
+
+
+@BACKENDS
+async def test_an_operation_of_many_transactions_runs_once_per_key(db, store):
+    from libs.runtime.idempotency import run_once
+
+    runs: list[int] = []
+
+    async def sweep() -> Answer:
+        runs.append(1)
+        for i in range(3):  # several transactions of its own, like a sweep
+            await run_idempotent(db, None, scope="things", digest="-",
+                                 work=_work(store, f"sweep-{i}", []))
+        return Answer(200, {"swept": 3})
+
+    first = await run_once(db, "sweep-key", scope="sweep", digest="d1", run=sweep)
+    again = await run_once(db, "sweep-key", scope="sweep", digest="d1", run=sweep)
+    assert first == again == Answer(200, {"swept": 3}) and len(runs) == 1
+    with pytest.raises(ProblemError) as refused:
+        await run_once(db, "sweep-key", scope="sweep", digest="d2", run=sweep)
+    assert refused.value.code == "idempotency-key-reused" and len(runs) == 1
+    await run_once(db, None, scope="sweep", digest="d1", run=sweep)
+    assert len(runs) == 2
