@@ -98,6 +98,7 @@ class DocumentProjection:
         for e in events:
             k = self.key(e)
             docs[k] = self.evolve(docs.get(k), e)
+        await self.documents_changed(conn, {k: d for k, d in docs.items() if d is not None})
         kept = {k: canonical_json(d) for k, d in docs.items() if d is not None}
         deletes = [{"p": self.name, "key": k} for k, d in docs.items() if d is None]
         if conn.dialect == "postgresql":
@@ -108,6 +109,10 @@ class DocumentProjection:
             await conn.executemany(
                 _UPSERT, [{"p": self.name, "key": k, "doc": d} for k, d in kept.items()])
         await conn.executemany(_DELETE, deletes)
+
+    async def documents_changed(self, conn: Tx, docs: dict[str, Doc]) -> None:
+        """Called with the documents a batch changed, in its transaction: a subclass keeps
+        side tables in step here (filter columns a list query needs, for instance)."""
 
     async def get(self, conn: Tx, key: str) -> Doc | None:
         row = await conn.fetchrow(_GET, {"p": self.name, "key": key})

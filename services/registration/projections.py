@@ -7,12 +7,10 @@ from dataclasses import fields, replace
 from datetime import datetime
 from typing import Any
 
-import orjson
-from sqlalchemy import bindparam, text
+from sqlalchemy import text
 
 from libs.events import DocumentProjection, Envelope
 from libs.events.db import Tx
-from libs.events.projections import canonical_json
 
 from .domain import Account, evolve
 
@@ -60,19 +58,6 @@ _LIST_UPSERT = text("""
       due_at = excluded.due_at
 """)
 _LIST_RESET = text("DELETE FROM registration_account_list")
-_LOAD_PG = text("""
-    SELECT k.key, d.doc FROM unnest(CAST(:keys AS text[])) AS k(key)
-    CROSS JOIN LATERAL (
-        SELECT doc FROM projection_documents
-        WHERE projection = CAST(:p AS text) AND key = k.key LIMIT 1) AS d
-""")
-_LOAD_SQLITE = text(
-    "SELECT key, doc FROM projection_documents WHERE projection = :p AND key IN :keys"
-).bindparams(bindparam("keys", expanding=True))
-_UPSERT_DOC = text("""
-    INSERT INTO projection_documents (projection, key, doc) VALUES (:p, :key, :doc)
-    ON CONFLICT (projection, key) DO UPDATE SET doc = excluded.doc
-""")
 
 
 def _row(doc: dict) -> dict[str, Any]:
@@ -97,19 +82,8 @@ class AccountsProjection(DocumentProjection):
     def wants(self, event: Envelope) -> bool:
         return event.type.startswith("registration.")
 
-    async def apply(self, conn: Tx, events: list[Envelope]) -> None:
-        events = [e for e in events if self.wants(e)]
-        if not events:
-            return
-        load = _LOAD_PG if conn.dialect == "postgresql" else _LOAD_SQLITE
-        rows = await conn.fetch(load, {"p": self.name, "keys": sorted({e.subject for e in events})})
-        docs: dict[str, dict | None] = {k: orjson.loads(d) for k, d in rows}
-        for e in events:
-            docs[e.subject] = self.evolve(docs.get(e.subject), e)
-        kept = {k: d for k, d in docs.items() if d is not None}
-        await conn.executemany(_UPSERT_DOC, [{"p": self.name, "key": k, "doc": canonical_json(d)}
-                                             for k, d in kept.items()])
-        await conn.executemany(_LIST_UPSERT, [_row(d) for d in kept.values()])
+    async def documents_changed(self, conn: Tx, docs: dict[str, dict]) -> None:
+        await conn.executemany(_LIST_UPSERT, [_row(d) for d in docs.values()])
 
     async def reset(self, conn: Tx) -> None:
         await super().reset(conn)

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -361,6 +361,16 @@ async def retrying(fn, *args, **kwargs):
 
 
 # -- the protected-name registry and the prohibited words (operator commands) --------------
+async def _registry_command(deps: Deps, key: str | None, scope: str, digest: str,
+                            work: Callable[[Tx], Awaitable[Answer]]) -> Answer:
+    """One change to the protected-name registry or the word list, then this process's
+    in-memory registry brought up to it (other workers catch up before their next check)."""
+    answer = await run_idempotent(deps.db, key, scope=scope, digest=digest, work=work)
+    deps.committed()
+    await catch_up_registry(deps)
+    return answer
+
+
 async def add_protected_name(deps: Deps, data: dict[str, Any], *, key: str | None,
                              digest: str) -> Answer:
     protected_id = str(uuid.uuid4())
@@ -371,11 +381,7 @@ async def add_protected_name(deps: Deps, data: dict[str, Any], *, key: str | Non
                                                   "legal_basis": ["A8.2"]})])
         return Answer(201, {"protected_id": protected_id, **data})
 
-    answer = await run_idempotent(deps.db, key, scope="verification.protected-names",
-                                  digest=digest, work=work)
-    deps.committed()
-    await catch_up_registry(deps)
-    return answer
+    return await _registry_command(deps, key, "verification.protected-names", digest, work)
 
 
 async def remove_protected_name(deps: Deps, protected_id: str, *, by: str, key: str | None,
@@ -393,11 +399,7 @@ async def remove_protected_name(deps: Deps, protected_id: str, *, by: str, key: 
                                                     "legal_basis": ["A8.2"]})])
         return Answer(200, {"protected_id": protected_id, "removed": True})
 
-    answer = await run_idempotent(deps.db, key, scope="verification.protected-names.delete",
-                                  digest=digest, work=work)
-    deps.committed()
-    await catch_up_registry(deps)
-    return answer
+    return await _registry_command(deps, key, "verification.protected-names.delete", digest, work)
 
 
 async def change_prohibited_words(deps: Deps, *, added: list[str], removed: list[str], by: str,
@@ -410,8 +412,4 @@ async def change_prohibited_words(deps: Deps, *, added: list[str], removed: list
                                                       "legal_basis": ["A8.2"]})])
         return Answer(200, {"added": added, "removed": removed})
 
-    answer = await run_idempotent(deps.db, key, scope="verification.prohibited-words",
-                                  digest=digest, work=work)
-    deps.committed()
-    await catch_up_registry(deps)
-    return answer
+    return await _registry_command(deps, key, "verification.prohibited-words", digest, work)
