@@ -1,4 +1,4 @@
-"""Benchmark 10: verification's full profile screening (Art. 8¶2) of one profile.
+"""Benchmark 11: verification's full profile screening (Art. 8¶2) of one profile.
 
 ``profile_screening``: a :class:`ProtectedRegistry` of ``protected_names`` synthetic
 organs, enterprises and persons (a tenth with an alias, a hundredth with a logo) and the
