@@ -30,7 +30,7 @@ import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from services.registration.api import RegisterAccount
+from services.registration.schemas import RegisterAccount
 
 from .common import Config, Result, percentiles, reset_db
 

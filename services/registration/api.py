@@ -1,27 +1,34 @@
-"""HTTP routes of the registration service and their schemas; thin over the handlers."""
+"""HTTP routes of the registration service; thin over the handlers (bodies: schemas.py)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import uuid
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
-from libs import identity as ids
 from libs.runtime.auth import Principal, require
 from libs.runtime.idempotency import Answer, IdempotencyKey, fingerprint, run_once
-from libs.runtime.pii import Sealer, mask_id_number, mask_name, mask_phone
+from libs.runtime.pii import Sealer
 from libs.runtime.problems import MEDIA_TYPE, ProblemError
 
 from . import handlers, views
 from .domain import Account
-from .handlers import AccountNotFoundError, Application, Deps
+from .handlers import AccountNotFoundError, Deps
+from .schemas import (
+    AcceptAgreement,
+    ChangeProfile,
+    Note,
+    RecordActivity,
+    RegisterAccount,
+    Review,
+    Sweep,
+    application,
+    avatar_fields,
+)
 
 router = APIRouter(prefix="/v1", tags=["accounts"])
 
@@ -29,80 +36,6 @@ Writer = Annotated[Principal, Depends(require("platform", "operator"))]
 Reader = Annotated[Principal, Depends(require("platform", "operator", "reviewer", "regulator"))]
 Operator = Annotated[Principal, Depends(require("operator"))]
 Reviewer = Annotated[Principal, Depends(require("operator", "reviewer"))]
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class IdentityIn(Body):
-    id_number: str = Field(max_length=40, description="resident id, or USCC for organizations")
-    name: str = Field(min_length=1, max_length=100)
-    phone: str = Field(max_length=30)
-    representative_name: str | None = Field(None, max_length=100)
-    representative_id_number: str | None = Field(None, max_length=40)
-
-
-class AvatarIn(Body):
-    data_base64: str | None = Field(None, max_length=7_000_000)
-    url: str | None = Field(None, max_length=2000, pattern=r"^https?://")
-    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
-
-
-class ProfileIn(Body):
-    name: str = Field(min_length=1, max_length=30)
-    description: str = Field(max_length=500)
-    avatar: AvatarIn
-
-
-class OrganizationIn(Body):
-    business_name: str = Field(min_length=1, max_length=200)
-    registered_address: str = Field(min_length=1, max_length=300)
-    primary_business: str = Field(min_length=1, max_length=300)
-    business_scope: str = Field(min_length=1, max_length=2000)
-
-
-class RegisterAccount(Body):
-    entity_type: Literal["natural_person", "legal_person", "unincorporated_organization"]
-    identity: IdentityIn
-    profile: ProfileIn
-    category: str = Field(max_length=40)
-    province: str
-    operations_province: str
-    contact: str = Field(min_length=1, max_length=200)
-    organization: OrganizationIn | None = None
-    agreement_version: str = Field(max_length=40)
-    device_fingerprint: str | None = Field(None, max_length=200)
-    network: str | None = Field(None, max_length=100, description="client IP or network id")
-
-
-class ChangeProfile(Body):
-    name: str | None = Field(None, min_length=1, max_length=30)
-    description: str | None = Field(None, max_length=500)
-    avatar: AvatarIn | None = None
-
-
-class AcceptAgreement(Body):
-    version: str = Field(max_length=40)
-
-
-class RecordActivity(Body):
-    kind: Literal["login", "publish", "interaction", "api_use"] = "login"
-
-
-class Note(Body):
-    note: str = Field("", max_length=500)
-
-
-class Review(Body):
-    approve: bool
-    note: str = Field("", max_length=500)
-
-
-class Sweep(Body):
-    now: datetime | None = Field(None, description="the clock of this run (default: now)")
-    account_ids: list[str] | None = Field(None, max_length=1000,
-                                          description="only these accounts (default: all due)")
 
 
 def _deps(request: Request) -> Deps:
@@ -120,91 +53,11 @@ def _answer(request: Request, answer: Answer, headers: dict | None = None) -> JS
     return JSONResponse(answer.body, status_code=answer.status, headers=headers)
 
 
-def _identity_problem(exc: ids.IdentityNumberError, field: str) -> ProblemError:
-    return ProblemError(exc.detail, status=422, code=exc.code, title="Invalid identity data",
-                        field=field)
-
-
-def _avatar(avatar: AvatarIn) -> dict[str, Any]:
-    from libs.screening import InvalidImageError, avatar_fingerprint
-
-    if avatar.data_base64 is not None:
-        try:
-            fp = avatar_fingerprint(base64.b64decode(avatar.data_base64, validate=True))
-        except (binascii.Error, InvalidImageError) as exc:
-            raise ProblemError(f"the avatar is not an acceptable image: {exc}",
-                               status=422, code="invalid-avatar", title="Invalid avatar") from None
-        return {"avatar_sha256": fp.sha256, "avatar_phash": fp.phash}
-    if avatar.url and avatar.sha256:
-        return {"avatar_sha256": avatar.sha256.lower(), "avatar_url": avatar.url}
-    raise ProblemError("give the avatar as data_base64, or as url with its sha256",
-                       status=422, code="invalid-avatar", title="Invalid avatar")
-
-
-def _application(body: RegisterAccount, sealer: Sealer) -> Application:
-    i, org = body.identity, body.entity_type != "natural_person"
-    try:
-        number = ids.social_credit_code(i.id_number) if org else ids.resident_id(i.id_number)
-    except ids.IdentityNumberError as exc:
-        raise _identity_problem(exc, "identity.id_number") from None
-    try:
-        phone = ids.mobile_number(i.phone)
-    except ids.IdentityNumberError as exc:
-        raise _identity_problem(exc, "identity.phone") from None
-    rep_id = None
-    if i.representative_id_number:
-        try:
-            rep_id = ids.resident_id(i.representative_id_number)
-        except ids.IdentityNumberError as exc:
-            raise _identity_problem(exc, "identity.representative_id_number") from None
-    for field, code in (("province", body.province),
-                        ("operations_province", body.operations_province)):
-        try:
-            ids.province(code)
-        except ids.IdentityNumberError as exc:
-            raise _identity_problem(exc, field) from None
-    id_blind, phone_blind = sealer.blind("id_number", number), sealer.blind("phone", phone)
-    sealed = {
-        "id_kind": "uscc" if org else "resident_id",
-        "id_number_sealed": sealer.seal(number), "id_number_blind": id_blind,
-        "id_number_masked": mask_id_number(number),
-        "holder_name_sealed": sealer.seal(i.name), "holder_name_masked": mask_name(i.name),
-        "phone_sealed": sealer.seal(phone), "phone_blind": phone_blind,
-        "phone_masked": mask_phone(phone),
-        "representative_name_sealed": (sealer.seal(i.representative_name)
-                                       if i.representative_name else None),
-        "representative_id_sealed": sealer.seal(rep_id) if rep_id else None,
-    }
-    p = body.profile
-    payload = {
-        "entity_type": body.entity_type, "identity": sealed,
-        "profile": {"name": p.name, "description": p.description, **_avatar(p.avatar)},
-        "category": body.category, "province": body.province,
-        "operations_province": body.operations_province,
-        "contact_sealed": sealer.seal(body.contact), "contact_masked": _mask_contact(body.contact),
-        "organization": body.organization.model_dump() if body.organization else None,
-        "agreement_version": body.agreement_version,
-        "legal_basis": ["A2", "A6", "A7.1", "A10.1"],
-    }
-    return Application(
-        entity_type=body.entity_type, category=body.category, payload=payload,
-        id_blind=id_blind, phone_blind=phone_blind,
-        device_blind=(sealer.blind("device", body.device_fingerprint)
-                      if body.device_fingerprint else None),
-        network_blind=sealer.blind("network", body.network) if body.network else None,
-        profile_name=p.name, has_organization=body.organization is not None,
-        has_representative=bool(i.representative_name and rep_id))
-
-
-def _mask_contact(contact: str) -> str:
-    return mask_phone(contact) if re.fullmatch(r"[+\d\s-]{7,}", contact) else mask_name(contact)
-
-
 @router.post("/accounts", status_code=202)
 async def register_account(body: RegisterAccount, request: Request, principal: Writer,
                            key: IdempotencyKey = None) -> JSONResponse:
     """Register an account (Art. 15): 202 pending verification or held for review."""
-    app = _application(body, _sealer(request))
+    app = application(body, _sealer(request))
     digest = fingerprint("POST /v1/accounts", principal.subject, body.model_dump(mode="json"))
     answer = await handlers.register(_deps(request), app, key=key, digest=digest)
     headers = ({"Location": f"/v1/accounts/{answer.body['account_id']}"}
@@ -229,7 +82,7 @@ async def change_profile(account_id: str, body: ChangeProfile, request: Request,
         raise ProblemError("change at least one of name, description, avatar",
                            status=422, code="empty-profile-change", title="Nothing to change")
     deps = _deps(request)
-    avatar = _avatar(body.avatar) if body.avatar else None
+    avatar = avatar_fields(body.avatar) if body.avatar else None
     if body.name is not None:
         for m in deps.names.similar(body.name, threshold=deps.policy.similar_refuse):
             if m.kind in ("exact", "normalised"):

@@ -18,10 +18,10 @@ from libs.events.migrate import upgrade
 from libs.events.testing import FakeBroker, FakeRecord
 from libs.runtime.pii import Sealer
 from libs.runtime.settings import DEV_PII_KEY
-from services.registration import api as registration_api
 from services.registration import bootstrap as registration_boot
 from services.registration import handlers as registration
 from services.registration import inbound as registration_inbound
+from services.registration import schemas as registration_schemas
 from services.registration.lookups import ClosedNames
 from services.registration.rules import Policy
 from services.verification import bootstrap as verification_boot
@@ -57,7 +57,8 @@ async def test_registration_applies_a_redelivered_verification_once(database_url
     deps = registration.Deps(db=db, store=EventStore(CONTRACTS, dialect=db.dialect),
                              policy=Policy(), agreement_version="2025-01", names=ClosedNames())
     try:
-        app = registration_api._application(registration_api.RegisterAccount(**body()), SEALER)
+        app = registration_schemas.application(
+            registration_schemas.RegisterAccount(**body()), SEALER)
         account_id = (await registration.register(deps, app, key=None, digest="-")).body[
             "account_id"]
         verified = Envelope.new(
@@ -83,8 +84,8 @@ async def test_verification_checks_a_redelivered_registration_once(database_url)
     deps = verification_boot.deps_from(VerificationSettings())
     deps.db, deps.store = db, EventStore(CONTRACTS, dialect=db.dialect)
     try:
-        app = registration_api._application(
-            registration_api.RegisterAccount(**body(category="lifestyle")), SEALER)
+        app = registration_schemas.application(
+            registration_schemas.RegisterAccount(**body(category="lifestyle")), SEALER)
         account_id = "acc-redelivered"
         submitted = Envelope.new(
             type="registration.AccountRegistrationSubmitted", source="/registration",

@@ -12,7 +12,7 @@ from libs.events.contracts import all_contracts
 from libs.events.migrate import upgrade
 from libs.runtime.pii import Sealer
 from libs.runtime.problems import ProblemError
-from services.registration import api, handlers
+from services.registration import handlers, schemas
 from services.registration.bootstrap import MIGRATIONS
 from services.registration.handlers import Deps
 from services.registration.lookups import ClosedNames
@@ -34,7 +34,7 @@ async def deps(database_url):
 
 
 async def register(deps, b, key=None):
-    app = api._application(api.RegisterAccount(**b), SEALER)
+    app = schemas.application(schemas.RegisterAccount(**b), SEALER)
     return await handlers.register(deps, app, key=key, digest=str(b))
 
 
