@@ -1,25 +1,32 @@
-"""HTTP routes of the verification service and their schemas; thin over the handlers."""
+"""HTTP routes of the verification service; thin over the handlers (bodies: schemas.py)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
-from libs import identity as ids
 from libs.runtime.auth import Principal, require
 from libs.runtime.idempotency import Answer, IdempotencyKey, fingerprint, run_once
 from libs.runtime.problems import ProblemError
 
 from . import handlers, views
 from .handlers import Deps, NotFoundError
+from .schemas import (
+    DecisionIn,
+    ProtectedNameIn,
+    QualificationIn,
+    SampleIn,
+    SweepIn,
+    WordsIn,
+    aware,
+    b64,
+    holder_number,
+)
 
 router = APIRouter(prefix="/v1")
 
@@ -29,55 +36,6 @@ Reviewer = Annotated[Principal, Depends(require("reviewer"))]
 Staff = Annotated[Principal, Depends(require("operator", "reviewer"))]
 Reader = Annotated[Principal, Depends(require("platform", "operator", "reviewer"))]
 MAX_DOCUMENT = 5_000_000
-DOCUMENT_TYPES = ("application/pdf", "image/png", "image/jpeg")
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ProtectedNameIn(Body):
-    name: str = Field(min_length=2, max_length=100)
-    kind: Literal["organ", "enterprise", "person", "media"]
-    holder_id_number: str | None = Field(None, max_length=40,
-                                         description="resident id or USCC of the holder; only "
-                                                     "its blind index is kept")
-    aliases: list[str] = Field([], max_length=50)
-    logo: str | None = Field(None, max_length=7_000_000, description="base64 image")
-
-
-class WordsIn(Body):
-    add: list[str] = Field([], max_length=500)
-    remove: list[str] = Field([], max_length=500)
-
-
-class QualificationIn(Body):
-    kind: Literal["professional", "news_permit", "licence"] = "professional"
-    type: str = Field(min_length=1, max_length=100, description="e.g. 执业医师资格证")
-    number: str = Field(min_length=1, max_length=100)
-    issuer: str = Field(min_length=1, max_length=200)
-    valid_from: datetime
-    valid_until: datetime
-    document_base64: str = Field(max_length=7_000_000)
-    document_content_type: Literal["application/pdf", "image/png", "image/jpeg"]
-
-
-class DecisionIn(Body):
-    decision: Literal["approve", "reject"]
-    note: str = Field("", max_length=1000)
-
-
-class SweepIn(Body):
-    now: datetime | None = None
-    fraction: float | None = Field(None, ge=0, le=1)
-    seed: int | None = None
-    account_ids: list[str] | None = Field(None, max_length=1000)
-
-
-class SampleIn(Body):
-    fraction: float = Field(ge=0, le=1)
-    seed: int | None = None
-    now: datetime | None = None
 
 
 def _deps(request: Request) -> Deps:
@@ -93,34 +51,6 @@ def _json(answer: Answer) -> JSONResponse:
     return JSONResponse(answer.body, status_code=answer.status)
 
 
-def _b64(value: str, field: str) -> bytes:
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise ProblemError(f"{field} is not base64", status=422, code="invalid-base64",
-                           title="Invalid base64", field=field) from None
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
-def _holder_number(raw: str, kind: str) -> str:
-    """The compact resident id (persons) or USCC (others), whichever the number is."""
-    number = raw.replace(" ", "").upper()
-    checks = ((ids.resident_id, ids.social_credit_code) if kind == "person"
-              else (ids.social_credit_code, ids.resident_id))
-    first: ids.IdentityNumberError | None = None
-    for check in checks:
-        try:
-            return check(number)
-        except ids.IdentityNumberError as exc:
-            first = first or exc
-    assert first is not None
-    raise ProblemError(first.detail, status=422, code=first.code, title="Invalid identity data",
-                       field="holder_id_number")
-
-
 # -- protected names and prohibited words (A8.2) ---------------------------------------------
 @router.post("/protected-names", status_code=201, tags=["registry"])
 async def add_protected_name(body: ProtectedNameIn, request: Request, principal: Operator,
@@ -131,12 +61,12 @@ async def add_protected_name(body: ProtectedNameIn, request: Request, principal:
                             "holder_blind": None, "logo": None, "added_by": principal.subject}
     if body.holder_id_number:
         data["holder_blind"] = deps.sealer.blind("id_number",
-                                                 _holder_number(body.holder_id_number, body.kind))
+                                                 holder_number(body.holder_id_number, body.kind))
     if body.logo:
         from libs.screening import InvalidImageError, avatar_fingerprint
 
         try:
-            fp = avatar_fingerprint(_b64(body.logo, "logo"))
+            fp = avatar_fingerprint(b64(body.logo, "logo"))
         except InvalidImageError as exc:
             raise ProblemError(f"the logo is not an acceptable image: {exc}", status=422,
                                code="invalid-logo", title="Invalid logo") from None
@@ -185,11 +115,11 @@ async def change_prohibited_words(body: WordsIn, request: Request, principal: Op
 async def submit_qualification(account_id: str, body: QualificationIn, request: Request,
                                principal: Platform, key: IdempotencyKey = None) -> JSONResponse:
     """Submit qualification material or a news permit; opens a review case (A9.1, A5)."""
-    data = _b64(body.document_base64, "document_base64")
+    data = b64(body.document_base64, "document_base64")
     if not data or len(data) > MAX_DOCUMENT:
         raise ProblemError(f"the document must have 1 to {MAX_DOCUMENT:,} bytes", status=422,
                            code="invalid-document", title="Invalid document")
-    valid_from, valid_until = _aware(body.valid_from), _aware(body.valid_until)
+    valid_from, valid_until = aware(body.valid_from), aware(body.valid_until)
     if valid_until <= valid_from:
         raise ProblemError("valid_until must be after valid_from", status=422,
                            code="invalid-validity", title="Invalid validity")
@@ -343,7 +273,7 @@ async def sample_reinspections(body: SampleIn, request: Request, principal: Oper
                                key: IdempotencyKey = None) -> dict:
     """Re-inspect a random sample of verified accounts (A9.3)."""
     return await _sweep(request, key, "verification.sample", body,
-                        now=body.now and _aware(body.now), fraction=body.fraction,
+                        now=body.now and aware(body.now), fraction=body.fraction,
                         seed=body.seed, periodic=False)
 
 
@@ -352,5 +282,5 @@ async def run_sweep(body: SweepIn, request: Request, principal: Operator,
                     key: IdempotencyKey = None) -> dict:
     """Expire qualifications and run due and sampled re-inspections at ``now``."""
     return await _sweep(request, key, "verification.sweep", body,
-                        now=body.now and _aware(body.now), fraction=body.fraction,
+                        now=body.now and aware(body.now), fraction=body.fraction,
                         seed=body.seed, only=body.account_ids)
