@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -116,6 +117,25 @@ class ServiceRuntime:
             self.relay.nudge()
         for r in self.runners:
             r.nudge()
+
+    async def catch_up_projections(self) -> None:
+        """Bring the read models up to the log now: before a sweep reads them, or in a
+        command run outside the app (where no runner is running)."""
+        runners = self.runners or [ProjectionRunner(db=self.db, store=self.store, projection=p)
+                                   for p in self.projection_defs]
+        for runner in runners:
+            await runner.catch_up()
+
+    @asynccontextmanager
+    async def offline(self) -> AsyncIterator[ServiceRuntime]:
+        """The service's database, migrated, its read models caught up, for a command run
+        outside the app (``python -m services.<name>.sweep``); no broker is needed."""
+        await asyncio.to_thread(upgrade, self.settings.database_url, self.migrations)
+        try:
+            await self.catch_up_projections()
+            yield self
+        finally:
+            await self.db.dispose()
 
     def background(self, coro, *, name: str) -> asyncio.Task:
         """Run a service's own periodic task (a sweep, a refresher) until the app stops.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -108,13 +108,9 @@ class NameIndex:
             return
         norm = self._norms[slot]
         if norm:
-            _slots.discard(self._by_norm, norm, slot)
             pinyin = "".join(syllables_of_normalised(norm))
-            if pinyin != norm:
-                _slots.discard(self._by_pinyin, pinyin, slot)
-            lookalike = norm.translate(DIGIT_LOOKALIKES)
-            if lookalike != norm:
-                _slots.discard(self._by_lookalike, lookalike, slot)
+            for table, key in self._keys(norm, pinyin):
+                _slots.discard(table, key, slot)
             for gram in bigrams(norm):
                 _slots.discard(self._bigrams, gram, slot)
             self._count_lengths(norm, pinyin, -1)
@@ -140,15 +136,21 @@ class NameIndex:
         self._slot_of[key_id] = slot
         if not norm:
             return  # nothing a reader would see: it cannot match anything
-        _slots.put(self._by_norm, norm, slot)
         pinyin = "".join(syllables_of_normalised(norm))
-        if pinyin != norm:
-            _slots.put(self._by_pinyin, pinyin, slot)
-        lookalike = norm.translate(DIGIT_LOOKALIKES)
-        if lookalike != norm:
-            _slots.put(self._by_lookalike, lookalike, slot)
+        for table, key in self._keys(norm, pinyin):
+            _slots.put(table, key, slot)
         _slots.put_all(self._bigrams, bigrams(norm), slot)
         self._count_lengths(norm, pinyin, 1)
+
+    def _keys(self, norm: str, pinyin: str) -> Iterator[tuple[dict, str]]:
+        """The dictionary entries a name has besides its bigrams: one place, so that
+        ``_add`` and ``remove`` cannot drift apart."""
+        yield self._by_norm, norm
+        if pinyin != norm:
+            yield self._by_pinyin, pinyin
+        lookalike = norm.translate(DIGIT_LOOKALIKES)
+        if lookalike != norm:
+            yield self._by_lookalike, lookalike
 
     def _count_lengths(self, norm: str, pinyin: str, delta: int) -> None:
         for counter, length in ((self._norm_lengths, len(norm)),

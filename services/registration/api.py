@@ -226,9 +226,11 @@ async def run_sweep(body: Sweep, request: Request, principal: Operator,
     measures (A19.2)."""
     from .sweep import run
 
-    deps = request.app.state.runtime.deps
+    runtime = request.app.state.runtime
+    deps = runtime.deps
 
     async def sweep() -> Answer:
+        await runtime.catch_up_projections()  # its candidates come from the account list
         return Answer(200, await run(deps, now=body.now, only=body.account_ids))
 
     answer = await run_once(deps.db, key, scope="registration.sweep",

@@ -14,7 +14,7 @@ import json
 import logging
 from datetime import datetime
 
-from libs.events.migrate import upgrade
+from libs.runtime.cli import add_now
 
 from . import handlers, views
 from .handlers import Deps
@@ -50,22 +50,15 @@ async def periodically(deps: Deps, interval: float) -> None:
 async def _main(now: datetime | None) -> dict:
     from .bootstrap import bootstrap
 
-    runtime = bootstrap()
-    await asyncio.to_thread(upgrade, runtime.settings.database_url, runtime.migrations)
-    try:
+    async with bootstrap().offline() as runtime:
         return await run(runtime.deps, now=now)
-    finally:
-        await runtime.db.dispose()
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m services.registration.sweep",
                                 description=__doc__.split("\n\n")[0])
-    p.add_argument("--now", type=datetime.fromisoformat, default=None,
-                   help="the clock of this run, e.g. 2027-06-01T00:00:00Z (default: now)")
+    add_now(p)
     args = p.parse_args(argv)
-    if args.now is not None and args.now.tzinfo is None:
-        p.error("--now needs a time zone, e.g. 2027-06-01T00:00:00Z")
     print(json.dumps(asyncio.run(_main(args.now)), indent=2))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from libs.events import ProjectionRunner
 from libs.events.contracts import all_contracts
 from libs.runtime.pii import Sealer
 from libs.runtime.service import ServiceRuntime
@@ -42,16 +41,6 @@ class VerificationRuntime(ServiceRuntime):
                          subscriptions=[inbound.subscription(self.deps)],
                          projections=all_projections())
         self.deps.db, self.deps.store, self.deps.committed = self.db, self.store, self.committed
-
-    def make_runners(self) -> list[ProjectionRunner]:
-        """Runners over this runtime's store, for a command run outside the app."""
-        return [ProjectionRunner(db=self.db, store=self.store, projection=p)
-                for p in self.projection_defs]
-
-    async def catch_up_projections(self) -> None:
-        """Bring the read models up to the log now (before a sweep reads them)."""
-        for runner in self.runners:
-            await runner.catch_up()
 
     async def start(self) -> None:
         await super().start()

@@ -15,7 +15,7 @@ import json
 import logging
 from datetime import datetime, timedelta
 
-from libs.events.migrate import upgrade
+from libs.runtime.cli import add_now
 
 from . import handlers, views
 from .handlers import Deps, retrying
@@ -71,26 +71,17 @@ async def periodically(deps: Deps, interval: float) -> None:
 async def _main(now: datetime | None, fraction: float | None, seed: int | None) -> dict:
     from .bootstrap import bootstrap
 
-    runtime = bootstrap()
-    await asyncio.to_thread(upgrade, runtime.settings.database_url, runtime.migrations)
-    try:
-        for runner in runtime.make_runners():
-            await runner.catch_up()
+    async with bootstrap().offline() as runtime:
         return await run(runtime.deps, now=now, fraction=fraction, seed=seed)
-    finally:
-        await runtime.db.dispose()
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m services.verification.sweep",
                                 description=__doc__.split("\n\n")[0])
-    p.add_argument("--now", type=datetime.fromisoformat, default=None,
-                   help="the clock of this run, e.g. 2027-06-01T00:00:00Z (default: now)")
+    add_now(p)
     p.add_argument("--fraction", type=float, default=None, help="random sample share")
     p.add_argument("--seed", type=int, default=None, help="seed of the random sample")
     args = p.parse_args(argv)
-    if args.now is not None and args.now.tzinfo is None:
-        p.error("--now needs a time zone, e.g. 2027-06-01T00:00:00Z")
     print(json.dumps(asyncio.run(_main(args.now, args.fraction, args.seed)), indent=2,
                      ensure_ascii=False))
 
