@@ -5,6 +5,8 @@ Public API (everything a service needs to be event-sourced, nothing domain-speci
 - :class:`Envelope` — CloudEvents 1.0 event with stream, schema, causal and trace attributes.
 - :class:`EventRegistry`, :class:`EventPayload` — event contracts and upcasters;
   the published contracts of each service live in :mod:`libs.events.contracts`.
+- :class:`Streams`, :class:`Changed`, :func:`transact` — load, decide, append with the
+  cause, for every handler; a unit of work retried when a stream moved on meanwhile.
 - :class:`Database` — async engine and the transaction boundary handlers open.
 - :class:`EventStore`, :class:`LogCursor`, :class:`LogPage`, :data:`START` — append with
   expected version, read a stream (as of a time), tail the gap-safe global log.
@@ -20,6 +22,7 @@ Public API (everything a service needs to be event-sourced, nothing domain-speci
   :class:`InvalidEventError`, all :class:`EventKernelError` with a stable ``code``.
 """
 
+from .aggregates import Changed, Streams, transact, version_of
 from .checkpoints import load_checkpoint, reset_checkpoint, save_checkpoint
 from .consumer import Consumer, each
 from .db import Database
@@ -42,6 +45,7 @@ from .topics import dead_letter_topic, ensure_topics, events_topic
 __all__ = [
     "START",
     "AppendOnlyViolationError",
+    "Changed",
     "ConcurrencyError",
     "Consumer",
     "Database",
@@ -56,6 +60,7 @@ __all__ = [
     "LogCursor",
     "LogPage",
     "ProjectionRunner",
+    "Streams",
     "Relay",
     "UnknownEventTypeError",
     "canonical_json",
@@ -69,5 +74,7 @@ __all__ = [
     "redrive",
     "reset_checkpoint",
     "save_checkpoint",
+    "transact",
     "upgrade",
+    "version_of",
 ]

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from .logs import configure_logging
 from .problems import install_problem_handlers
 from .service import ServiceRuntime
 from .tracing import configure_tracing, instrument_app
+
+
+def service_runtime(request: Request) -> ServiceRuntime:
+    """The running service's runtime (a FastAPI dependency)."""
+    return request.app.state.runtime
+
+
+def service_deps(request: Request) -> Any:
+    """The handlers' dependencies the bootstrap built (a FastAPI dependency); each service
+    names it with its own type: ``Deps = Annotated[Dependencies, Depends(service_deps)]``."""
+    return request.app.state.runtime.deps
 
 
 def create_app(

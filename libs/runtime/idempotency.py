@@ -7,6 +7,11 @@ with one key serialize on its primary key rather than racing into a stream confl
 the second then finds the first one's answer. A key reused with a different
 body is refused (``idempotency-key-reused``) rather than silently answered with another
 request's result. Errors are not remembered: a corrected retry may reuse its key.
+
+What is remembered is the handler's *result* (a pydantic model or any type a
+``TypeAdapter`` serializes), not an HTTP answer: the API presents the first result and its
+replay the same way. Plain :class:`Answer` values are kept as they are, for operations
+that have no result type of their own.
 """
 
 from __future__ import annotations
@@ -14,13 +19,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, NamedTuple, TypeVar
 
 import orjson
 from fastapi import Header
+from pydantic import TypeAdapter
 from sqlalchemy import text
 
-from libs.events import Database
+from libs.events import ConcurrencyError, Database
 from libs.events.db import Tx
 
 from .problems import ProblemError
@@ -51,12 +57,36 @@ class Answer(NamedTuple):
     body: Any
 
 
+R = TypeVar("R")
+# The status column of a kept handler result (an Answer keeps its own status).
+_RESULT = 0
+
+
+class _Codec:
+    """How a kept answer is written and read back: an :class:`Answer` as is, any other
+    result through its ``TypeAdapter``."""
+
+    def __init__(self, result: Any = None) -> None:
+        self.adapter = TypeAdapter(result) if result is not None else None
+
+    def encode(self, value: Any) -> tuple[int, str]:
+        if self.adapter is None:
+            return value.status, orjson.dumps(value.body).decode()
+        return _RESULT, self.adapter.dump_json(value).decode()
+
+    def decode(self, status: int, body: str) -> Any:
+        if self.adapter is None:
+            return Answer(status, orjson.loads(body))
+        return self.adapter.validate_json(body)
+
+
 def fingerprint(*parts: Any) -> str:
     """A stable digest of what identifies a request (path, principal, body...)."""
     return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-async def recall(tx: Tx, *, scope: str, key: str, digest: str) -> Answer | None:
+async def recall(tx: Tx, *, scope: str, key: str, digest: str, codec: _Codec | None = None
+                 ) -> Any:
     row = await tx.fetchrow(_RECALL, {"scope": scope, "key": key})
     if row is None:
         return None
@@ -64,7 +94,7 @@ async def recall(tx: Tx, *, scope: str, key: str, digest: str) -> Answer | None:
         raise ProblemError(
             "this Idempotency-Key was already used for a different request",
             status=422, code="idempotency-key-reused", title="Idempotency key reused")
-    return Answer(row[1], orjson.loads(row[2]))
+    return (codec or _Codec()).decode(row[1], row[2])
 
 
 async def claim(tx: Tx, *, scope: str, key: str, digest: str) -> bool:
@@ -75,9 +105,10 @@ async def claim(tx: Tx, *, scope: str, key: str, digest: str) -> bool:
     return row is not None
 
 
-async def remember(tx: Tx, *, scope: str, key: str, answer: Answer) -> None:
-    await tx.execute(_REMEMBER, {"scope": scope, "key": key, "status": answer.status,
-                                 "body": orjson.dumps(answer.body).decode()})
+async def remember(tx: Tx, *, scope: str, key: str, answer: Any,
+                   codec: _Codec | None = None) -> None:
+    status, body = (codec or _Codec()).encode(answer)
+    await tx.execute(_REMEMBER, {"scope": scope, "key": key, "status": status, "body": body})
 
 
 async def run_idempotent(
@@ -86,20 +117,35 @@ async def run_idempotent(
     *,
     scope: str,
     digest: str,
-    work: Callable[[Tx], Awaitable[Answer]],
-) -> Answer:
-    """Run ``work`` in one transaction, once per ``key``; without a key, just run it."""
-    for _ in range(3):
-        async with db.transaction() as tx:
-            if key is not None and not await claim(tx, scope=scope, key=key, digest=digest):
-                stored = await recall(tx, scope=scope, key=key, digest=digest)
-                if stored is not None:
-                    return stored
-                continue  # the holder rolled back between our two statements: claim again
-            answer = await work(tx)
-            if key is not None:
-                await remember(tx, scope=scope, key=key, answer=answer)
-            return answer
+    work: Callable[[Tx], Awaitable[R]],
+    result: Any = None,
+    attempts: int = 3,
+) -> R:
+    """Run ``work`` in one transaction, once per ``key``; without a key, just run it.
+
+    ``result`` is the type of what ``work`` returns (kept and read back through a pydantic
+    ``TypeAdapter``); without it ``work`` returns an :class:`Answer`. When a stream moved
+    on between ``work``'s read and its append (:class:`ConcurrencyError`), the whole unit
+    (the key's claim included) runs again in a new transaction, up to ``attempts`` times.
+    """
+    codec = _Codec(result)
+    conflicts = 0
+    for _ in range(3 + attempts):
+        try:
+            async with db.transaction() as tx:
+                if key is not None and not await claim(tx, scope=scope, key=key, digest=digest):
+                    stored = await recall(tx, scope=scope, key=key, digest=digest, codec=codec)
+                    if stored is not None:
+                        return stored
+                    continue  # the holder rolled back between our two statements: claim again
+                answer = await work(tx)
+                if key is not None:
+                    await remember(tx, scope=scope, key=key, answer=answer, codec=codec)
+                return answer
+        except ConcurrencyError:
+            conflicts += 1
+            if conflicts >= attempts:
+                raise
     raise ProblemError("the Idempotency-Key is being used by requests that keep failing",
                        status=409, code="idempotency-key-busy", title="Idempotency key busy")
 
@@ -110,8 +156,9 @@ async def run_once(
     *,
     scope: str,
     digest: str,
-    run: Callable[[], Awaitable[Answer]],
-) -> Answer:
+    run: Callable[[], Awaitable[R]],
+    result: Any = None,
+) -> R:
     """For an operation of many transactions (a sweep): a retry with the key gets the first
     answer instead of running again.
 
@@ -122,15 +169,17 @@ async def run_once(
     """
     if key is None:
         return await run()
+    codec = _Codec(result)
     async with db.connect() as conn:
-        stored = await recall(conn, scope=scope, key=key, digest=digest)
+        stored = await recall(conn, scope=scope, key=key, digest=digest, codec=codec)
     if stored is not None:
         return stored
     answer = await run()
+    status, body = codec.encode(answer)
     async with db.transaction() as tx:
         kept = await tx.fetchval(_KEEP, {
-            "scope": scope, "key": key, "fingerprint": digest, "status": answer.status,
-            "body": orjson.dumps(answer.body).decode(), "created_at": datetime.now(UTC)})
+            "scope": scope, "key": key, "fingerprint": digest, "status": status,
+            "body": body, "created_at": datetime.now(UTC)})
         if kept is None:
-            return await recall(tx, scope=scope, key=key, digest=digest) or answer
+            return await recall(tx, scope=scope, key=key, digest=digest, codec=codec) or answer
     return answer

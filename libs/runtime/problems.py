@@ -1,8 +1,10 @@
 """RFC 9457 problem details: every error answer has a stable ``type`` and ``code``.
 
-Raise :class:`ProblemError` (or a subclass) from a route or handler; kernel errors
-(:class:`libs.events.ConcurrencyError`, ...) and request validation failures are
-mapped here too, so no service answers an error in any other shape.
+Domain refusals (:class:`libs.domain.DomainError`, raised by domains and handlers) become
+problem documents here, at the API edge, their ``kind`` choosing the status. Routes raise
+:class:`ProblemError` for what only HTTP knows (a malformed upload, a scope). Kernel errors
+(:class:`libs.events.ConcurrencyError`, ...) and request validation failures are mapped
+here too, so no service answers an error in any other shape.
 """
 
 from __future__ import annotations
@@ -15,11 +17,26 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from libs.domain import DomainError
 from libs.events.errors import ConcurrencyError, EventKernelError
 
 log = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/problem+json"
+
+
+# What each kind of domain refusal answers (libs.domain.errors): the one place where a
+# domain error becomes an HTTP status.
+STATUS_OF_KIND = {"invalid": 422, "conflict": 409, "not_found": 404, "forbidden": 403,
+                  "rate_limited": 429}
+
+
+def status_of(kind: str) -> int:
+    return STATUS_OF_KIND.get(kind, 422)
+
+
+def title_of(code: str) -> str:
+    return code.replace("-", " ").capitalize()
 
 
 def problem_type(code: str) -> str:
@@ -56,6 +73,14 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _problem(request: Request, exc: ProblemError):
         return problem_response(exc.status, exc.code, exc.title, exc.detail,
                                 request.url.path, **exc.extensions)
+
+    @app.exception_handler(DomainError)
+    async def _refused(request: Request, exc: DomainError):
+        extensions = dict(exc.extra)
+        if exc.legal_basis:
+            extensions["legal_basis"] = exc.legal_basis
+        return problem_response(status_of(exc.kind), exc.code, title_of(exc.code), exc.detail,
+                                request.url.path, **extensions)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):

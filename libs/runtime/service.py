@@ -1,18 +1,22 @@
 """ServiceRuntime: the kernel's parts wired for one service, run for the life of its app.
 
-A service's ``bootstrap.py`` builds one with the service's registry, migrations,
-subscriptions and projections; ``main.py`` hands it to :func:`libs.runtime.app.create_app`,
-whose lifespan starts it (migrations, database, producer, topics, relay, consumers,
-projection runners) and stops it (consumers finish their batch first).
+A service's ``bootstrap.py`` builds it in one pass: the runtime first (settings, database,
+event store), then the handlers' dependencies from its parts, then :meth:`ServiceRuntime.serve`
+with those dependencies, the subscriptions, projections and periodic tasks. ``main.py``
+hands the bootstrap to :func:`libs.runtime.app.create_app`, whose lifespan starts the
+runtime (migrations, producer, topics, relay, consumers, projection runners, the service's
+own tasks) and stops it (consumers finish their batch first). Routes receive the
+dependencies through :func:`libs.runtime.app.service_deps`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text
 
@@ -49,6 +53,27 @@ class Subscription:
     event_types: Collection[str] | None = None
 
 
+@dataclass(frozen=True)
+class Periodic:
+    """A service's own task run every ``interval`` seconds while the app runs (a sweep, a
+    refresher); a failed run is logged and the next one tries again. ``interval`` 0 or
+    less: never (the command-line entry still runs it on demand)."""
+
+    name: str
+    interval: float
+    run: Callable[[], Awaitable[Any]]
+
+
+async def every(task: Periodic) -> None:
+    """Run ``task`` every ``task.interval`` seconds until cancelled."""
+    while True:
+        await asyncio.sleep(task.interval)
+        try:
+            await task.run()
+        except Exception:  # noqa: BLE001 - the next run tries again
+            log.exception("%s failed; the next run tries again", task.name)
+
+
 class ServiceRuntime:
     def __init__(
         self,
@@ -58,13 +83,19 @@ class ServiceRuntime:
         migrations: str | None = None,
         subscriptions: Sequence[Subscription] = (),
         projections: Sequence[DocumentProjection] = (),
+        pool_size: int | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.migrations = migrations
         self.subscriptions = subscriptions
         self.projection_defs = projections
+        self.deps: Any = None
+        self.periodic: Sequence[Periodic] = ()
+        self.on_start: Sequence[Callable[[], Awaitable[Any]]] = ()
         self.db = Database(settings.database_url)
+        if pool_size is not None:
+            self.db.pool_size = pool_size
         self.store = EventStore(registry, dialect=self.db.dialect,
                                 traceparent=current_traceparent)
         self.ns = settings.kafka_namespace
@@ -75,6 +106,25 @@ class ServiceRuntime:
         self.runners: list[ProjectionRunner] = []
         self._tasks: list[asyncio.Task] = []
         self._background: list[asyncio.Task] = []
+
+    def serve(
+        self,
+        deps: Any,
+        *,
+        subscriptions: Sequence[Subscription] = (),
+        projections: Sequence[DocumentProjection] = (),
+        periodic: Sequence[Periodic] = (),
+        on_start: Sequence[Callable[[], Awaitable[Any]]] = (),
+    ) -> ServiceRuntime:
+        """What the service adds to the kernel: its handlers' dependencies (what routes
+        and commands receive), the subscriptions to other services' events, its read
+        models, its periodic tasks, and steps to run once everything has started."""
+        self.deps = deps
+        self.subscriptions = subscriptions
+        self.projection_defs = projections
+        self.periodic = periodic
+        self.on_start = on_start
+        return self
 
     async def start(self) -> None:
         s = self.settings
@@ -108,6 +158,11 @@ class ServiceRuntime:
             )
             await consumer.start()
             self.consumers.append(consumer)
+        for step in self.on_start:
+            await step()
+        for task in self.periodic:
+            if task.interval > 0:
+                self.background(every(task), name=task.name)
         log.info("%s started: relay to %s, %d consumer(s), %d projection(s)",
                  s.service, self.topic, len(self.consumers), len(self.runners))
 

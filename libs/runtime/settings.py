@@ -14,6 +14,12 @@ class ServiceSettings(BaseSettings):
 
     ``DATABASE_URL`` may be given per service as ``<SERVICE>_DATABASE_URL`` (so one shell
     can configure all five) or plainly as ``DATABASE_URL`` for a single process.
+
+    One naming rule for environment variables: a setting a service declares itself is read
+    from ``<SERVICE>_<FIELD>`` (``REGISTRATION_SWEEP_INTERVAL_SECONDS`` for the field
+    ``sweep_interval_seconds`` of registration); a ``validation_alias`` on such a field is
+    only the older name, still honoured when the prefixed one is not set. The settings
+    declared here, shared by every service, keep their plain names.
     """
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
@@ -42,6 +48,16 @@ class ServiceSettings(BaseSettings):
         import os
 
         service = values.get("service") or cls.model_fields["service"].default
+        prefix = f"{str(service).upper()}_"
+        for name, info in cls.model_fields.items():
+            if name in ServiceSettings.model_fields:
+                continue
+            value = os.environ.get(prefix + name.upper())
+            if value is None or name in values:  # a value given in code wins
+                continue
+            alias = info.validation_alias
+            # the prefixed name wins over the older one read through the alias
+            values[alias if isinstance(alias, str) else name] = value
         if not values.get("database_url"):
             url = os.environ.get(f"{str(service).upper()}_DATABASE_URL") or os.environ.get(
                 "DATABASE_URL"

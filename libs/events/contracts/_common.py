@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from ..registry import EventPayload
+
 EntityType = Literal["natural_person", "legal_person", "unincorporated_organization"]
 IdKind = Literal["resident_id", "uscc"]
 
@@ -53,3 +55,17 @@ class Finding(Part):
     detail: str
     matched: str | None = None
     score: float | None = None
+
+
+class AccountDecision(EventPayload):
+    """The base of every decision about an account: which account, the obligations it
+    applies (``legal_basis``, ids of OBLIGATIONS.md) and the events that caused it
+    (``evidence_event_ids``; empty when a person's request or the clock decided alone).
+
+    A decision traced to its article and to the events behind it is what lets a
+    regulator, an appeal or a replay explain it.
+    """
+
+    account_id: str
+    legal_basis: list[str]
+    evidence_event_ids: list[str] = []

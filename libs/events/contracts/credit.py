@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from ..registry import EventPayload, EventRegistry
+from ..registry import EventRegistry
+from ._common import AccountDecision
 
 registry = EventRegistry()
 
@@ -17,14 +18,11 @@ CreditLevel = Literal["A", "B", "C", "D", "E"]
 
 
 @registry.contract
-class CreditLevelChanged(EventPayload):
+class CreditLevelChanged(AccountDecision):
     """An account's credit level moved (A13.1, A7.2)."""
 
     event_type: ClassVar[str] = "credit.CreditLevelChanged"
-    account_id: str
     level: CreditLevel
     previous_level: CreditLevel | None = None
     score: int
     reasons: list[str]
-    legal_basis: list[str]
-    evidence_event_ids: list[str] = []

@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from ..registry import EventPayload, EventRegistry
-from ._common import Capability
+from ..registry import EventRegistry
+from ._common import AccountDecision, Capability
 
 registry = EventRegistry()
 
@@ -22,12 +22,11 @@ BanSeverity = Literal["minor", "serious", "grave", "permanent"]
 
 
 @registry.contract
-class MeasureApplied(EventPayload):
+class MeasureApplied(AccountDecision):
     """A graded measure against an account (A19.2), with its legal basis and evidence."""
 
     event_type: ClassVar[str] = "enforcement.MeasureApplied"
     measure_id: str
-    account_id: str
     measure: Measure
     capabilities: list[Capability] = []  # the functions limited, for function_limit
     starts_at: datetime
@@ -37,17 +36,12 @@ class MeasureApplied(EventPayload):
     violation_id: str | None = None
     category: int | None = None  # Art. 18 category 1-10
     policy_version: str
-    legal_basis: list[str]
-    evidence_event_ids: list[str]
 
 
 @registry.contract
-class MeasureLifted(EventPayload):
+class MeasureLifted(AccountDecision):
     """A measure ends early: an upheld appeal (A20.2) or an operator's decision."""
 
     event_type: ClassVar[str] = "enforcement.MeasureLifted"
     measure_id: str
-    account_id: str
     reason: str
-    legal_basis: list[str]
-    evidence_event_ids: list[str] = []

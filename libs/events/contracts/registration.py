@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from ..registry import EventPayload, EventRegistry
-from ._common import Capability, EntityType, Finding, Part, SealedIdentity
+from ..registry import EventRegistry
+from ._common import AccountDecision, Capability, EntityType, Finding, Part, SealedIdentity
 
 registry = EventRegistry()
 
@@ -34,11 +34,10 @@ class Organization(Part):
 
 
 @registry.contract
-class AccountRegistrationSubmitted(EventPayload):
+class AccountRegistrationSubmitted(AccountDecision):
     """An account was registered and awaits verification (A2, A6, A7.1, Art. 15)."""
 
     event_type: ClassVar[str] = "registration.AccountRegistrationSubmitted"
-    account_id: str
     entity_type: EntityType
     identity: SealedIdentity
     profile: Profile
@@ -52,24 +51,21 @@ class AccountRegistrationSubmitted(EventPayload):
     # A10.1: above the per-identity threshold the registration needs extra verification.
     extra_verification_required: bool = False
     extra_verification_reasons: list[str] = []
-    legal_basis: list[str]
 
 
 @registry.contract
-class ProfileChangeSubmitted(EventPayload):
+class ProfileChangeSubmitted(AccountDecision):
     """A new name, avatar or description awaits the same checks as at registration (A8.2).
 
     The old profile stays shown until verification passes the change.
     """
 
     event_type: ClassVar[str] = "registration.ProfileChangeSubmitted"
-    account_id: str
     change_id: str
     entity_type: EntityType
     category: str
     identity: SealedIdentity
     proposed: Profile
-    legal_basis: list[str]
 
 
 # -- the rest of the account's lifecycle ----------------------------------------------
@@ -95,12 +91,11 @@ class AccountRegistrationHeld(AccountRegistrationSubmitted):
 
 
 @registry.contract
-class AccountRegistrationRefused(EventPayload):
+class AccountRegistrationRefused(AccountDecision):
     """A registration was refused and why (A10.1 beyond the limit, A10.3 velocity/batch,
     or a reviewer's refusal). Only blind indexes: the refused applicant is not stored."""
 
     event_type: ClassVar[str] = "registration.AccountRegistrationRefused"
-    account_id: str
     entity_type: EntityType
     code: str
     reasons: list[str]
@@ -108,226 +103,171 @@ class AccountRegistrationRefused(EventPayload):
     phone_blind: str
     device_blind: str | None = None
     network_blind: str | None = None
-    legal_basis: list[str]
-    evidence_event_ids: list[str] = []
 
 
 @registry.contract
-class AccountRegistrationApproved(EventPayload):
+class AccountRegistrationApproved(AccountDecision):
     """A reviewer let a held registration go on to verification."""
 
     event_type: ClassVar[str] = "registration.AccountRegistrationApproved"
-    account_id: str
     reviewer: str
     note: str = ""
-    legal_basis: list[str]
-    evidence_event_ids: list[str]
 
 
 @registry.contract
-class ExtraVerificationRequired(EventPayload):
+class ExtraVerificationRequired(AccountDecision):
     """The identity already runs accounts up to the threshold: verify more strictly (A10.1)."""
 
     event_type: ClassVar[str] = "registration.ExtraVerificationRequired"
-    account_id: str
     reasons: list[str]
     accounts_of_identity: int
     threshold: int
-    legal_basis: list[str]
 
 
 @registry.contract
-class AccountActivated(EventPayload):
+class AccountActivated(AccountDecision):
     """Verification passed: the account is in service (A8.1, A8.2)."""
 
     event_type: ClassVar[str] = "registration.AccountActivated"
-    account_id: str
-    legal_basis: list[str]
-    evidence_event_ids: list[str]
 
 
 @registry.contract
-class AccountCorrectionRequested(EventPayload):
+class AccountCorrectionRequested(AccountDecision):
     """The profile must be corrected by ``deadline``, or service ceases (A8.2)."""
 
     event_type: ClassVar[str] = "registration.AccountCorrectionRequested"
-    account_id: str
     deadline: datetime
     findings: list[Finding]
-    legal_basis: list[str]
-    evidence_event_ids: list[str]
 
 
 @registry.contract
-class AccountSuspended(EventPayload):
+class AccountSuspended(AccountDecision):
     """Service is suspended for ``reason``; ``suspension_id`` is what lifts it (a measure
     id for enforcement, else the reason itself)."""
 
     event_type: ClassVar[str] = "registration.AccountSuspended"
-    account_id: str
     suspension_id: str
     reason: SuspensionReason
     until: datetime | None = None
-    legal_basis: list[str]
-    evidence_event_ids: list[str] = []
 
 
 @registry.contract
-class AccountReinstated(EventPayload):
+class AccountReinstated(AccountDecision):
     """A suspension ended (correction made, activity, measure lifted, transfer applied)."""
 
     event_type: ClassVar[str] = "registration.AccountReinstated"
-    account_id: str
     suspension_id: str
     reason: SuspensionReason
-    legal_basis: list[str]
-    evidence_event_ids: list[str] = []
 
 
 @registry.contract
-class AccountRestricted(EventPayload):
+class AccountRestricted(AccountDecision):
     """Functions withheld from the account (A17.2, A19.2 function limits and stopped ads)."""
 
     event_type: ClassVar[str] = "registration.AccountRestricted"
-    account_id: str
     restriction_id: str
     capabilities: list[Capability]
     until: datetime | None = None
-    legal_basis: list[str]
-    evidence_event_ids: list[str]
 
 
 @registry.contract
-class AccountRestrictionLifted(EventPayload):
+class AccountRestrictionLifted(AccountDecision):
     event_type: ClassVar[str] = "registration.AccountRestrictionLifted"
-    account_id: str
     restriction_id: str
-    legal_basis: list[str]
-    evidence_event_ids: list[str]
 
 
 @registry.contract
-class AccountWarned(EventPayload):
+class AccountWarned(AccountDecision):
     """A warning measure, recorded on the account (A19.2)."""
 
     event_type: ClassVar[str] = "registration.AccountWarned"
-    account_id: str
     measure_id: str
-    legal_basis: list[str]
-    evidence_event_ids: list[str]
 
 
 @registry.contract
-class CreditLevelApplied(EventPayload):
+class CreditLevelApplied(AccountDecision):
     """The functions the account's credit level allows (A13.1, A17.2)."""
 
     event_type: ClassVar[str] = "registration.CreditLevelApplied"
-    account_id: str
     level: str
     withheld: list[Capability]
-    legal_basis: list[str]
-    evidence_event_ids: list[str]
 
 
 @registry.contract
-class AccountClosed(EventPayload):
+class AccountClosed(AccountDecision):
     """Service ceased for good: enforcement closure or blacklist (A19.2), correction
     deadline passed (A8.2), false or borrowed identity (A8.1)."""
 
     event_type: ClassVar[str] = "registration.AccountClosed"
-    account_id: str
     reason: str
     measure_id: str | None = None
-    legal_basis: list[str]
-    evidence_event_ids: list[str] = []
 
 
 @registry.contract
-class AccountDeregistered(EventPayload):
+class AccountDeregistered(AccountDecision):
     """The operator asked to terminate the account (A11.3); it still counts for A10.1."""
 
     event_type: ClassVar[str] = "registration.AccountDeregistered"
-    account_id: str
     requested_by: str
-    legal_basis: list[str]
 
 
 @registry.contract
-class ReregistrationBanImposed(EventPayload):
+class ReregistrationBanImposed(AccountDecision):
     """The identity, USCC and phone behind the account may not register again until
     ``until`` (``None``: permanently) (A8.3, A19.2). ``keys`` are blind indexes."""
 
     event_type: ClassVar[str] = "registration.ReregistrationBanImposed"
-    account_id: str
     measure_id: str
     severity: str
     until: datetime | None = None
     keys: list[str]
-    legal_basis: list[str]
-    evidence_event_ids: list[str]
 
 
 @registry.contract
-class ReregistrationBanLifted(EventPayload):
+class ReregistrationBanLifted(AccountDecision):
     event_type: ClassVar[str] = "registration.ReregistrationBanLifted"
-    account_id: str
     measure_id: str
     keys: list[str]
-    legal_basis: list[str]
-    evidence_event_ids: list[str]
 
 
 @registry.contract
-class ProfileChangeApplied(EventPayload):
+class ProfileChangeApplied(AccountDecision):
     """The new profile passed verification and is now shown (A8.2)."""
 
     event_type: ClassVar[str] = "registration.ProfileChangeApplied"
-    account_id: str
     change_id: str
     profile: Profile
-    legal_basis: list[str]
-    evidence_event_ids: list[str]
 
 
 @registry.contract
-class ProfileChangeRejected(EventPayload):
+class ProfileChangeRejected(AccountDecision):
     """The proposed profile failed verification; the old one stays (A8.2)."""
 
     event_type: ClassVar[str] = "registration.ProfileChangeRejected"
-    account_id: str
     change_id: str
     findings: list[Finding]
-    legal_basis: list[str]
-    evidence_event_ids: list[str]
 
 
 @registry.contract
-class AccountActivityRecorded(EventPayload):
+class AccountActivityRecorded(AccountDecision):
     """A login or use of the account (A10.2 inactivity is measured from these)."""
 
     event_type: ClassVar[str] = "registration.AccountActivityRecorded"
-    account_id: str
     kind: str
-    legal_basis: list[str]
 
 
 @registry.contract
-class OwnerChanged(EventPayload):
+class OwnerChanged(AccountDecision):
     """An applied-for transfer completed: the account has a new operator (A11.2)."""
 
     event_type: ClassVar[str] = "registration.OwnerChanged"
-    account_id: str
     transfer_id: str
     new_owner: SealedIdentity
-    legal_basis: list[str]
-    evidence_event_ids: list[str]
 
 
 @registry.contract
-class AgreementAccepted(EventPayload):
+class AgreementAccepted(AccountDecision):
     """The operator accepted a (new) version of the platform service agreement (A6)."""
 
     event_type: ClassVar[str] = "registration.AgreementAccepted"
-    account_id: str
     version: str
-    legal_basis: list[str]
