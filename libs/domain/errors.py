@@ -17,12 +17,15 @@ class DomainError(Exception):
 
     kind: ClassVar[str] = "invalid"
     code: str = "domain-error"
+    title: str | None = None  # a short human summary; by default derived from the code
 
     def __init__(self, detail: str, *, code: str | None = None,
-                 legal_basis: Sequence[str] = (), **extra: Any) -> None:
+                 legal_basis: Sequence[str] = (), title: str | None = None,
+                 **extra: Any) -> None:
         super().__init__(detail)
         self.detail = detail
         self.code = code or type(self).code
+        self.title = title or type(self).title
         self.legal_basis = list(legal_basis)
         self.extra = extra
 

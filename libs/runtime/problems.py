@@ -79,7 +79,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         extensions = dict(exc.extra)
         if exc.legal_basis:
             extensions["legal_basis"] = exc.legal_basis
-        return problem_response(status_of(exc.kind), exc.code, title_of(exc.code), exc.detail,
+        return problem_response(status_of(exc.kind), exc.code,
+                                exc.title or title_of(exc.code), exc.detail,
                                 request.url.path, **extensions)
 
     @app.exception_handler(RequestValidationError)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import get_origin
+
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -55,6 +58,8 @@ class ServiceSettings(BaseSettings):
             value = os.environ.get(prefix + name.upper())
             if value is None or name in values:  # a value given in code wins
                 continue
+            if get_origin(info.annotation) in (list, dict, set, tuple):
+                value = json.loads(value)  # as pydantic-settings reads complex values: JSON
             alias = info.validation_alias
             # the prefixed name wins over the older one read through the alias
             values[alias if isinstance(alias, str) else name] = value

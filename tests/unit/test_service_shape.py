@@ -56,6 +56,9 @@ def test_a_refusal_carries_its_legal_basis_and_facts():
     assert body["legal_basis"] == ["A8.3", "A19.2"]
     assert body["until"] == "2027-01-01T00:00:00+00:00"
     assert body["title"] == "Registration banned"
+    titled = NotFoundError("no such name", code="protected-name-not-found",
+                           title="No such protected name")
+    assert _client(titled).get("/refuse").json()["title"] == "No such protected name"
 
 
 def test_an_illegal_transition_has_a_stable_default_code():
@@ -83,6 +86,14 @@ def test_the_older_name_still_works_and_the_prefixed_one_wins(monkeypatch):
     assert _Settings(refresh_seconds=9).refresh_seconds == 9.0  # given in code wins
 
 
+def test_a_list_setting_is_read_as_json_under_its_prefixed_name(monkeypatch):
+    class Listed(_Settings):
+        words: list[str] = ["a"]
+
+    monkeypatch.setenv("EXAMPLE_WORDS", '["赌博", "刷单"]')
+    assert Listed().words == ["赌博", "刷单"]
+
+
 def test_shared_settings_keep_their_plain_names(monkeypatch):
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
     assert _Settings().kafka_bootstrap_servers == "127.0.0.1:19092"
@@ -94,16 +105,18 @@ async def test_a_periodic_task_keeps_running_after_a_failed_run():
     from libs.runtime.service import Periodic, every
 
     runs: list[int] = []
+    third = asyncio.Event()
 
     async def run() -> None:
         runs.append(1)
+        if len(runs) == 3:
+            third.set()
         if len(runs) == 1:
             raise RuntimeError("the first run fails")
 
     task = asyncio.create_task(every(Periodic("tick", 0.01, run)))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
-    while len(runs) < 3 and loop.time() < deadline:
-        await asyncio.sleep(0.01)
-    task.cancel()
+    try:
+        await asyncio.wait_for(third.wait(), timeout=10)
+    finally:
+        task.cancel()
     assert len(runs) >= 3
