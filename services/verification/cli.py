@@ -28,7 +28,7 @@ async def _sweep(now: datetime | None, fraction: float | None, seed: int | None)
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m services.verification.cli",
-                                description=__doc__.split("\n\n")[0])
+                                description="Command-line entries of the verification service.")
     commands = p.add_subparsers(dest="command", required=True)
     s = commands.add_parser("sweep", help="expire qualifications, run due and sampled "
                                           "re-inspections (A9.1, A5, A9.3)")
