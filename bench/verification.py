@@ -18,7 +18,8 @@ import random
 from rapidfuzz import fuzz, process
 
 from libs.screening import normalise
-from services.verification import profile_checks as pc
+from services.verification import rules as pc
+from services.verification.adapters import ProtectedRegistry
 from services.verification.settings import DEFAULT_PROHIBITED_WORDS
 
 from .common import Config, Result, log, maybe_profile, percentiles
@@ -27,8 +28,8 @@ from .screening import SUFFIXES, WARMUP, NameMaker, timed
 EXTRAS = ("", "", "", "合作请加微信 abc_12345", "中国", "扫码关注", "官方发布", "新闻")
 
 
-def _registry(maker: NameMaker, n: int) -> tuple[pc.ProtectedRegistry, list[str]]:
-    registry = pc.ProtectedRegistry(base_words=DEFAULT_PROHIBITED_WORDS)
+def _registry(maker: NameMaker, n: int) -> tuple[ProtectedRegistry, list[str]]:
+    registry = ProtectedRegistry(base_words=DEFAULT_PROHIBITED_WORDS)
     names = []
     for i in range(n):
         name = maker.protected_name()
@@ -68,7 +69,7 @@ async def run(cfg: Config) -> list[Result]:
     failing = sum(bool(a) for a in answers)
 
     norms = [normalise(name) for name in protected]
-    empty = pc.ProtectedRegistry(base_words=DEFAULT_PROHIBITED_WORDS)
+    empty = ProtectedRegistry(base_words=DEFAULT_PROHIBITED_WORDS)
 
     def linear(p):
         process.extract(normalise(p[0]), norms, scorer=fuzz.ratio, score_cutoff=85, limit=10)

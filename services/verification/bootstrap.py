@@ -3,54 +3,78 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
+from libs.events import Database, EventStore, Streams, each, events_topic
 from libs.events.contracts import all_contracts
 from libs.runtime.pii import Sealer
-from libs.runtime.service import ServiceRuntime
+from libs.runtime.service import Periodic, ServiceRuntime, Subscription
 
-from . import inbound, sweep
-from .handlers import Deps, catch_up_registry
-from .profile_checks import Policy, ProtectedRegistry
+from . import sweep
+from .adapters import ProtectedRegistry, provider_named
+from .domain import evolve, evolve_protected_name, evolve_word_list, stream_of
+from .handlers import Deps, catch_up_registry, utcnow, when_event
+from .policies import POLICIES
 from .projections import all_projections
-from .providers import provider_named
+from .rules import Policy
 from .settings import Settings
 
 MIGRATIONS = str(Path(__file__).with_name("migrations") / "versions")
+SOURCE = "/verification"
 log = logging.getLogger(__name__)
 
 
-def deps_from(settings: Settings) -> Deps:
+async def _nothing() -> None:
+    return None
+
+
+def dependencies(settings: Settings, db: Database, store: EventStore, *,
+                 committed: Callable[[], None] = lambda: None,
+                 catch_up: Callable[[], Awaitable[None]] = _nothing) -> Deps:
+    """The handlers' dependencies over one database and event store."""
+    clock = utcnow
+
+    def streams(stream_id: Callable[[str], str], evolve_) -> Streams:
+        return Streams(store, source=SOURCE, stream_id=stream_id, evolve=evolve_, clock=clock)
+
     return Deps(
-        db=None, store=None,  # type: ignore[arg-type] - set once the runtime has them
+        db=db, store=store,
+        verifications=streams(stream_of, evolve),
+        protected_names=streams(lambda key: f"protected-name-{key}", evolve_protected_name),
+        word_list=streams(lambda key: key, evolve_word_list),  # one stream: prohibited-words
         sealer=Sealer(settings.pii_key), provider=provider_named(settings.identity_provider),
         registry=ProtectedRegistry(base_words=settings.prohibited_words),
         policy=Policy(settings.protected_name_threshold, settings.logo_max_distance),
         min_tenure_months=settings.extra_min_phone_tenure_months,
         reinspection_interval_days=settings.reinspection_interval_days,
-        sample_fraction=settings.reinspection_sample_fraction)
+        sample_fraction=settings.reinspection_sample_fraction,
+        clock=clock, committed=committed, catch_up=catch_up)
 
 
-class VerificationRuntime(ServiceRuntime):
-    """The kernel's runtime plus verification's handlers' dependencies, the registry kept
-    in memory, and the periodic sweep."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.deps = deps_from(settings)
-        super().__init__(settings, registry=all_contracts(), migrations=MIGRATIONS,
-                         subscriptions=[inbound.subscription(self.deps)],
-                         projections=all_projections())
-        self.deps.db, self.deps.store, self.deps.committed = self.db, self.store, self.committed
-
-    async def start(self) -> None:
-        await super().start()
-        log.info("protected-name registry: %d events applied",
-                 await catch_up_registry(self.deps))
-        s: Settings = self.settings  # type: ignore[assignment]
-        if s.sweep_interval_seconds > 0:
-            self.background(sweep.periodically(self.deps, s.sweep_interval_seconds), name="sweep")
+def subscription(deps: Deps) -> Subscription:
+    """Registration's events, each handled in the consumer's transaction with its inbox
+    record, so a redelivery changes nothing."""
+    return Subscription(name="verification-inbound", topics=[events_topic("registration")],
+                        handler=each(partial(when_event, deps)),
+                        event_types=frozenset(POLICIES))
 
 
-def bootstrap(settings: Settings | None = None) -> VerificationRuntime:
-    """Registry, migrations, subscriptions and projections of the verification service."""
-    return VerificationRuntime(settings or Settings())
+async def _load_registry(deps: Deps) -> None:
+    log.info("protected-name registry: %d events applied", await catch_up_registry(deps))
+
+
+def bootstrap(settings: Settings | None = None) -> ServiceRuntime:
+    """The runtime, the complete dependencies, the subscription, the read models, the
+    periodic sweep (``VERIFICATION_SWEEP_INTERVAL_SECONDS``, 0: never) and the registry
+    loaded at start."""
+    settings = settings or Settings()
+    runtime = ServiceRuntime(settings, registry=all_contracts(), migrations=MIGRATIONS)
+    deps = dependencies(settings, runtime.db, runtime.store, committed=runtime.committed,
+                        catch_up=runtime.catch_up_projections)
+    return runtime.serve(
+        deps, subscriptions=[subscription(deps)], projections=all_projections(),
+        periodic=[Periodic("sweep", settings.sweep_interval_seconds,
+                           partial(sweep.periodically, deps))],
+        on_start=[partial(_load_registry, deps)])

@@ -1,8 +1,10 @@
 """The verification of one account: identity (A8.1), profile (A8.2), qualifications and
-news permits (A9.1, A5), badge (A9.2) and re-inspections (A9.3). Pure: no I/O.
+news permits (A9.1, A5), badge (A9.2) and re-inspections (A9.3); and the two registry
+streams (protected names, prohibited words). Pure: no I/O.
 
-The aggregate is folded from the account's ``verification-<id>`` stream; its methods
-decide the next events as ``(type, data)`` pairs and never mutate.
+The aggregate is folded from the account's ``verification-<id>`` stream (``evolve``); its
+commands decide the next events as contracts of ``libs.events.contracts.verification``
+and never mutate. Refusals are ``libs.domain`` errors.
 """
 
 from __future__ import annotations
@@ -11,90 +13,71 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from .providers import CarrierAnswer, Outcome
+from libs.domain import ConflictError, InvalidCommandError, NotFoundError
+from libs.events import Envelope, EventPayload
+from libs.events.contracts.registration import AccountRegistrationSubmitted, Profile
+from libs.events.contracts.verification import (
+    AccountVerified,
+    BadgeGranted,
+    BadgeSuspended,
+    IdentityVerificationFailed,
+    IdentityVerified,
+    ProfileCheckPassed,
+    ProfileMismatchFound,
+    ProhibitedWordsChanged,
+    ProtectedLogo,
+    ProtectedNameAdded,
+    ProtectedNameRemoved,
+    QualificationApproved,
+    QualificationExpired,
+    QualificationRejected,
+    QualificationRequired,
+    QualificationSubmitted,
+    ReinspectionPassed,
+    ReinspectionScheduled,
+    VerificationOpened,
+)
 
 P = "verification."
-Decided = list[tuple[str, dict[str, Any]]]
-
+Events = list[EventPayload]
 NATURAL = "natural_person"
-# A9.1: fields that need an approved professional qualification; A5: news needs a permit.
-PROFESSIONAL = frozenset({"economics", "education", "health", "justice"})
-NEWS = frozenset({"news"})
 KIND_LABEL = {"professional": "专业资质", "news_permit": "互联网新闻信息服务许可",
               "licence": "许可证"}
-LEVELS = {2: "two_factor", 3: "three_factor", 4: "four_factor"}
 
 
-class DomainError(Exception):
-    """A command the verification state refuses; ``code`` and ``status`` are stable."""
-
-    def __init__(self, code: str, detail: str, status: int = 409) -> None:
-        super().__init__(detail)
-        self.code, self.detail, self.status = code, detail, status
+def stream_of(account_id: str) -> str:
+    return f"verification-{account_id}"
 
 
-# -- identity (A8.1) --------------------------------------------------------------------
-@dataclass(frozen=True)
-class IdentityAnswers:
-    """What the providers said; ``None`` where a check does not apply to the entity."""
-
-    public_security: Outcome | None = None
-    carrier: CarrierAnswer | None = None
-    business: Outcome | None = None
-    representative: Outcome | None = None
+def _basis(kind: str) -> list[str]:
+    """A news permit is A5's; every other qualification A9.1's."""
+    return ["A5"] if kind == "news_permit" else ["A9.1"]
 
 
+# -- what the multi-factor rule (rules.decide_identity) made of the providers' answers ---
 @dataclass(frozen=True)
 class IdentityDecision:
+    """Verified at a level by the agreeing factors, or not, for the reasons given (A8.1)."""
+
     verified: bool
     level: str | None
     factors: tuple[str, ...]
     reasons: tuple[str, ...]
 
 
-_MISMATCH_REASON = {"id_name": "id-name-mismatch", "phone_owner": "phone-not-owned",
-                    "business_registration": "business-registration-mismatch",
-                    "representative_id_name": "representative-mismatch"}
+@dataclass(frozen=True)
+class Material:
+    """Qualification material as submitted (A9.1, A5): what a reviewer checks."""
 
-
-def decide_identity(entity_type: str, answers: IdentityAnswers, *, extra: bool,
-                    min_tenure_months: int = 6) -> IdentityDecision:
-    """Multi-factor: at least two independent factors agree and none disagrees; with extra
-    verification (A10.1) at least three, the third being the phone's tenure.
-
-    A disagreeing factor is a false or borrowed identity whatever the others say;
-    ``unknown`` answers count neither way. Level = the number of agreeing factors.
-    """
-    outcomes: dict[str, Outcome | None] = {
-        "id_name": answers.public_security if entity_type == NATURAL else None,
-        "business_registration": answers.business if entity_type != NATURAL else None,
-        "representative_id_name": answers.representative if entity_type != NATURAL else None,
-        "phone_owner": answers.carrier.outcome if answers.carrier else None,
-    }
-    mismatches = [_MISMATCH_REASON[f] for f, o in outcomes.items() if o == "mismatch"]
-    if mismatches:
-        return IdentityDecision(False, None, (), tuple(mismatches))
-    agreed = [f for f, o in outcomes.items() if o == "match"]
-    carrier = answers.carrier
-    if carrier and carrier.outcome == "match" and (carrier.tenure_months or 0) >= min_tenure_months:
-        agreed.append("phone_tenure")
-    if entity_type != NATURAL and "business_registration" not in agreed:
-        return IdentityDecision(False, None, tuple(agreed), ("business-registration-unconfirmed",))
-    needed = 3 if extra else 2
-    if len(agreed) < needed:
-        reason = "extra-verification-insufficient" if extra and len(agreed) >= 2 \
-            else "insufficient-factors"
-        return IdentityDecision(False, None, tuple(agreed), (reason,))
-    return IdentityDecision(True, LEVELS[min(len(agreed), 4)], tuple(agreed), ())
-
-
-def qualification_needs(category: str) -> tuple[str, ...]:
-    """What a field needs before the account is verified (A9.1, A5)."""
-    if category in PROFESSIONAL:
-        return ("professional",)
-    if category in NEWS:
-        return ("news_permit",)
-    return ()
+    kind: str
+    qualification_type: str
+    number: str
+    issuer: str
+    valid_from: datetime
+    valid_until: datetime
+    document_sha256: str
+    document_content_type: str
+    document_bytes: int
 
 
 def badge_for(entity_type: str, category: str) -> str:
@@ -106,6 +89,18 @@ def badge_for(entity_type: str, category: str) -> str:
     if category == "news":
         return "media"
     return "enterprise" if entity_type == "legal_person" else "organization"
+
+
+def profile_checked(account_id: str, profile: Profile | dict, findings: list[dict], *,
+                    source: str, evidence: list[str], change_id: str | None = None
+                    ) -> EventPayload:
+    """The outcome of the A8.2 checks: a mismatch with its findings, or the profile passed."""
+    if findings:
+        return ProfileMismatchFound(account_id=account_id, change_id=change_id, source=source,
+                                    findings=findings, legal_basis=["A8.2"],
+                                    evidence_event_ids=evidence)
+    return ProfileCheckPassed(account_id=account_id, change_id=change_id, source=source,
+                              profile=profile, legal_basis=["A8.2"], evidence_event_ids=evidence)
 
 
 # -- the aggregate -----------------------------------------------------------------------
@@ -156,7 +151,46 @@ class Verification:
         return sorted({c["label"] for c in self.cases.values() if c["status"] == "approved"})
 
     # -- decisions --------------------------------------------------------------------
-    def complete(self, evidence: list[str]) -> Decided:
+    @staticmethod
+    def open(registration: AccountRegistrationSubmitted, *, identity: IdentityDecision,
+             provider: str, findings: list[dict], needs: tuple[str, ...], evidence: list[str],
+             now: datetime) -> Events:
+        """The first events of an account's verification: opened, the identity decided, and
+        (a verified identity only) the profile checked, the field's needs, the completion."""
+        r = registration
+        of = {"account_id": r.account_id, "evidence_event_ids": evidence}
+        decided: Events = [VerificationOpened(
+            **of, entity_type=r.entity_type, identity=r.identity, profile=r.profile,
+            category=r.category, province=r.province, contact_sealed=r.contact_sealed,
+            contact_masked=r.contact_masked, organization=r.organization,
+            extra_verification_required=r.extra_verification_required,
+            legal_basis=["A8.1", "A8.2"])]
+        basis = ["A8.1"] + (["A10.1"] if r.extra_verification_required else [])
+        if not identity.verified:
+            return decided + [IdentityVerificationFailed(
+                **of, reasons=list(identity.reasons), legal_basis=basis,
+                detail="the identity could not be verified: " + ", ".join(identity.reasons))]
+        decided += [
+            IdentityVerified(**of, level=identity.level, factors=list(identity.factors),
+                             provider=provider, legal_basis=basis,
+                             extra_verification=r.extra_verification_required),
+            profile_checked(r.account_id, r.profile, findings, source="registration",
+                            evidence=evidence)]
+        if needs:
+            decided.append(QualificationRequired(
+                **of, kinds=list(needs), category=r.category, reason="category",
+                legal_basis=["A5"] if "news_permit" in needs else ["A9.1"]))
+        return decided + fold_payloads(None, decided, now).complete(evidence)
+
+    def check_change(self, *, change_id: str, profile: Profile, findings: list[dict],
+                     evidence: list[str], now: datetime) -> Events:
+        """A proposed profile checked like at registration: passed (and the account complete,
+        if only the profile was missing) or a mismatch that leaves the current one standing."""
+        decided = [profile_checked(self.account_id, profile, findings, source="profile_change",
+                                   evidence=evidence, change_id=change_id)]
+        return decided + self.evolve_all(decided, now).complete(evidence)
+
+    def complete(self, evidence: list[str]) -> Events:
         """AccountVerified and the badge, once everything the account needs holds."""
         if (self.verified or self.identity_status != "verified"
                 or self.profile_status != "passed" or self.missing):
@@ -166,89 +200,120 @@ class Verification:
             + (["A5"] if "news_permit" in self.needs else [])
         ids = sorted({*self.evidence.values(), *evidence})
         return [
-            (P + "AccountVerified", {
-                "account_id": self.account_id, "identity_level": self.identity_level,
-                "badge": badge, "qualifications": self.labels, "legal_basis": basis,
-                "evidence_event_ids": ids}),
-            (P + "BadgeGranted", {"account_id": self.account_id, "badge": badge,
-                                  "legal_basis": ["A9.2"], "evidence_event_ids": ids}),
+            AccountVerified(account_id=self.account_id, identity_level=self.identity_level,
+                            badge=badge, qualifications=self.labels, legal_basis=basis,
+                            evidence_event_ids=ids),
+            BadgeGranted(account_id=self.account_id, badge=badge, legal_basis=["A9.2"],
+                         evidence_event_ids=ids),
         ]
 
-    def suspend_badge(self, reason: str, legal_basis: list[str], evidence: list[str]
-                      ) -> Decided:
+    def suspend_badge(self, reason: str, legal_basis: list[str], evidence: list[str]) -> Events:
         if not self.badge_active:
             return []
-        return [(P + "BadgeSuspended", {"account_id": self.account_id, "badge": self.badge,
-                                        "reason": reason, "legal_basis": legal_basis,
-                                        "evidence_event_ids": evidence})]
+        return [BadgeSuspended(account_id=self.account_id, badge=self.badge, reason=reason,
+                               legal_basis=legal_basis, evidence_event_ids=evidence)]
 
-    def submit_qualification(self, *, case_id: str, kind: str, submitted_by: str,
-                             **material: Any) -> Decided:
+    def submit_qualification(self, *, case_id: str, material: Material,
+                             submitted_by: str) -> Events:
+        """A review case for the material (A9.1, A5); none for a false identity (A8.1)."""
         if self.identity_status == "failed":
-            raise DomainError("identity-verification-failed",
-                              "the account's identity failed verification: no service (A8.1)")
-        return [(P + "QualificationSubmitted", {
-            "account_id": self.account_id, "case_id": case_id, "kind": kind,
-            "submitted_by": submitted_by, "legal_basis": ["A5"] if kind == "news_permit"
-            else ["A9.1"], **material})]
+            raise ConflictError("the account's identity failed verification: no service (A8.1)",
+                                code="identity-verification-failed")
+        m = material
+        return [QualificationSubmitted(
+            account_id=self.account_id, case_id=case_id, kind=m.kind, submitted_by=submitted_by,
+            legal_basis=_basis(m.kind), qualification_type=m.qualification_type,
+            number=m.number, issuer=m.issuer, valid_from=m.valid_from, valid_until=m.valid_until,
+            document_sha256=m.document_sha256, document_content_type=m.document_content_type,
+            document_bytes=m.document_bytes)]
 
     def decide_case(self, *, case_id: str, approve: bool, reviewer: str, note: str,
-                    now: datetime) -> Decided:
+                    now: datetime) -> Events:
+        """A reviewer's decision on a pending case; an approval may complete the account."""
         case = self.cases.get(case_id)
         if case is None:
-            raise DomainError("review-case-not-found", f"no review case {case_id}", 404)
+            raise NotFoundError(f"no review case {case_id}", code="review-case-not-found")
         if case["status"] != "pending":
-            raise DomainError("review-case-decided",
-                              f"review case {case_id} is already {case['status']}")
-        basis = ["A5"] if case["kind"] == "news_permit" else ["A9.1"]
+            raise ConflictError(f"review case {case_id} is already {case['status']}",
+                                code="review-case-decided")
         ev = [case["event_id"]]
         common = {"account_id": self.account_id, "case_id": case_id, "kind": case["kind"],
-                  "reviewer": reviewer, "note": note, "legal_basis": basis,
+                  "reviewer": reviewer, "note": note, "legal_basis": _basis(case["kind"]),
                   "evidence_event_ids": ev}
         if not approve:
-            return [(P + "QualificationRejected", common)]
+            return [QualificationRejected(**common)]
         if datetime.fromisoformat(case["valid_until"]) <= now:
-            raise DomainError("qualification-expired",
-                              "the material's validity has already ended", 422)
+            raise InvalidCommandError("the material's validity has already ended",
+                                      code="qualification-expired")
         label = f"{KIND_LABEL[case['kind']]}：{case['qualification_type']}"
-        decided: Decided = [(P + "QualificationApproved", {
-            **common, "label": label, "number": case["number"],
-            "valid_until": case["valid_until"]})]
-        after = self.evolve_all(decided, now)
-        return decided + after.complete(ev)
+        decided: Events = [QualificationApproved(**common, label=label, number=case["number"],
+                                                 valid_until=case["valid_until"])]
+        return decided + self.evolve_all(decided, now).complete(ev)
 
-    def expire(self, now: datetime) -> Decided:
+    def expire(self, now: datetime) -> Events:
         """QualificationExpired for each approved case past its validity, the badge
         suspended and the qualification requested again (A9.1)."""
-        decided: Decided = []
-        for case_id, c in sorted(self.cases.items()):
-            if c["status"] == "approved" and datetime.fromisoformat(c["valid_until"]) <= now:
-                basis = ["A5"] if c["kind"] == "news_permit" else ["A9.1"]
-                decided.append((P + "QualificationExpired", {
-                    "account_id": self.account_id, "case_id": case_id, "kind": c["kind"],
-                    "expired_at": c["valid_until"], "legal_basis": basis,
-                    "evidence_event_ids": [c["approved_event_id"]]}))
+        decided: Events = [
+            QualificationExpired(account_id=self.account_id, case_id=case_id, kind=c["kind"],
+                                 expired_at=c["valid_until"], legal_basis=_basis(c["kind"]),
+                                 evidence_event_ids=[c["approved_event_id"]])
+            for case_id, c in sorted(self.cases.items())
+            if c["status"] == "approved" and datetime.fromisoformat(c["valid_until"]) <= now]
         if not decided:
             return []
         after = self.evolve_all(decided, now)
         if after.missing:
-            basis = sorted({b for _, d in decided for b in d["legal_basis"]})
-            decided.append((P + "QualificationRequired", {
-                "account_id": self.account_id, "kinds": list(after.missing),
-                "category": self.category, "reason": "expired", "legal_basis": basis,
-                "evidence_event_ids": []}))
+            basis = sorted({b for p in decided for b in p.legal_basis})
+            decided.append(QualificationRequired(
+                account_id=self.account_id, kinds=list(after.missing), category=self.category,
+                reason="expired", legal_basis=basis, evidence_event_ids=[]))
             decided += self.suspend_badge("qualification_expired", basis, [])
         return decided
 
-    def evolve_all(self, decided: Decided, now: datetime) -> Verification:
-        state = self
-        for t, d in decided:
-            state = evolve(state, t, d, now, "")
-        return state
+    def schedule_reinspection(self, reinspection_id: str, reason: str) -> Events:
+        """A re-inspection (A9.3) of a verified account."""
+        if not self.verified:
+            raise not_verified(self.account_id)
+        return [ReinspectionScheduled(account_id=self.account_id,
+                                      reinspection_id=reinspection_id, reason=reason,
+                                      legal_basis=["A9.3"])]
+
+    def conclude_reinspection(self, reinspection_id: str, findings: list[dict],
+                              evidence: list[str]) -> Events:
+        """Passed, or failed like A8.2: a mismatch, and the badge suspended meanwhile."""
+        if not findings:
+            return [ReinspectionPassed(account_id=self.account_id,
+                                       reinspection_id=reinspection_id, legal_basis=["A9.3"],
+                                       evidence_event_ids=evidence)]
+        basis = ["A9.3", "A8.2"]
+        return [ProfileMismatchFound(account_id=self.account_id, source="reinspection",
+                                     reinspection_id=reinspection_id, findings=findings,
+                                     legal_basis=basis, evidence_event_ids=evidence),
+                *self.suspend_badge("reinspection_failed", basis, evidence)]
+
+    def evolve_all(self, decided: Events, now: datetime) -> Verification:
+        return fold_payloads(self, decided, now)
+
+
+def not_verified(account_id: str) -> ConflictError:
+    return ConflictError(f"account {account_id} is not verified", code="not-verified")
 
 
 # -- folding -----------------------------------------------------------------------------
-def evolve(state: Verification | None, event_type: str, d: dict[str, Any], time: datetime,
+def evolve(state: Verification | None, e: Envelope) -> Verification:
+    """The state after one stored event; ``version`` follows the stream."""
+    return replace(_apply(state, e.type, e.data, e.time, e.id), version=e.stream_version)
+
+
+def fold_payloads(state: Verification | None, decided: Events, now: datetime) -> Verification:
+    """The state after events decided but not stored yet (their ids are not known: "")."""
+    for p in decided:
+        state = _apply(state, p.event_type, p.to_data(), now, "")
+    assert state is not None
+    return state
+
+
+def _apply(state: Verification | None, event_type: str, d: dict[str, Any], time: datetime,
            event_id: str) -> Verification:
     name = event_type.removeprefix(P)
     if name == "VerificationOpened":
@@ -322,9 +387,49 @@ def _iso(value: Any) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
-def fold(events: list[Any]) -> Verification | None:
-    """The state after the stream's envelopes (``None`` for an empty stream)."""
-    state = None
-    for e in events:
-        state = replace(evolve(state, e.type, e.data, e.time, e.id), version=e.stream_version)
-    return state
+# -- the registry streams (A8.2): protected names and the prohibited words ------------------
+@dataclass(frozen=True)
+class ProtectedName:
+    """One protected name's stream (``protected-name-<id>``): whether it still holds."""
+
+    protected_id: str
+    removed: bool = False
+    version: int = 0
+
+
+def evolve_protected_name(state: ProtectedName | None, e: Envelope) -> ProtectedName:
+    return ProtectedName(e.data["protected_id"], e.type == ProtectedNameRemoved.event_type,
+                         e.stream_version)
+
+
+def protect_name(protected_id: str, *, name: str, kind: str, aliases: list[str],
+                 holder_blind: str | None, logo: ProtectedLogo | None, added_by: str) -> Events:
+    """A name (aliases, logo) only its holder may use (A8.2)."""
+    return [ProtectedNameAdded(protected_id=protected_id, name=name, kind=kind, aliases=aliases,
+                               holder_blind=holder_blind, logo=logo, added_by=added_by,
+                               legal_basis=["A8.2"])]
+
+
+def unprotect_name(state: ProtectedName | None, protected_id: str, *, by: str) -> Events:
+    if state is None or state.removed:
+        raise NotFoundError(f"no protected name {protected_id}", code="protected-name-not-found")
+    return [ProtectedNameRemoved(protected_id=protected_id, removed_by=by, legal_basis=["A8.2"])]
+
+
+WORDS_STREAM = "prohibited-words"
+
+
+@dataclass(frozen=True)
+class WordList:
+    """The one ``prohibited-words`` stream: only its version matters to a change."""
+
+    version: int = 0
+
+
+def evolve_word_list(state: WordList | None, e: Envelope) -> WordList:
+    return WordList(e.stream_version)
+
+
+def change_words(*, added: list[str], removed: list[str], by: str) -> Events:
+    return [ProhibitedWordsChanged(added=added, removed=removed, changed_by=by,
+                                   legal_basis=["A8.2"])]

@@ -1,16 +1,26 @@
-"""Request bodies of the verification API and the small conversions they need."""
+"""Request bodies of the verification API and their translation into what the handlers
+take: base64 decoded, numbers checked and blind-indexed, logos fingerprinted, documents
+measured and digested. A malformed input is a problem (422) naming what failed."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from libs import identity as ids
+from libs.events.contracts.verification import ProtectedLogo
+from libs.runtime.pii import Sealer
 from libs.runtime.problems import ProblemError
+
+from .domain import Material
+from .handlers import NewProtectedName, Submission
+
+MAX_DOCUMENT = 5_000_000
 
 
 class Body(BaseModel):
@@ -87,3 +97,43 @@ def holder_number(raw: str, kind: str) -> str:
     assert first is not None
     raise ProblemError(first.detail, status=422, code=first.code, title="Invalid identity data",
                        field="holder_id_number")
+
+
+def logo_fields(logo: str) -> ProtectedLogo:
+    """The logo's digest and perceptual hash (only these are kept)."""
+    from libs.screening import InvalidImageError, avatar_fingerprint
+
+    try:
+        fp = avatar_fingerprint(b64(logo, "logo"))
+    except InvalidImageError as exc:
+        raise ProblemError(f"the logo is not an acceptable image: {exc}", status=422,
+                           code="invalid-logo", title="Invalid logo") from None
+    return ProtectedLogo(sha256=fp.sha256, phash=fp.phash)
+
+
+def protected_name(body: ProtectedNameIn, sealer: Sealer, added_by: str) -> NewProtectedName:
+    """The name as the handler takes it: the holder's number only as its blind index."""
+    holder_blind = (sealer.blind("id_number", holder_number(body.holder_id_number, body.kind))
+                    if body.holder_id_number else None)
+    return NewProtectedName(name=body.name, kind=body.kind, aliases=body.aliases,
+                            holder_blind=holder_blind,
+                            logo=logo_fields(body.logo) if body.logo else None,
+                            added_by=added_by)
+
+
+def submission(body: QualificationIn) -> Submission:
+    """The material with its document decoded, measured and digested; validity in order."""
+    data = b64(body.document_base64, "document_base64")
+    if not data or len(data) > MAX_DOCUMENT:
+        raise ProblemError(f"the document must have 1 to {MAX_DOCUMENT:,} bytes", status=422,
+                           code="invalid-document", title="Invalid document")
+    valid_from, valid_until = aware(body.valid_from), aware(body.valid_until)
+    if valid_until <= valid_from:
+        raise ProblemError("valid_until must be after valid_from", status=422,
+                           code="invalid-validity", title="Invalid validity")
+    return Submission(material=Material(
+        kind=body.kind, qualification_type=body.type, number=body.number, issuer=body.issuer,
+        valid_from=valid_from, valid_until=valid_until,
+        document_sha256=hashlib.sha256(data).hexdigest(),
+        document_content_type=body.document_content_type, document_bytes=len(data)),
+        document=data)

@@ -1,4 +1,6 @@
-from pydantic import Field, model_validator
+import json
+
+from pydantic import Field, field_validator, model_validator
 
 from libs.runtime.settings import ServiceSettings
 
@@ -8,9 +10,12 @@ DEFAULT_PROHIBITED_WORDS = ("赌博", "博彩", "六合彩", "代开发票", "�
 
 
 class Settings(ServiceSettings):
+    """Read from ``VERIFICATION_<FIELD>`` (``VERIFICATION_SWEEP_INTERVAL_SECONDS``...); the
+    aliases are the older names, still read when the prefixed one is not set."""
+
     service: str = "verification"
     port: int = 8002
-    # A8.1: "local" is the deterministic test double of providers.py; production adapters
+    # A8.1: "local" is the deterministic test double of adapters.py; production adapters
     # (carrier, public security, business registry) are configured by name.
     identity_provider: str = Field("local", validation_alias="IDENTITY_PROVIDER")
     # A10.1 extra verification: the carrier must have known the phone this long.
@@ -25,12 +30,20 @@ class Settings(ServiceSettings):
     reinspection_interval_days: int = Field(180, validation_alias="REINSPECTION_INTERVAL_DAYS")
     reinspection_sample_fraction: float = Field(0.02,
                                                 validation_alias="REINSPECTION_SAMPLE_FRACTION")
-    # how often the app sweeps (0: never; `python -m services.verification.sweep` still works)
+    # how often the app sweeps (0: never; `python -m services.verification.cli sweep` still
+    # works)
     sweep_interval_seconds: float = Field(3600, validation_alias="VERIFICATION_SWEEP_SECONDS")
+
+    @field_validator("prohibited_words", mode="before")
+    @classmethod
+    def _json_list(cls, value: object) -> object:
+        # VERIFICATION_PROHIBITED_WORDS reaches the model as raw text (the prefix rule of
+        # ServiceSettings does not decode complex values as the legacy name's source does)
+        return json.loads(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _no_test_double_in_production(self) -> "Settings":
         if self.environment != "development" and self.identity_provider == "local":
-            raise ValueError("IDENTITY_PROVIDER=local is a test double: configure the real "
-                             "providers outside development")
+            raise ValueError("VERIFICATION_IDENTITY_PROVIDER=local is a test double: configure "
+                             "the real providers outside development")
         return self

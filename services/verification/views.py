@@ -8,6 +8,8 @@ from typing import Any
 import orjson
 from sqlalchemy import text
 
+from libs.domain import NotFoundError
+from libs.events import Streams
 from libs.events.db import Tx
 from libs.runtime.pii import Sealer
 
@@ -41,9 +43,31 @@ async def everything(tx: Tx, projection: str) -> list[dict[str, Any]]:
             return docs
 
 
-async def document(tx: Tx, sha256: str) -> tuple[str, bytes] | None:
-    row = await tx.fetchrow(_DOCUMENT, {"sha": sha256})
-    return (row[0], bytes(row[1])) if row else None
+async def review_case(tx: Tx, case_id: str) -> dict[str, Any]:
+    """One review case, decided or not (the read model)."""
+    case = await get(tx, "review_cases", case_id)
+    if case is None:
+        raise NotFoundError(f"no review case {case_id}", code="review-case-not-found")
+    return case
+
+
+async def review_document(tx: Tx, case_id: str) -> tuple[str, bytes]:
+    """The case's document as uploaded: its content type and bytes."""
+    case = await review_case(tx, case_id)
+    row = await tx.fetchrow(_DOCUMENT, {"sha": case["material"]["document_sha256"]})
+    if row is None:
+        raise NotFoundError("the document is gone", code="document-not-found")
+    return row[0], bytes(row[1])
+
+
+async def state_of(verifications: Streams[Verification], tx: Tx, account_id: str
+                   ) -> Verification:
+    """The account's verification folded from its stream (consistent, unlike read models)."""
+    state = await verifications.load(tx, account_id)
+    if state is None:
+        raise NotFoundError(f"no verification for account {account_id} (yet: it starts when "
+                            "the registration event arrives)", code="verification-not-found")
+    return state
 
 
 def _status(s: Verification) -> str:
@@ -84,7 +108,9 @@ def present(s: Verification) -> dict[str, Any]:
 
 def disclose(s: Verification, sealer: Sealer) -> dict[str, Any]:
     """What the public sees (A9.2): badge, field, labels, permit; organizations' registration
-    details in full, a natural person's personal data masked."""
+    details in full, a natural person's personal data masked. Nothing of a false identity."""
+    if s.identity_status == "failed":
+        raise NotFoundError(f"no verified account {s.account_id}", code="verification-not-found")
     permits = [c["number"] for c in s.cases.values()
                if c["kind"] == "news_permit" and c["status"] == "approved"]
     body: dict[str, Any] = {

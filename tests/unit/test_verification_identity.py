@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from libs import identity as ids
-from services.verification.domain import IdentityAnswers, decide_identity
-from services.verification.providers import CarrierAnswer, LocalIdentityProvider
+from services.verification.adapters import LocalIdentityProvider
+from services.verification.rules import CarrierAnswer, IdentityAnswers, decide_identity
 
 # Published valid resident identity numbers:
 # - 11010519491231002X: the worked example of GB 11643-1999 (Citizen identification

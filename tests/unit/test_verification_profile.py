@@ -6,18 +6,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.verification.domain import (
-    DomainError,
-    P,
-    badge_for,
-    evolve,
-    qualification_needs,
-)
-from services.verification.profile_checks import (
+from libs.domain import DomainError
+from libs.events import Envelope
+from services.verification.adapters import ProtectedRegistry
+from services.verification.domain import P, badge_for
+from services.verification.domain import evolve as evolve_envelope
+from services.verification.rules import (
     ProtectedEntry,
-    ProtectedRegistry,
     Subject,
     check_profile,
+    qualification_needs,
 )
 
 PERSON = Subject("natural_person", "technology", frozenset({"me"}))
@@ -121,6 +119,17 @@ def test_A8_2_operator_managed_prohibited_words(registry):
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
+def evolve(state, event_type, data, time, event_id):
+    """The aggregate after one stored event of ``event_type`` with ``data``."""
+    return evolve_envelope(state, Envelope.new(
+        type=event_type, data=data, stream_id="verification-a1", source="/verification",
+        time=time, event_id=event_id))
+
+
+def types(decided) -> list[str]:
+    return [e.event_type for e in decided]
+
+
 def opened(category: str, entity_type: str = "natural_person"):
     s = evolve(None, P + "VerificationOpened", {
         "account_id": "a1", "entity_type": entity_type, "category": category,
@@ -150,17 +159,17 @@ def test_A9_1_professional_fields_stay_unverified_without_approval(category):
 def test_A9_1_approval_completes_the_verification_with_a_label():
     s = submitted(opened("health"))
     decided = s.decide_case(case_id="c1", approve=True, reviewer="r", note="", now=NOW)
-    types = [t for t, _ in decided]
-    assert types == [P + "QualificationApproved", P + "AccountVerified", P + "BadgeGranted"]
-    verified = decided[1][1]
-    assert verified["qualifications"] == ["专业资质：执业医师资格证"]
-    assert "A9.1" in verified["legal_basis"] and "sub-c1" in verified["evidence_event_ids"]
+    assert types(decided) == [P + "QualificationApproved", P + "AccountVerified",
+                              P + "BadgeGranted"]
+    verified = decided[1]
+    assert verified.qualifications == ["专业资质：执业医师资格证"]
+    assert "A9.1" in verified.legal_basis and "sub-c1" in verified.evidence_event_ids
 
 
 def test_A9_1_rejection_keeps_the_account_unverified_and_a_case_is_decided_once():
     s = submitted(opened("health"))
     decided = s.decide_case(case_id="c1", approve=False, reviewer="r", note="blurred", now=NOW)
-    assert [t for t, _ in decided] == [P + "QualificationRejected"]
+    assert types(decided) == [P + "QualificationRejected"]
     s = s.evolve_all(decided, NOW)
     with pytest.raises(DomainError) as err:
         s.decide_case(case_id="c1", approve=True, reviewer="r", note="", now=NOW)
@@ -174,8 +183,8 @@ def test_A9_1_expiry_is_tracked_and_the_qualification_requested_again():
     assert s.verified and s.badge_active
     assert s.expire(NOW + timedelta(days=29)) == []
     decided = s.expire(NOW + timedelta(days=31))
-    assert [t for t, _ in decided] == [P + "QualificationExpired", P + "QualificationRequired",
-                                       P + "BadgeSuspended"]
+    assert types(decided) == [P + "QualificationExpired", P + "QualificationRequired",
+                              P + "BadgeSuspended"]
     after = s.evolve_all(decided, NOW)
     assert after.missing == ("professional",) and not after.verified and not after.badge_active
 
@@ -185,7 +194,7 @@ def test_A5_news_needs_an_approved_permit():
     assert s.missing == ("news_permit",)
     s = submitted(s, kind="news_permit")
     decided = s.decide_case(case_id="c1", approve=True, reviewer="r", note="", now=NOW)
-    assert decided[1][1]["badge"] == "media" and "A5" in decided[1][1]["legal_basis"]
+    assert decided[1].badge == "media" and "A5" in decided[1].legal_basis
 
 
 def test_A9_2_badge_kind_by_entity_type_and_field():
@@ -205,4 +214,4 @@ def test_A9_3_failed_reinspection_unverifies_until_corrected():
     assert not s.verified and s.reinspections == {"r1": "failed"}
     s = evolve(s, P + "ProfileCheckPassed", {"change_id": "c", "profile": {"name": "y"}}, NOW,
                "p")
-    assert [t for t, _ in s.complete(["p"])] == [P + "AccountVerified", P + "BadgeGranted"]
+    assert types(s.complete(["p"])) == [P + "AccountVerified", P + "BadgeGranted"]

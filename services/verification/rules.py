@@ -1,4 +1,5 @@
-"""Profile consistency rules (A8.2) as data and one pure function, :func:`check_profile`.
+"""Verification's business rules, pure: the multi-factor identity rule (A8.1), what a
+field needs (A9.1, A5), and the profile consistency rules (A8.2, :func:`check_profile`).
 
 A profile (name, description, avatar) is checked against who registered it (entity type,
 field, identity) and against the protected-name registry. Every failed rule is a finding
@@ -10,13 +11,85 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 from libs.identity import PROVINCES
 from libs.screening import LogoIndex, NameIndex, normalise
 
-NATURAL = "natural_person"
+from .domain import NATURAL, IdentityDecision
+
+# -- identity (A8.1) -------------------------------------------------------------------------
+Outcome = Literal["match", "mismatch", "unknown"]
+LEVELS = {2: "two_factor", 3: "three_factor", 4: "four_factor"}
+_MISMATCH_REASON = {"id_name": "id-name-mismatch", "phone_owner": "phone-not-owned",
+                    "business_registration": "business-registration-mismatch",
+                    "representative_id_name": "representative-mismatch"}
+
+
+@dataclass(frozen=True)
+class CarrierAnswer:
+    outcome: Outcome
+    tenure_months: int | None = None
+
+
+@dataclass(frozen=True)
+class IdentityAnswers:
+    """What the providers said; ``None`` where a check does not apply to the entity."""
+
+    public_security: Outcome | None = None
+    carrier: CarrierAnswer | None = None
+    business: Outcome | None = None
+    representative: Outcome | None = None
+
+
+def decide_identity(entity_type: str, answers: IdentityAnswers, *, extra: bool,
+                    min_tenure_months: int = 6) -> IdentityDecision:
+    """Multi-factor: at least two independent factors agree and none disagrees; with extra
+    verification (A10.1) at least three, the third being the phone's tenure.
+
+    A disagreeing factor is a false or borrowed identity whatever the others say;
+    ``unknown`` answers count neither way. Level = the number of agreeing factors.
+    """
+    outcomes: dict[str, Outcome | None] = {
+        "id_name": answers.public_security if entity_type == NATURAL else None,
+        "business_registration": answers.business if entity_type != NATURAL else None,
+        "representative_id_name": answers.representative if entity_type != NATURAL else None,
+        "phone_owner": answers.carrier.outcome if answers.carrier else None,
+    }
+    mismatches = [_MISMATCH_REASON[f] for f, o in outcomes.items() if o == "mismatch"]
+    if mismatches:
+        return IdentityDecision(False, None, (), tuple(mismatches))
+    agreed = [f for f, o in outcomes.items() if o == "match"]
+    carrier = answers.carrier
+    if carrier and carrier.outcome == "match" and (carrier.tenure_months or 0) >= min_tenure_months:
+        agreed.append("phone_tenure")
+    if entity_type != NATURAL and "business_registration" not in agreed:
+        return IdentityDecision(False, None, tuple(agreed), ("business-registration-unconfirmed",))
+    needed = 3 if extra else 2
+    if len(agreed) < needed:
+        reason = "extra-verification-insufficient" if extra and len(agreed) >= 2 \
+            else "insufficient-factors"
+        return IdentityDecision(False, None, tuple(agreed), (reason,))
+    return IdentityDecision(True, LEVELS[min(len(agreed), 4)], tuple(agreed), ())
+
+
+# -- qualifications (A9.1, A5) ---------------------------------------------------------------
+# Fields that need an approved professional qualification; news needs a permit.
+PROFESSIONAL = frozenset({"economics", "education", "health", "justice"})
+NEWS = frozenset({"news"})
+
+
+def qualification_needs(category: str) -> tuple[str, ...]:
+    """What a field needs before the account is verified (A9.1, A5)."""
+    if category in PROFESSIONAL:
+        return ("professional",)
+    if category in NEWS:
+        return ("news_permit",)
+    return ()
+
+
+# -- the profile (A8.2) ----------------------------------------------------------------------
 
 # Names only state bodies (or, for some, news media) may use.
 NATIONAL_TERMS = ("中国", "中华", "中央", "全国", "国家")
@@ -95,72 +168,19 @@ class ProtectedEntry:
     aliases: tuple[str, ...] = ()
 
 
-@dataclass
-class ProtectedRegistry:
-    """Protected names, their logos and the prohibited words, in memory; fed by the
-    registry's events (``apply``) and by the configured words."""
+class ProtectedLookup(Protocol):
+    """What the name rules need of the protected-name registry (adapters.ProtectedRegistry,
+    kept in memory from the registry's events)."""
 
-    base_words: Iterable[str] = ()
-    names: NameIndex = field(default_factory=NameIndex)
-    logos: LogoIndex = field(default_factory=LogoIndex)
-    entries: dict[str, ProtectedEntry] = field(default_factory=dict)
-    extra_words: set[str] = field(default_factory=set)
-    removed_words: set[str] = field(default_factory=set)
-
-    def __post_init__(self) -> None:
-        self.base_words = frozenset(self.base_words)
-        self._words: dict[str, str] | None = None
-
-    def add(self, entry: ProtectedEntry, logo_phash: str | None = None) -> None:
-        self.remove(entry.protected_id)
-        self.entries[entry.protected_id] = entry
-        self.names.add(entry.protected_id, entry.name)
-        for i, alias in enumerate(entry.aliases):
-            self.names.add(f"{entry.protected_id}#{i}", alias)
-        if logo_phash:
-            self.logos.add(entry.protected_id, logo_phash)
-
-    def remove(self, protected_id: str) -> None:
-        old = self.entries.pop(protected_id, None)
-        if old is None:
-            return
-        self.names.remove(protected_id)
-        for i in range(len(old.aliases)):
-            self.names.remove(f"{protected_id}#{i}")
-        self.logos.remove(protected_id)
-
-    def change_words(self, added: Iterable[str], removed: Iterable[str]) -> None:
-        for w in added:
-            self.extra_words.add(w)
-            self.removed_words.discard(w)
-        for w in removed:
-            self.extra_words.discard(w)
-            self.removed_words.add(w)
-        self._words = None
+    names: NameIndex
+    logos: LogoIndex
 
     @property
     def words(self) -> dict[str, str]:
         """Normalised prohibited word -> the word as listed."""
-        if self._words is None:
-            listed = (set(self.base_words) | self.extra_words) - self.removed_words
-            self._words = {normalise(w): w for w in listed if normalise(w)}
-        return self._words
+        ...
 
-    def apply(self, event_type: str, data: dict) -> None:
-        """Fold one registry event (others are ignored)."""
-        name = event_type.removeprefix("verification.")
-        if name == "ProtectedNameAdded":
-            logo = data.get("logo") or {}
-            self.add(ProtectedEntry(data["protected_id"], data["name"], data["kind"],
-                                    data.get("holder_blind"), tuple(data.get("aliases", []))),
-                     logo.get("phash"))
-        elif name == "ProtectedNameRemoved":
-            self.remove(data["protected_id"])
-        elif name == "ProhibitedWordsChanged":
-            self.change_words(data.get("added", []), data.get("removed", []))
-
-    def entry_of(self, match_id: str) -> ProtectedEntry | None:
-        return self.entries.get(match_id.split("#", 1)[0])
+    def entry_of(self, match_id: str) -> ProtectedEntry | None: ...
 
 
 def finding(field_: str, code: str, detail: str, matched: str | None = None,
@@ -174,7 +194,7 @@ def _plain(text: str) -> str:
 
 
 def check_profile(*, name: str, description: str, avatar_phash: str | None, subject: Subject,
-                  registry: ProtectedRegistry, policy: Policy = Policy()) -> list[dict]:
+                  registry: ProtectedLookup, policy: Policy = Policy()) -> list[dict]:
     """Every finding against the profile; an empty list means it passes (A8.2)."""
     found: list[dict] = []
     found += _protected_names(name, description, subject, registry, policy)
@@ -186,7 +206,7 @@ def check_profile(*, name: str, description: str, avatar_phash: str | None, subj
 
 
 def _protected_names(name: str, description: str, subject: Subject,
-                     registry: ProtectedRegistry, policy: Policy) -> list[dict]:
+                     registry: ProtectedLookup, policy: Policy) -> list[dict]:
     hits: dict[str, dict] = {}
 
     def consider(field_: str, match, how: str) -> None:
@@ -215,13 +235,13 @@ def _protected_names(name: str, description: str, subject: Subject,
     return list(hits.values())
 
 
-def _protected_logo(phash: str | None, subject: Subject, registry: ProtectedRegistry,
+def _protected_logo(phash: str | None, subject: Subject, registry: ProtectedLookup,
                     policy: Policy) -> list[dict]:
     if not phash or not len(registry.logos):
         return []
     out = []
     for logo_id, distance in registry.logos.nearest(phash, policy.logo_max_distance):
-        entry = registry.entries.get(logo_id)
+        entry = registry.entry_of(logo_id)
         if entry is None or (entry.holder_blind and entry.holder_blind in subject.holder_blinds):
             continue
         out.append(finding("avatar", "protected-logo",
@@ -232,7 +252,7 @@ def _protected_logo(phash: str | None, subject: Subject, registry: ProtectedRegi
     return out
 
 
-def _prohibited_words(name: str, description: str, registry: ProtectedRegistry) -> list[dict]:
+def _prohibited_words(name: str, description: str, registry: ProtectedLookup) -> list[dict]:
     out = []
     for field_, text in (("name", name), ("description", description)):
         norm = normalise(text)

@@ -1,0 +1,64 @@
+"""Registration's events -> verification (choreography, no calls): pure decisions on the
+typed payload and the facts the handler gathered (handlers.when_event).
+
+A policy refuses an event that no longer applies (a registration seen again under another
+event id, a change for an account never verified here) with a ``libs.domain`` error; the
+handler logs and skips it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from libs.domain import ConflictError, NotFoundError
+from libs.events import Envelope, EventPayload
+from libs.events.contracts.registration import (
+    AccountRegistrationSubmitted,
+    ProfileChangeSubmitted,
+)
+
+from .domain import IdentityDecision, Verification
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the handler gathered for a policy: the time, the providers' decision and the
+    provider's name, the profile findings (A8.2) and what the field needs (A9.1, A5)."""
+
+    now: datetime
+    identity: IdentityDecision | None = None
+    provider: str = ""
+    findings: tuple[dict, ...] = ()
+    needs: tuple[str, ...] = ()
+
+
+def when_registration_submitted_verify(state: Verification | None,
+                                       payload: AccountRegistrationSubmitted, event: Envelope,
+                                       ctx: Facts) -> list[EventPayload]:
+    """Open the account's verification: identity, profile and what it needs."""
+    if state is not None:
+        raise ConflictError(f"{payload.account_id} is already being verified")
+    assert ctx.identity is not None, "the handler asks the providers for a new account"
+    return Verification.open(payload, identity=ctx.identity, provider=ctx.provider,
+                             findings=list(ctx.findings), needs=ctx.needs, evidence=[event.id],
+                             now=ctx.now)
+
+
+def when_profile_change_submitted_check(state: Verification | None,
+                                        payload: ProfileChangeSubmitted, event: Envelope,
+                                        ctx: Facts) -> list[EventPayload]:
+    """The same checks for a proposed profile: passed (with the change) or a mismatch."""
+    if state is None or state.identity_status == "failed":
+        raise NotFoundError(f"no verifiable account {payload.account_id}")
+    return state.check_change(change_id=payload.change_id, profile=payload.proposed,
+                              findings=list(ctx.findings), evidence=[event.id], now=ctx.now)
+
+
+Reaction = Callable[[Verification | None, Any, Envelope, Facts], list[EventPayload]]
+POLICIES: dict[str, Reaction] = {
+    AccountRegistrationSubmitted.event_type: when_registration_submitted_verify,
+    ProfileChangeSubmitted.event_type: when_profile_change_submitted_check,
+}
