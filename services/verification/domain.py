@@ -232,7 +232,8 @@ class Verification:
         """A reviewer's decision on a pending case; an approval may complete the account."""
         case = self.cases.get(case_id)
         if case is None:
-            raise NotFoundError(f"no review case {case_id}", code="review-case-not-found")
+            raise NotFoundError(f"no review case {case_id}", code="review-case-not-found",
+                                title="No such review case")
         if case["status"] != "pending":
             raise ConflictError(f"review case {case_id} is already {case['status']}",
                                 code="review-case-decided")
@@ -412,7 +413,8 @@ def protect_name(protected_id: str, *, name: str, kind: str, aliases: list[str],
 
 def unprotect_name(state: ProtectedName | None, protected_id: str, *, by: str) -> Events:
     if state is None or state.removed:
-        raise NotFoundError(f"no protected name {protected_id}", code="protected-name-not-found")
+        raise NotFoundError(f"no protected name {protected_id}", code="protected-name-not-found",
+                            title="No such protected name")
     return [ProtectedNameRemoved(protected_id=protected_id, removed_by=by, legal_basis=["A8.2"])]
 
 

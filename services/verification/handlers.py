@@ -161,7 +161,7 @@ def _findings(deps: Deps, subject: Subject, profile: dict[str, Any]) -> tuple[di
 def _existing(state: Verification | None, account_id: str) -> Verification:
     if state is None:
         raise NotFoundError(f"no verification for account {account_id}",
-                            code="verification-not-found")
+                            code="verification-not-found", title="No verification for this account")
     return state
 
 

@@ -47,7 +47,8 @@ async def review_case(tx: Tx, case_id: str) -> dict[str, Any]:
     """One review case, decided or not (the read model)."""
     case = await get(tx, "review_cases", case_id)
     if case is None:
-        raise NotFoundError(f"no review case {case_id}", code="review-case-not-found")
+        raise NotFoundError(f"no review case {case_id}", code="review-case-not-found",
+                            title="No such review case")
     return case
 
 
@@ -56,7 +57,7 @@ async def review_document(tx: Tx, case_id: str) -> tuple[str, bytes]:
     case = await review_case(tx, case_id)
     row = await tx.fetchrow(_DOCUMENT, {"sha": case["material"]["document_sha256"]})
     if row is None:
-        raise NotFoundError("the document is gone", code="document-not-found")
+        raise NotFoundError("the document is gone", code="document-not-found", title="No document")
     return row[0], bytes(row[1])
 
 
@@ -66,7 +67,8 @@ async def state_of(verifications: Streams[Verification], tx: Tx, account_id: str
     state = await verifications.load(tx, account_id)
     if state is None:
         raise NotFoundError(f"no verification for account {account_id} (yet: it starts when "
-                            "the registration event arrives)", code="verification-not-found")
+                            "the registration event arrives)", code="verification-not-found",
+                            title="No verification for this account")
     return state
 
 
@@ -110,7 +112,8 @@ def disclose(s: Verification, sealer: Sealer) -> dict[str, Any]:
     """What the public sees (A9.2): badge, field, labels, permit; organizations' registration
     details in full, a natural person's personal data masked. Nothing of a false identity."""
     if s.identity_status == "failed":
-        raise NotFoundError(f"no verified account {s.account_id}", code="verification-not-found")
+        raise NotFoundError(f"no verified account {s.account_id}", code="verification-not-found",
+                            title="No verification for this account")
     permits = [c["number"] for c in s.cases.values()
                if c["kind"] == "news_permit" and c["status"] == "approved"]
     body: dict[str, Any] = {
