@@ -223,8 +223,8 @@ async def run(cfg: Config) -> list[Result]:
     finally:
         _stop(proc)
     env = {"REGISTRATION_DATABASE_URL": cfg.db_url, "KAFKA_BOOTSTRAP_SERVERS": cfg.kafka,
-           "KAFKA_NAMESPACE": f"bench-{uuid.uuid4().hex[:8]}.", "SWEEP_INTERVAL_SECONDS": "0",
-           "LOG_LEVEL": "WARNING"}
+           "KAFKA_NAMESPACE": f"bench-{uuid.uuid4().hex[:8]}.",
+           "REGISTRATION_SWEEP_INTERVAL_SECONDS": "0", "LOG_LEVEL": "WARNING"}
     proc, url = await _serve("services.registration.main:app", env, "/readyz")
     try:
         ours = await _run_load(url, count, warmup, seed=2)

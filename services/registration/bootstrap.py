@@ -1,18 +1,20 @@
-"""The one place where the registration service is wired."""
+"""The one place where the registration service is wired: settings, database, store,
+adapters, the handlers' dependencies, the subscription, the projection, periodic tasks."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 
+from libs.events import each, events_topic
 from libs.events.contracts import all_contracts
 from libs.runtime.pii import Sealer
-from libs.runtime.service import ServiceRuntime
+from libs.runtime.service import Periodic, ServiceRuntime, Subscription
 
-from . import inbound, sweep
-from .handlers import Deps
-from .lookups import ClosedNames
+from . import handlers, sweep
+from .adapters import ClosedNames
+from .handlers import Deps, account_streams, utcnow
+from .policies import POLICIES
 from .projections import AccountsProjection
 from .rules import LEGAL, NATURAL, UNINCORPORATED, Limit, Policy, Velocity
 from .settings import Settings
@@ -34,38 +36,46 @@ def policy_from(s: Settings) -> Policy:
         correction_days=s.correction_days)
 
 
-class RegistrationRuntime(ServiceRuntime):
-    """The kernel's runtime plus registration's own parts: the handlers' dependencies,
-    the closed-names index and its refresher, and the periodic sweep."""
+def subscription(deps: Deps) -> Subscription:
+    """Verification, credit, enforcement and transfer events -> :func:`handlers.when_event`."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.sealer = Sealer(settings.pii_key)
-        self.deps = Deps(db=None, store=None, policy=policy_from(settings),  # type: ignore[arg-type]
-                         agreement_version=settings.agreement_version, names=ClosedNames())
-        super().__init__(settings, registry=all_contracts(), migrations=MIGRATIONS,
-                         subscriptions=[inbound.subscription(self.deps)],
-                         projections=[AccountsProjection()])
-        self.db.pool_size = settings.pool_size
-        self.deps.db, self.deps.store, self.deps.committed = self.db, self.store, self.committed
+    async def one(tx, event) -> None:
+        await handlers.when_event(deps, tx, event)
 
-    async def start(self) -> None:
-        await super().start()
-        s: Settings = self.settings  # type: ignore[assignment]
-        await self.deps.names.refresh(self.db)
-        log.info("closed names indexed: %d", len(self.deps.names.index))
-        self.background(self._refresh_names(s.closed_names_refresh_seconds), name="closed-names")
-        if s.sweep_interval_seconds > 0:
-            self.background(sweep.periodically(self.deps, s.sweep_interval_seconds), name="sweep")
-
-    async def _refresh_names(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.deps.names.refresh(self.db)
-            except Exception:  # noqa: BLE001 - stale for one more interval, then retried
-                log.exception("closed names refresh failed")
+    return Subscription(
+        name="registration-inbound",
+        topics=[events_topic(s) for s in ("verification", "credit", "enforcement", "transfer")],
+        handler=each(one),
+        event_types=frozenset(POLICIES),
+    )
 
 
-def bootstrap(settings: Settings | None = None) -> RegistrationRuntime:
-    """Registry, migrations, subscriptions and projections of the registration service."""
-    return RegistrationRuntime(settings or Settings())
+def bootstrap(settings: Settings | None = None) -> ServiceRuntime:
+    """The registration service's runtime, its dependencies and what it runs."""
+    s = settings or Settings()
+    runtime = ServiceRuntime(s, registry=all_contracts(), migrations=MIGRATIONS,
+                             pool_size=s.pool_size)
+    deps = Deps(db=runtime.db, store=runtime.store,
+                accounts=account_streams(runtime.store, utcnow), policy=policy_from(s),
+                agreement_version=s.agreement_version, names=ClosedNames(),
+                sealer=Sealer(s.pii_key), clock=utcnow, committed=runtime.committed,
+                catch_up=runtime.catch_up_projections)
+
+    async def refresh_names() -> None:
+        await deps.names.refresh(deps.db)
+
+    async def load_names() -> None:
+        await refresh_names()
+        log.info("closed names indexed: %d", len(deps.names.index))
+
+    async def sweep_periodically() -> None:
+        await sweep.scheduled(deps)
+
+    return runtime.serve(
+        deps,
+        subscriptions=[subscription(deps)],
+        projections=[AccountsProjection()],
+        # A8.3: names closed by other workers reach this one within one refresh interval.
+        periodic=[Periodic("closed-names", s.closed_names_refresh_seconds, refresh_names),
+                  Periodic("sweep", s.sweep_interval_seconds, sweep_periodically)],
+        on_start=[load_names])

@@ -1,256 +1,301 @@
-"""Use cases: one command or one incoming event -> one transaction on one account stream."""
+"""Use cases: one command or one incoming event -> one transaction on one account stream.
+
+Handlers return results (pydantic models) and raise :mod:`libs.domain` errors; the API edge
+presents both. The write side's look-up tables (limits, bans, closed names: adapters.py)
+follow the account's events in the transaction that appends them.
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Literal
 
-from libs.events import ConcurrencyError, Database, Envelope, EventStore
+from pydantic import BaseModel, Field, RootModel
+
+from libs.domain import IllegalTransitionError, NotFoundError
+from libs.events import Changed, ConcurrencyError, Database, Envelope, EventStore, Streams
 from libs.events.db import Tx
-from libs.runtime.idempotency import Answer, run_idempotent
-from libs.runtime.problems import ProblemError
+from libs.runtime.idempotency import run_idempotent
+from libs.runtime.pii import Sealer
 
-from . import lookups, rules
-from .domain import Account, Decided, DomainError, evolve, fold
-from .lookups import ClosedNames
-from .rules import Policy, RuleError
+from . import adapters, rules
+from .adapters import ClosedNames
+from .domain import Account, Application, P, Payloads, ProfileChange, evolve, stream_of
+from .policies import POLICIES, Context
+from .rules import Policy
 
 log = logging.getLogger(__name__)
 SOURCE = "/registration"
-
-
-def stream_of(account_id: str) -> str:
-    return f"account-{account_id}"
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
+async def _nothing_to_catch_up() -> None:
+    return None
+
+
+def account_streams(store: EventStore, clock: Callable[[], datetime] = utcnow
+                    ) -> Streams[Account]:
+    """The ``account-<id>`` streams of ``store``, folded into :class:`Account`."""
+    return Streams(store, source=SOURCE, stream_id=stream_of, evolve=evolve, clock=clock)
+
+
+@dataclass(frozen=True)
 class Deps:
-    """What the handlers need; built in bootstrap (fakes or a test database in tests)."""
+    """What the handlers need; built complete in bootstrap (a test database in tests)."""
 
     db: Database
     store: EventStore
+    accounts: Streams[Account]
     policy: Policy
     agreement_version: str
     names: ClosedNames
+    sealer: Sealer
     clock: Callable[[], datetime] = utcnow
-    committed: Callable[[], None] = field(default=lambda: None)
+    committed: Callable[[], None] = lambda: None  # wakes the relay and the projections
+    catch_up: Callable[[], Awaitable[None]] = _nothing_to_catch_up  # the read models, now
 
 
-class AccountNotFoundError(ProblemError):
-    status = 404
-    code = "account-not-found"
-    title = "No such account"
+# -- results ------------------------------------------------------------------------------
+class Registered(BaseModel):
+    """A registration accepted: pending verification, or held for a reviewer."""
+
+    outcome: Literal["registered"] = "registered"
+    account_id: str
+    status: str
+    extra_verification_required: bool
+    reasons: list[str]
 
 
-@contextmanager
-def problems():
-    """Domain refusals as problem details (the domain knows nothing of HTTP)."""
-    try:
-        yield
-    except (DomainError, RuleError) as exc:
-        extra = getattr(exc, "extra", {})
-        raise ProblemError(exc.detail, status=exc.status, code=exc.code,
-                           title=exc.code.replace("-", " ").capitalize(), **extra) from None
+class RegistrationRefused(BaseModel):
+    """A registration the rules refused; recorded as ``AccountRegistrationRefused`` on
+    ``account_id``'s stream. ``kind`` is the kind of domain error it is (libs.domain)."""
+
+    outcome: Literal["refused"] = "refused"
+    account_id: str
+    kind: str
+    code: str
+    detail: str
+    legal_basis: list[str]
+
+
+class _Registration(RootModel[Annotated[Registered | RegistrationRefused,
+                                        Field(discriminator="outcome")]]):
+    """How an ``Idempotency-Key`` keeps either result (a model: a cheap TypeAdapter)."""
+
+
+class AccountChanged(BaseModel):
+    """A command's effect: the account's status after it and the events it added."""
+
+    account_id: str
+    status: str
+    events: list[str]
 
 
 # -- registration -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Application:
-    """A validated registration: personal data already sealed, keys already blinded."""
-
-    entity_type: str
-    category: str
-    payload: dict[str, Any]  # AccountRegistrationSubmitted fields except account_id
-    id_blind: str
-    phone_blind: str
-    device_blind: str | None
-    network_blind: str | None
-    profile_name: str
-    has_organization: bool
-    has_representative: bool
-
-
-async def register(deps: Deps, app: Application, *, key: str | None, digest: str) -> Answer:
-    """RegisterAccount: accept (202), hold for review (202) or refuse with an event."""
+async def register(deps: Deps, app: Application, *, key: str | None, digest: str
+                   ) -> Registered | RegistrationRefused:
+    """RegisterAccount (Art. 15): submitted for verification, held for review, or refused."""
     policy = deps.policy
-    with problems():
-        rules.validate_application(
-            entity_type=app.entity_type, category=app.category,
-            has_organization=app.has_organization, has_representative=app.has_representative,
-            agreement_version=app.payload["agreement_version"],
-            current_agreement=deps.agreement_version)
-    matches = [rules.Match(m.id, m.name, m.kind, m.score)
-               for m in deps.names.similar(app.profile_name, threshold=policy.similar_hold)]
-    counted = [(app.id_blind, "identity", 1), (app.phone_blind, "phone", 1)]
+    rules.validate_application(
+        entity_type=app.entity_type, category=app.category,
+        has_organization=app.organization is not None,
+        has_representative=app.has_representative, agreement_version=app.agreement_version,
+        current_agreement=deps.agreement_version)
+    matches = _matches(deps, app.profile.name, policy.similar_hold)
+    id_blind, phone_blind = app.identity.id_number_blind, app.identity.phone_blind
+    counted = [(id_blind, "identity", 1), (phone_blind, "phone", 1)]
     if app.device_blind:
         counted.append((app.device_blind, "device", 0))
     if app.network_blind:
         counted.append((app.network_blind, "network", 0))
     keys = [(k, kind, inc, policy.velocity[kind].window_seconds) for k, kind, inc in counted]
 
-    async def work(tx: Tx) -> Answer:
+    async def work(tx: Tx) -> _Registration:
         now = deps.clock()
         account_id = str(uuid.uuid4())
-        states = await lookups.count_attempt(tx, keys, now.timestamp())
-        with problems():
-            rules.check_bans(states, now.timestamp())
-        decision = rules.decide_registration(entity_type=app.entity_type, keys=states,
-                                             matches=matches, policy=policy)
-        data = {"account_id": account_id, **app.payload}
-        if decision.outcome == "refuse":
-            await lookups.uncount(tx, [app.id_blind, app.phone_blind])
-            refused = {"account_id": account_id, "entity_type": app.entity_type,
-                       "code": decision.code, "reasons": list(decision.reasons),
-                       "id_number_blind": app.id_blind, "phone_blind": app.phone_blind,
-                       "device_blind": app.device_blind, "network_blind": app.network_blind,
-                       "legal_basis": list(decision.legal_basis)}
-            await _append_new(deps, tx, account_id, now,
-                              [("registration.AccountRegistrationRefused", refused)])
-            return Answer(decision.status, {
-                "type": f"/problems/{decision.code}", "code": decision.code,
-                "title": decision.code.replace("-", " ").capitalize(),
-                "status": decision.status, "detail": "; ".join(decision.reasons),
-                "account_id": account_id, "legal_basis": list(decision.legal_basis)})
-        if decision.extra_verification:
-            data["extra_verification_required"] = True
-            data["extra_verification_reasons"] = list(decision.extra_verification)
-        events: Decided = []
-        if decision.outcome == "hold":
-            events.append(("registration.AccountRegistrationHeld", {
-                **data, "reasons": list(decision.reasons), "findings": list(decision.findings),
-                "legal_basis": sorted({*data["legal_basis"], *decision.legal_basis})}))
-            status = "held_for_review"
-        else:
-            events.append(("registration.AccountRegistrationSubmitted", data))
-            status = "pending_verification"
-        if decision.extra_verification:
-            events.append(("registration.ExtraVerificationRequired", {
-                "account_id": account_id, "reasons": list(decision.extra_verification),
-                "accounts_of_identity": decision.identity_accounts,
-                "threshold": decision.threshold, "legal_basis": ["A10.1"]}))
-        await _append_new(deps, tx, account_id, now, events)
-        return Answer(202, {"account_id": account_id, "status": status,
-                            "extra_verification_required": bool(decision.extra_verification),
-                            "reasons": [*decision.reasons, *decision.extra_verification]})
+        # Counting locks the keys' rows until commit: limits hold under concurrency.
+        states = await adapters.count_attempt(tx, keys, now.timestamp())
+        rules.check_bans(states, now.timestamp())
+        verdict = rules.decide_registration(entity_type=app.entity_type, keys=states,
+                                            matches=matches, policy=policy)
+        if verdict.outcome == "refuse":  # the attempt counts (A10.3), the account does not
+            await adapters.uncount(tx, [id_blind, phone_blind])
+        # A new stream: appended at version 0 without reading it first.
+        await deps.accounts.append(tx, account_id, 0,
+                                   Account.register(account_id, app, verdict))
+        if verdict.outcome == "refuse":
+            return _Registration(RegistrationRefused(
+                account_id=account_id, kind=verdict.kind, code=verdict.code,
+                detail="; ".join(verdict.reasons), legal_basis=list(verdict.legal_basis)))
+        return _Registration(Registered(
+            account_id=account_id,
+            status="held_for_review" if verdict.outcome == "hold" else "pending_verification",
+            extra_verification_required=bool(verdict.extra_verification),
+            reasons=[*verdict.reasons, *verdict.extra_verification]))
 
-    answer = await run_idempotent(deps.db, key, scope="registration.accounts", digest=digest,
-                                  work=work)
+    result = await run_idempotent(deps.db, key, scope="registration.accounts", digest=digest,
+                                  work=work, result=_Registration)
     deps.committed()
-    return answer
+    return result.root
 
 
-async def _append_new(deps: Deps, tx: Tx, account_id: str, now: datetime,
-                      events: Decided) -> None:
-    first = Envelope.new(type=events[0][0], data=events[0][1], stream_id=stream_of(account_id),
-                         source=SOURCE, time=now, subject=account_id)
-    envs = [first] + [first.caused(type=t, data=d, stream_id=first.stream_id, source=SOURCE,
-                                   time=now, subject=account_id) for t, d in events[1:]]
-    await deps.store.append(tx, first.stream_id, 0, envs)
+def _matches(deps: Deps, name: str, threshold: float) -> list[rules.Match]:
+    return [rules.Match(m.id, m.name, m.kind, m.score)
+            for m in deps.names.similar(name, threshold=threshold)]
 
 
 # -- commands on an existing account ------------------------------------------------------
-async def load(deps: Deps, tx: Tx, account_id: str) -> Account | None:
-    return fold(await deps.store.read_stream(tx, stream_of(account_id)))
-
-
-async def decide_and_append(deps: Deps, tx: Tx, acc: Account, decided: Decided,
-                            cause: Envelope | None = None) -> Account:
-    """Append the decided events (caused by ``cause`` if any), keep the look-up tables in
-    step in the same transaction, and return the account after them."""
-    if not decided:
-        return acc
-    now = deps.clock()
-    stream = stream_of(acc.account_id)
-    common = {"stream_id": stream, "source": SOURCE, "time": now, "subject": acc.account_id}
-    envs = [cause.caused(type=t, data=d, **common) if cause is not None
-            else Envelope.new(type=t, data=d, **common) for t, d in decided]
-    stored = await deps.store.append(tx, stream, acc.version, envs)
-    for e in stored:
-        before, acc = acc, replace(evolve(acc, e.type, e.data, e.time), version=e.stream_version)
-        await _keep_lookups(deps, tx, before, e)
+def _found(acc: Account | None, account_id: str) -> Account:
+    if acc is None:
+        raise NotFoundError(f"no account {account_id}", code="account-not-found")
     return acc
 
 
-async def _keep_lookups(deps: Deps, tx: Tx, acc: Account, e: Envelope) -> None:
-    d, name = e.data, e.type.removeprefix("registration.")
-    if name == "ReregistrationBanImposed":
-        until = datetime.fromisoformat(d["until"]) if d["until"] else None
-        kinds = _key_kinds(acc)
-        await lookups.ban(tx, [(k, kinds.get(k, "identity")) for k in d["keys"]], until=until,
-                          measure_id=d["measure_id"])
-    elif name == "ReregistrationBanLifted":
-        await lookups.unban(tx, d["keys"], measure_id=d["measure_id"])
-    elif name == "AccountClosed" and d["reason"] in ("enforcement", "blacklist"):
-        await lookups.record_closed_name(tx, account_id=acc.account_id,
-                                         name=acc.profile.get("name", ""), at=e.time)
-    elif name == "OwnerChanged":
-        # The account leaves the old owner's count and joins the new owner's (A10.1, A11.2).
-        await lookups.uncount(tx, ban_keys(acc))
-        owner = d["new_owner"]
-        await lookups.add_account(tx, [(owner["id_number_blind"], "identity"),
-                                       (owner["phone_blind"], "phone")])
+async def _change(deps: Deps, tx: Tx, account_id: str, decide: Callable[[Account], Payloads],
+                  *, state: Account | None = None, cause: Envelope | None = None
+                  ) -> Changed[Account]:
+    """Decide on the account's stream, then bring the look-up tables in step."""
+    changed = await deps.accounts.decide(
+        tx, account_id, lambda acc: decide(_found(acc, account_id)), state=state, cause=cause)
+    await _keep_lookups(tx, changed)
+    return changed
 
 
-def _key_kinds(acc: Account) -> dict[str, str]:
-    return {acc.owner.get("id_number_blind", ""): "identity",
-            acc.owner.get("phone_blind", ""): "phone"}
+async def _keep_lookups(tx: Tx, changed: Changed[Account]) -> None:
+    acc = changed.before
+    if acc is None:
+        return
+    for e in changed.events:
+        d, name = e.data, e.type.removeprefix(P)
+        if name == "ReregistrationBanImposed":
+            until = datetime.fromisoformat(d["until"]) if d["until"] else None
+            kinds = {acc.owner.get("id_number_blind", ""): "identity",
+                     acc.owner.get("phone_blind", ""): "phone"}
+            await adapters.ban(tx, [(k, kinds.get(k, "identity")) for k in d["keys"]],
+                               until=until, measure_id=d["measure_id"])
+        elif name == "ReregistrationBanLifted":
+            await adapters.unban(tx, d["keys"], measure_id=d["measure_id"])
+        elif name == "AccountClosed" and d["reason"] in ("enforcement", "blacklist"):
+            await adapters.record_closed_name(tx, account_id=acc.account_id,
+                                              name=acc.profile.get("name", ""), at=e.time)
+        elif name == "OwnerChanged":
+            # The account leaves the old owner's count and joins the new one's (A10.1, A11.2).
+            await adapters.uncount(tx, acc.ban_keys)
+            owner = d["new_owner"]
+            await adapters.add_account(tx, [(owner["id_number_blind"], "identity"),
+                                            (owner["phone_blind"], "phone")])
 
 
-def ban_keys(acc: Account) -> list[str]:
-    """A8.3: the ban is on the identity (resident ID or USCC) and the phone, not the name."""
-    return [k for k in (acc.owner.get("id_number_blind"), acc.owner.get("phone_blind")) if k]
+async def _command(deps: Deps, account_id: str, decide: Callable[[Account], Payloads], *,
+                   key: str | None, digest: str, scope: str) -> AccountChanged:
+    async def work(tx: Tx) -> AccountChanged:
+        changed = await _change(deps, tx, account_id, decide)
+        return AccountChanged(account_id=account_id, status=changed.after.status,
+                              events=changed.types)
 
-
-async def command(deps: Deps, account_id: str, decide: Callable[[Account], Decided], *,
-                  key: str | None, digest: str, scope: str) -> Answer:
-    """Load the account, let the domain decide, append; answers the account's new status."""
-
-    async def work(tx: Tx) -> Answer:
-        acc = await load(deps, tx, account_id)
-        if acc is None:
-            raise AccountNotFoundError(f"no account {account_id}")
-        with problems():
-            decided = decide(acc)
-        after = await decide_and_append(deps, tx, acc, decided)
-        return Answer(202, {"account_id": account_id, "status": after.status,
-                            "events": [t for t, _ in decided]})
-
-    answer = await run_idempotent(deps.db, key, scope=scope, digest=digest, work=work)
+    result = await run_idempotent(deps.db, key, scope=f"registration.{scope}", digest=digest,
+                                  work=work, result=AccountChanged)
     deps.committed()
-    return answer
+    return result
 
 
-# -- the clock: inactivity (A10.2) and correction deadlines (A8.2) ----------------------------
-async def sweep(deps: Deps, *, now: datetime, candidates: list[str]) -> dict[str, list[str]]:
-    """Apply :meth:`Account.sweep` to each candidate, one transaction each."""
-    done: dict[str, list[str]] = {"suspended": [], "closed": [], "lifted": []}
-    for account_id in candidates:
-        try:
-            async with deps.db.transaction() as tx:
-                acc = await load(deps, tx, account_id)
-                if acc is None:
-                    continue
-                decided = acc.sweep(now=now, inactivity_months=deps.policy.inactivity_months)
-                await decide_and_append(deps, tx, acc, decided)
-        except ConcurrencyError:
-            log.info("sweep: %s changed meanwhile; the next sweep sees it", account_id)
-            continue
-        for t, _ in decided:
-            if t.endswith("AccountSuspended"):
-                done["suspended"].append(account_id)
-            elif t.endswith("AccountClosed"):
-                done["closed"].append(account_id)
-            elif t.endswith(("AccountRestrictionLifted", "AccountReinstated")):
-                done["lifted"].append(account_id)
-    if any(done.values()):
-        deps.committed()
-    return done
+async def change_profile(deps: Deps, account_id: str, change: ProfileChange, *,
+                         key: str | None, digest: str) -> AccountChanged:
+    """ChangeProfile (A8.2): the merged profile awaits verification; the old one stays."""
+    if change.name is not None:
+        rules.refuse_same_name(_matches(deps, change.name, deps.policy.similar_refuse),
+                               deps.policy)
+    change_id = str(uuid.uuid4())
+    return await _command(deps, account_id, lambda acc: acc.submit_profile_change(
+        change_id=change_id, change=change), key=key, digest=digest, scope="profile")
+
+
+async def accept_agreement(deps: Deps, account_id: str, version: str, *, key: str | None,
+                           digest: str) -> AccountChanged:
+    """AcceptAgreement (A6): only the current version."""
+    rules.require_current_agreement(version, deps.agreement_version)
+    return await _command(deps, account_id, lambda acc: acc.accept_agreement(version=version),
+                          key=key, digest=digest, scope="agreement")
+
+
+async def record_activity(deps: Deps, account_id: str, kind: str, *, key: str | None,
+                          digest: str) -> AccountChanged:
+    """RecordActivity (A10.2): a login or use; reinstates an inactivity suspension."""
+    return await _command(deps, account_id, lambda acc: acc.record_activity(kind=kind),
+                          key=key, digest=digest, scope="activity")
+
+
+async def request_suspension(deps: Deps, account_id: str, *, key: str | None, digest: str
+                             ) -> AccountChanged:
+    """RequestSuspension (A11.3): the operator suspends its own account."""
+    return await _command(deps, account_id, lambda acc: acc.suspend(
+        suspension_id="self_requested", reason="self_requested", legal_basis=["A11.3"]),
+        key=key, digest=digest, scope="suspension")
+
+
+async def request_reinstatement(deps: Deps, account_id: str, *, key: str | None, digest: str
+                                ) -> AccountChanged:
+    """RequestReinstatement (A11.3): the operator ends its own suspension only."""
+    return await _command(deps, account_id, lambda acc: acc.reinstate(
+        suspension_id="self_requested", legal_basis=["A11.3"]),
+        key=key, digest=digest, scope="reinstatement")
+
+
+async def request_deregistration(deps: Deps, account_id: str, requested_by: str, *,
+                                 key: str | None, digest: str) -> AccountChanged:
+    """RequestDeregistration (A11.3): the account ends; it still counts for A10.1."""
+    return await _command(deps, account_id,
+                          lambda acc: acc.deregister(requested_by=requested_by),
+                          key=key, digest=digest, scope="deregistration")
+
+
+async def review(deps: Deps, account_id: str, *, approve: bool, reviewer: str, note: str,
+                 key: str | None, digest: str) -> AccountChanged:
+    """ReviewRegistration (A10.3, A8.3): a held registration goes on, or is refused."""
+    return await _command(deps, account_id, lambda acc: acc.review(
+        approve=approve, reviewer=reviewer, note=note, evidence=[]),
+        key=key, digest=digest, scope="review")
+
+
+# -- incoming events and the clock ----------------------------------------------------------
+async def when_event(deps: Deps, tx: Tx, event: Envelope) -> None:
+    """One upstream event: load its account, let the policy decide, append (caused by it)."""
+    policy = POLICIES.get(event.type)
+    if policy is None:
+        log.info("%s %s: no policy for this type, skipped", event.type, event.id)
+        return
+    payload = deps.store.registry.payload(event)
+    account_id = getattr(payload, "account_id", None) or event.subject
+    acc = await deps.accounts.load(tx, account_id) if account_id else None
+    if acc is None:  # the topics are shared logs: not every account is ours
+        log.info("%s %s: unknown account %s, skipped", event.type, event.id, account_id)
+        return
+    ctx = Context(now=deps.clock(), correction_days=deps.policy.correction_days)
+    try:
+        decided = policy(acc, payload, event, ctx)
+    except IllegalTransitionError as exc:  # no longer applies (a measure on a closed account)
+        log.info("%s %s on %s: %s; skipped", event.type, event.id, account_id, exc.detail)
+        return
+    await _change(deps, tx, account_id, lambda _: decided, state=acc, cause=event)
+
+
+async def sweep_account(deps: Deps, account_id: str, *, now: datetime) -> list[str]:
+    """What the clock decides for one account (A8.2, A10.2, A19.2); the event types added."""
+    try:
+        async with deps.db.transaction() as tx:
+            acc = await deps.accounts.load(tx, account_id)
+            if acc is None:
+                return []
+            changed = await _change(deps, tx, account_id, lambda a: a.sweep(
+                now=now, inactivity_months=deps.policy.inactivity_months), state=acc)
+    except ConcurrencyError:
+        log.info("sweep: %s changed meanwhile; the next sweep sees it", account_id)
+        return []
+    return changed.types

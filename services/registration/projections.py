@@ -3,7 +3,7 @@ list and the sweep filter on; a pure fold over the account streams, rebuildable.
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -43,10 +43,10 @@ def from_doc(doc: dict[str, Any]) -> Account:
 def evolve_doc(doc: dict | None, e: Envelope) -> dict | None:
     acc = from_doc(doc) if doc else None
     try:
-        acc = evolve(acc, e.type, e.data, e.time)
+        acc = evolve(acc, e)
     except ValueError:
         return doc  # not an account's event
-    return to_doc(replace(acc, version=e.stream_version))
+    return to_doc(acc)
 
 
 _LIST_UPSERT = text("""

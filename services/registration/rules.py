@@ -5,15 +5,21 @@
 - velocity and batch detection over identity, phone, device and network (A10.3);
 - re-registration bans graded by severity (A8.3, A19.2) and similar closed names (A8.3);
 - the functions each credit level allows (A13.1).
+
+Refusals raise :mod:`libs.domain` errors; a registration the rules refuse is a
+:class:`~.domain.Verdict` instead, since the refusal is recorded as an event too.
 """
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import NamedTuple
+
+from libs.domain import ConflictError, ForbiddenError, InvalidCommandError
+
+from .domain import Verdict
 
 NATURAL, LEGAL, UNINCORPORATED = "natural_person", "legal_person", "unincorporated_organization"
 ENTITY_TYPES = (NATURAL, LEGAL, UNINCORPORATED)
@@ -49,14 +55,6 @@ STOP_ADS = ("advertise", "ecommerce")
 # A8.3 / A19.2: how long a ban lasts by severity (None: permanent).
 BAN_DAYS: dict[str, int | None] = {"minor": 180, "serious": 365, "grave": 3 * 365,
                                    "permanent": None}
-
-
-class RuleError(Exception):
-    """A registration the rules refuse; ``code`` and ``status`` are stable."""
-
-    def __init__(self, code: str, detail: str, status: int = 422, **extra: Any) -> None:
-        super().__init__(detail)
-        self.code, self.detail, self.status, self.extra = code, detail, status, extra
 
 
 @dataclass(frozen=True)
@@ -110,40 +108,32 @@ class Match(NamedTuple):
     score: float
 
 
-@dataclass(frozen=True)
-class Decision:
-    outcome: str  # "accept" | "hold" | "refuse"
-    code: str = ""
-    reasons: tuple[str, ...] = ()
-    legal_basis: tuple[str, ...] = ()
-    extra_verification: tuple[str, ...] = ()
-    identity_accounts: int = 0
-    threshold: int = 0
-    findings: tuple[dict, ...] = ()
-    status: int = 202
-
-
 def validate_application(*, entity_type: str, category: str, has_organization: bool,
                          has_representative: bool, agreement_version: str,
                          current_agreement: str) -> None:
     """The application's own consistency (A2, A6, A7.1, Art. 15)."""
     if category not in CATEGORIES:
-        raise RuleError("unknown-category", f"{category!r} is not in the category taxonomy",
-                        categories=sorted(CATEGORIES))
+        raise InvalidCommandError(f"{category!r} is not in the category taxonomy",
+                                  code="unknown-category", categories=sorted(CATEGORIES))
     if entity_type not in CATEGORIES[category]:
-        raise RuleError("category-not-allowed-for-entity-type",
-                        f"a {entity_type.replace('_', ' ')} cannot register in {category!r}")
+        raise InvalidCommandError(
+            f"a {entity_type.replace('_', ' ')} cannot register in {category!r}",
+            code="category-not-allowed-for-entity-type")
     if entity_type in ORGANIZATIONS and not (has_organization and has_representative):
-        raise RuleError("organization-required",
-                        "organizations must give business name, registered address, primary "
-                        "business, business scope and their legal representative")
+        raise InvalidCommandError("organizations must give business name, registered address, "
+                                  "primary business, business scope and their legal "
+                                  "representative", code="organization-required")
     if entity_type == NATURAL and has_organization:
-        raise RuleError("organization-not-allowed",
-                        "a natural person registers without organization details")
-    if agreement_version != current_agreement:
-        raise RuleError("agreement-version-outdated",
-                        f"accept the current platform agreement {current_agreement!r}",
-                        current_version=current_agreement)
+        raise InvalidCommandError("a natural person registers without organization details",
+                                  code="organization-not-allowed")
+    require_current_agreement(agreement_version, current_agreement)
+
+
+def require_current_agreement(version: str, current: str) -> None:
+    """A6: only the platform's current agreement may be accepted."""
+    if version != current:
+        raise InvalidCommandError(f"accept the current platform agreement {current!r}",
+                                  code="agreement-version-outdated", current_version=current)
 
 
 def check_bans(keys: Sequence[KeyState], now: float) -> None:
@@ -153,14 +143,14 @@ def check_bans(keys: Sequence[KeyState], now: float) -> None:
                 k.ban_permanent or (k.banned_until is not None and k.banned_until > now)):
             until = None if k.ban_permanent else datetime.fromtimestamp(
                 k.banned_until, tz=UTC).isoformat()
-            raise RuleError("registration-banned",
-                            f"the {k.kind} behind this registration is banned from "
-                            f"registering {'permanently' if until is None else 'until ' + until}",
-                            status=403, until=until, legal_basis=["A8.3", "A19.2"])
+            raise ForbiddenError(
+                f"the {k.kind} behind this registration is banned from registering "
+                f"{'permanently' if until is None else 'until ' + until}",
+                code="registration-banned", legal_basis=["A8.3", "A19.2"], until=until)
 
 
 def decide_registration(*, entity_type: str, keys: Sequence[KeyState],
-                        matches: Sequence[Match], policy: Policy) -> Decision:
+                        matches: Sequence[Match], policy: Policy) -> Verdict:
     """Accept, hold or refuse a registration; bans are checked first (:func:`check_bans`)."""
     by_kind = {k.kind: k for k in keys}
     limit = policy.limits[entity_type]
@@ -168,30 +158,30 @@ def decide_registration(*, entity_type: str, keys: Sequence[KeyState],
     phone = by_kind["phone"]
     before = identity.accounts - 1  # the accounts this identity already had
     if before >= limit.limit:
-        return Decision("refuse", "account-limit-reached", (
+        return Verdict("refuse", "account-limit-reached", "conflict", (
             f"the identity already has {before} account(s); the limit for a "
-            f"{entity_type.replace('_', ' ')} is {limit.limit}",), ("A10.1",), status=409)
+            f"{entity_type.replace('_', ' ')} is {limit.limit}",), ("A10.1",))
     if phone.accounts - 1 >= policy.phone_limit:
-        return Decision("refuse", "account-limit-reached", (
+        return Verdict("refuse", "account-limit-reached", "conflict", (
             f"the phone number already has {phone.accounts - 1} account(s); the limit is "
-            f"{policy.phone_limit}",), ("A10.1",), status=409)
+            f"{policy.phone_limit}",), ("A10.1",))
     holds: list[str] = []
     for k in keys:
         rule = policy.velocity.get(k.kind)
         if rule is None:
             continue
         if k.attempts >= rule.refuse_after:
-            return Decision("refuse", "velocity-limit", (
+            return Verdict("refuse", "velocity-limit", "rate_limited", (
                 f"{k.attempts} registrations from one {k.kind} within "
-                f"{rule.window_seconds // 60} minutes",), ("A10.3",), status=429)
+                f"{rule.window_seconds // 60} minutes",), ("A10.3",))
         if k.attempts >= rule.hold_after:
             holds.append(f"{k.attempts} registrations from one {k.kind} within "
                          f"{rule.window_seconds // 60} minutes")
     findings: list[dict] = []
     for m in matches:
         if m.score >= policy.similar_refuse and m.kind in ("exact", "normalised"):
-            return Decision("refuse", "similar-to-closed-account", (
-                f"the name is the same as closed account {m.id}'s",), ("A8.3",), status=409,
+            return Verdict("refuse", "similar-to-closed-account", "conflict", (
+                f"the name is the same as closed account {m.id}'s",), ("A8.3",),
                 findings=(_finding(m),))
         if m.score >= policy.similar_hold:
             findings.append(_finding(m))
@@ -202,9 +192,18 @@ def decide_registration(*, entity_type: str, keys: Sequence[KeyState],
         extra = (f"the identity already has {before} account(s) (threshold "
                  f"{limit.threshold})",)
     basis = ("A10.3",) if holds and not findings else ("A10.3", "A8.3") if holds else ()
-    return Decision("hold" if holds else "accept", reasons=tuple(holds),
+    return Verdict("hold" if holds else "accept", reasons=tuple(holds),
                     legal_basis=basis, extra_verification=extra, identity_accounts=before,
                     threshold=limit.threshold, findings=tuple(findings))
+
+
+def refuse_same_name(matches: Sequence[Match], policy: Policy) -> None:
+    """A8.3: a new name may not be the same (normalised) as a closed account's; a merely
+    similar one is for verification's checks, as at registration."""
+    for m in matches:
+        if m.score >= policy.similar_refuse and m.kind in ("exact", "normalised"):
+            raise ConflictError(f"the name is the same as closed account {m.id}'s",
+                                code="similar-to-closed-account", legal_basis=["A8.3"])
 
 
 def _finding(m: Match) -> dict:
@@ -222,13 +221,6 @@ def ban_until(severity: str, start: datetime, given: datetime | None) -> datetim
     days = BAN_DAYS.get(severity, BAN_DAYS["serious"])
     return None if days is None else start + timedelta(days=days)
 
-
-def add_months(t: datetime, months: int) -> datetime:
-    """``t`` plus calendar months, clamped to the month's last day (31 Aug + 6 = 28 Feb)."""
-    month = t.month - 1 + months
-    year, month = t.year + month // 12, month % 12 + 1
-    day = min(t.day, calendar.monthrange(year, month)[1])
-    return t.replace(year=year, month=month, day=day)
 
 # A19.2: what a function limit withholds when the measure names no capabilities.
 CAPABILITIES_LIMITED_BY_DEFAULT = ("comment", "message", "live_stream", "follow_recommendation")

@@ -12,10 +12,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from libs import identity as ids
+from libs.events.contracts._common import SealedIdentity
+from libs.events.contracts.registration import Organization, Profile
 from libs.runtime.pii import Sealer, mask_id_number, mask_name, mask_phone
 from libs.runtime.problems import ProblemError
 
-from .handlers import Application
+from .domain import Application, ProfileChange
 
 
 class Body(BaseModel):
@@ -113,9 +115,26 @@ def avatar_fields(avatar: AvatarIn) -> dict[str, Any]:
                        status=422, code="invalid-avatar", title="Invalid avatar")
 
 
+def profile_change(body: ChangeProfile) -> ProfileChange:
+    """The change as the handler takes it; a body that changes nothing is malformed (422)."""
+    if body.name is None and body.description is None and body.avatar is None:
+        raise ProblemError("change at least one of name, description, avatar",
+                           status=422, code="empty-profile-change", title="Nothing to change")
+    return ProfileChange(name=body.name, description=body.description,
+                         avatar=avatar_fields(body.avatar) if body.avatar else None)
+
+
+def owner_key(owner: str, sealer: Sealer) -> str:
+    """The blind index accounts are listed by: given as is, or from an ID number or USCC."""
+    if re.fullmatch(r"[0-9a-f]{32}", owner):
+        return owner
+    return sealer.blind("id_number", owner.replace(" ", ""))
+
+
 def application(body: RegisterAccount, sealer: Sealer) -> Application:
     """The registration as the handler takes it: numbers checked, personal data sealed and
-    blind-indexed (ADR 0008); a problem (422) names the field that failed."""
+    blind-indexed (ADR 0008), the contract's parts built once; a problem (422) names the
+    field that failed."""
     i, org = body.identity, body.entity_type != "natural_person"
     try:
         number = ids.social_credit_code(i.id_number) if org else ids.resident_id(i.id_number)
@@ -137,37 +156,29 @@ def application(body: RegisterAccount, sealer: Sealer) -> Application:
             ids.province(code)
         except ids.IdentityNumberError as exc:
             raise _identity_problem(exc, field) from None
-    id_blind, phone_blind = sealer.blind("id_number", number), sealer.blind("phone", phone)
-    sealed = {
-        "id_kind": "uscc" if org else "resident_id",
-        "id_number_sealed": sealer.seal(number), "id_number_blind": id_blind,
-        "id_number_masked": mask_id_number(number),
-        "holder_name_sealed": sealer.seal(i.name), "holder_name_masked": mask_name(i.name),
-        "phone_sealed": sealer.seal(phone), "phone_blind": phone_blind,
-        "phone_masked": mask_phone(phone),
-        "representative_name_sealed": (sealer.seal(i.representative_name)
-                                       if i.representative_name else None),
-        "representative_id_sealed": sealer.seal(rep_id) if rep_id else None,
-    }
+    sealed = SealedIdentity(
+        id_kind="uscc" if org else "resident_id",
+        id_number_sealed=sealer.seal(number), id_number_blind=sealer.blind("id_number", number),
+        id_number_masked=mask_id_number(number),
+        holder_name_sealed=sealer.seal(i.name), holder_name_masked=mask_name(i.name),
+        phone_sealed=sealer.seal(phone), phone_blind=sealer.blind("phone", phone),
+        phone_masked=mask_phone(phone),
+        representative_name_sealed=(sealer.seal(i.representative_name)
+                                    if i.representative_name else None),
+        representative_id_sealed=sealer.seal(rep_id) if rep_id else None)
     p = body.profile
-    payload = {
-        "entity_type": body.entity_type, "identity": sealed,
-        "profile": {"name": p.name, "description": p.description, **avatar_fields(p.avatar)},
-        "category": body.category, "province": body.province,
-        "operations_province": body.operations_province,
-        "contact_sealed": sealer.seal(body.contact), "contact_masked": _mask_contact(body.contact),
-        "organization": body.organization.model_dump() if body.organization else None,
-        "agreement_version": body.agreement_version,
-        "legal_basis": ["A2", "A6", "A7.1", "A10.1"],
-    }
     return Application(
-        entity_type=body.entity_type, category=body.category, payload=payload,
-        id_blind=id_blind, phone_blind=phone_blind,
+        entity_type=body.entity_type, category=body.category, identity=sealed,
+        profile=Profile(name=p.name, description=p.description, **avatar_fields(p.avatar)),
+        province=body.province, operations_province=body.operations_province,
+        contact_sealed=sealer.seal(body.contact), contact_masked=_mask_contact(body.contact),
+        agreement_version=body.agreement_version,
+        organization=(Organization(**body.organization.model_dump())
+                      if body.organization else None),
+        has_representative=bool(i.representative_name and rep_id),
         device_blind=(sealer.blind("device", body.device_fingerprint)
                       if body.device_fingerprint else None),
-        network_blind=sealer.blind("network", body.network) if body.network else None,
-        profile_name=p.name, has_organization=body.organization is not None,
-        has_representative=bool(i.representative_name and rep_id))
+        network_blind=sealer.blind("network", body.network) if body.network else None)
 
 
 def _mask_contact(contact: str) -> str:

@@ -1,3 +1,7 @@
+"""Registration's settings. Each is read from ``REGISTRATION_<FIELD>``
+(``REGISTRATION_SWEEP_INTERVAL_SECONDS``, libs.runtime.settings); the alias is the older
+name, still honoured when the prefixed one is not set."""
+
 from pydantic import Field
 
 from libs.runtime.settings import ServiceSettings
@@ -26,6 +30,7 @@ class Settings(ServiceSettings):
     # A8.2: days to correct a mismatching profile before service ceases.
     correction_days: int = Field(15, validation_alias="CORRECTION_DAYS")
     # A10.2 sweep: how often the app runs it (0: never; the command still works).
+    # REGISTRATION_SWEEP_INTERVAL_SECONDS, or the older SWEEP_INTERVAL_SECONDS.
     sweep_interval_seconds: float = Field(3600, validation_alias="SWEEP_INTERVAL_SECONDS")
     # A8.3: how often a worker picks up names closed by other workers.
     closed_names_refresh_seconds: float = Field(2.0,

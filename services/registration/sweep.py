@@ -1,20 +1,16 @@
 """The clock's decisions: inactivity (A10.2), expired corrections (A8.2), timed measures (A19.2).
 
-Runs periodically inside the app (``SWEEP_INTERVAL_SECONDS``) and as a command with an
-injectable clock::
-
-    python -m services.registration.sweep --now 2027-06-01T00:00:00Z
+Runs periodically inside the app (``REGISTRATION_SWEEP_INTERVAL_SECONDS``), on demand
+(``POST /v1/operations/sweep``) and as a command with an injectable clock
+(``python -m services.registration.cli sweep --now 2027-06-01T00:00:00Z``).
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
 import logging
 from datetime import datetime
 
-from libs.runtime.cli import add_now
+from pydantic import BaseModel
 
 from . import handlers, views
 from .handlers import Deps
@@ -22,45 +18,42 @@ from .handlers import Deps
 log = logging.getLogger(__name__)
 
 
+class Swept(BaseModel):
+    """What one sweep did: the accounts it suspended, closed and lifted measures on."""
+
+    now: str
+    candidates: int
+    suspended: list[str] = []
+    closed: list[str] = []
+    lifted: list[str] = []
+
+
 async def run(deps: Deps, *, now: datetime | None = None, only: list[str] | None = None
-              ) -> dict:
-    """Sweep every candidate account (or those of ``only``) once at ``now``."""
+              ) -> Swept:
+    """Sweep every due account (or those of ``only``) once at ``now``, one transaction each."""
     now = now or deps.clock()
-    async with deps.db.connect() as conn:
-        candidates = await views.sweep_candidates(
-            conn, now=now, inactivity_months=deps.policy.inactivity_months)
+    await deps.catch_up()  # the candidates come from the account list, a read model
+    candidates = await views.sweep_candidates(
+        deps.db, now=now, inactivity_months=deps.policy.inactivity_months)
     if only is not None:
-        candidates = [c for c in candidates if c in set(only)]
-    done = await handlers.sweep(deps, now=now, candidates=candidates)
-    return {"now": now.isoformat(), "candidates": len(candidates), **done}
+        wanted = set(only)
+        candidates = [c for c in candidates if c in wanted]
+    result = Swept(now=now.isoformat(), candidates=len(candidates))
+    for account_id in candidates:
+        for t in await handlers.sweep_account(deps, account_id, now=now):
+            if t.endswith("AccountSuspended"):
+                result.suspended.append(account_id)
+            elif t.endswith("AccountClosed"):
+                result.closed.append(account_id)
+            elif t.endswith(("AccountRestrictionLifted", "AccountReinstated")):
+                result.lifted.append(account_id)
+    if result.suspended or result.closed or result.lifted:
+        deps.committed()
+    return result
 
 
-async def periodically(deps: Deps, interval: float) -> None:
-    """Sweep every ``interval`` seconds until cancelled; a failed sweep is logged."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            result = await run(deps)
-            if result["suspended"] or result["closed"] or result["lifted"]:
-                log.info("sweep: %s", result)
-        except Exception:  # noqa: BLE001 - the next run tries again
-            log.exception("sweep failed")
-
-
-async def _main(now: datetime | None) -> dict:
-    from .bootstrap import bootstrap
-
-    async with bootstrap().offline() as runtime:
-        return await run(runtime.deps, now=now)
-
-
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m services.registration.sweep",
-                                description=__doc__.split("\n\n")[0])
-    add_now(p)
-    args = p.parse_args(argv)
-    print(json.dumps(asyncio.run(_main(args.now)), indent=2))
-
-
-if __name__ == "__main__":
-    main()
+async def scheduled(deps: Deps) -> None:
+    """The periodic sweep inside the app; says what it did when it did something."""
+    result = await run(deps)
+    if result.suspended or result.closed or result.lifted:
+        log.info("sweep: %s", result.model_dump())

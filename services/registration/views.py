@@ -1,4 +1,5 @@
-"""Queries over the ``accounts`` read model (eventually consistent) and the event streams."""
+"""Queries over the ``accounts`` read model (eventually consistent) and the event streams,
+and how the API presents an account; each query opens its own connection."""
 
 from __future__ import annotations
 
@@ -8,10 +9,9 @@ from typing import Any
 import orjson
 from sqlalchemy import text
 
-from libs.events import EventStore
-from libs.events.db import Tx
+from libs.events import Database, EventStore
 
-from .handlers import stream_of
+from .domain import stream_of
 
 _GET = text("SELECT doc FROM projection_documents WHERE projection = 'accounts' AND key = :key")
 _LIST = text("""
@@ -47,7 +47,7 @@ def present(doc: dict[str, Any], *, current_agreement: str) -> dict[str, Any]:
                          "current_version": current_agreement, "current_accepted": accepted}
     if not accepted and isinstance(view.get("capabilities"), dict):
         # A6: once the platform requires a new agreement version, the account may not
-        # publish until its operator accepts it (POST .../agreement). Decided here, at read
+        # publish until its operator accepts it (POST .../agreement). Payloads here, at read
         # time, because the current version is the platform's setting, not an event.
         view["capabilities"] = {**view["capabilities"], "publish": False}
         view["agreement"]["withholds"] = ["publish"]
@@ -56,32 +56,40 @@ def present(doc: dict[str, Any], *, current_agreement: str) -> dict[str, Any]:
     return view
 
 
-async def get_account(tx: Tx, account_id: str) -> dict[str, Any] | None:
-    raw = await tx.fetchval(_GET, {"key": account_id})
+async def get_account(db: Database, account_id: str) -> dict[str, Any] | None:
+    async with db.connect() as conn:
+        raw = await conn.fetchval(_GET, {"key": account_id})
     return orjson.loads(raw) if raw else None
 
 
-async def list_accounts(tx: Tx, *, owner: str | None, status: str | None,
+async def list_accounts(db: Database, *, owner: str | None, status: str | None,
                         province: str | None, after: str, limit: int
                         ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of accounts in id order and the cursor of the next page (None at the end)."""
-    rows = await tx.fetch(_LIST, {"owner": owner, "status": status, "province": province,
-                                  "after": after, "limit": limit + 1})
+    async with db.connect() as conn:
+        rows = await conn.fetch(_LIST, {"owner": owner, "status": status,
+                                        "province": province, "after": after,
+                                        "limit": limit + 1})
     docs = [orjson.loads(r[1]) for r in rows[:limit]]
     return docs, (rows[limit - 1][0] if len(rows) > limit else None)
 
 
-async def sweep_candidates(tx: Tx, *, now: datetime, inactivity_months: int) -> list[str]:
+async def sweep_candidates(db: Database, *, now: datetime, inactivity_months: int
+                           ) -> list[str]:
     """Accounts the sweep may act on; the domain re-decides each on its own stream."""
     cutoff = now - timedelta(days=28 * inactivity_months)  # a superset of "6 months"
-    rows = await tx.fetch(_SWEEP, {"cutoff": cutoff.timestamp(), "now": now.timestamp()})
+    async with db.connect() as conn:
+        rows = await conn.fetch(_SWEEP, {"cutoff": cutoff.timestamp(),
+                                         "now": now.timestamp()})
     return [r[0] for r in rows]
 
 
-async def history(tx: Tx, store: EventStore, account_id: str) -> list[dict[str, Any]]:
+async def history(db: Database, store: EventStore, account_id: str) -> list[dict[str, Any]]:
     """The account's events as stored: personal data sealed and masked, never in clear."""
+    async with db.connect() as conn:
+        events = await store.read_stream(conn, stream_of(account_id))
     return [{"id": e.id, "type": e.type, "time": e.time.isoformat(),
              "stream_version": e.stream_version, "schema_version": e.schema_version,
              "correlation_id": e.correlation_id, "causation_id": e.causation_id,
              "traceparent": e.traceparent, "data": e.data}
-            for e in await store.read_stream(tx, stream_of(account_id))]
+            for e in events]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,15 +9,20 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from libs.domain import IllegalTransitionError
+from libs.events import Envelope
 from libs.events.contracts import all_contracts
 from libs.events.contracts._common import CAPABILITIES
+from libs.events.contracts.registration import AccountRegistrationSubmitted
 from services.registration.domain import (
     STATUSES,
     TERMINAL,
     Account,
-    IllegalTransitionError,
+    ProfileChange,
     evolve,
+    stream_of,
 )
+from services.registration.rules import CREDIT_WITHHELD
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 REGISTRY = all_contracts()
@@ -34,15 +38,19 @@ SUBMITTED = {"account_id": "acc-1", "entity_type": "natural_person", "identity":
 
 
 def apply(acc: Account | None, decided, time=T0) -> Account:
-    for etype, data in decided:
-        # every decided payload satisfies its published contract
+    for payload in decided:
+        # every decided payload is its published contract, and is stored as its data
+        etype, data = payload.event_type, payload.to_data()
         REGISTRY.schema(etype).model_validate(data)
-        acc = replace(evolve(acc, etype, data, time), version=(acc.version if acc else 0) + 1)
+        version = (acc.version if acc else 0) + 1
+        stored = Envelope.new(type=etype, data=data, stream_id=stream_of("acc-1"),
+                              source="/registration", time=time, subject="acc-1")
+        acc = evolve(acc, stored.with_stream_version(version))
     return acc
 
 
 def pending() -> Account:
-    return apply(None, [("registration.AccountRegistrationSubmitted", SUBMITTED)])
+    return apply(None, [AccountRegistrationSubmitted(**SUBMITTED)])
 
 
 def active() -> Account:
@@ -62,8 +70,8 @@ def test_A8_2_mismatch_suspends_with_a_deadline_and_a_passed_change_reinstates()
                                             legal_basis=["A8.2"]))
     assert acc.status == "suspended" and acc.correction_deadline == deadline
     assert not any(acc.capabilities.values())
-    acc = apply(acc, acc.submit_profile_change(change_id="c1", proposed={**acc.profile,
-                                                                          "name": "新名字"}))
+    acc = apply(acc, acc.submit_profile_change(change_id="c1",
+                                               change=ProfileChange(name="新名字")))
     assert acc.profile["name"] == "健康小站"  # the old profile stays until it passes
     acc = apply(acc, acc.apply_profile_change(change_id="c1", evidence=["p"]))
     assert acc.profile["name"] == "新名字" and acc.status == "active"
@@ -106,12 +114,14 @@ def test_A17_2_A19_2_function_limits_and_credit_withhold_capabilities():
     acc = active()
     acc = apply(acc, acc.restrict(restriction_id="m1", capabilities=["comment"], until=None,
                                   legal_basis=["A19.2"], evidence=["e"]))
-    acc = apply(acc, acc.apply_credit_level(level="C", evidence=["c"]))
+    acc = apply(acc, acc.apply_credit_level(level="C", withheld=CREDIT_WITHHELD["C"],
+                                            evidence=["c"]))
     caps = acc.capabilities
     assert acc.status == "restricted"
     assert not caps["comment"] and not caps["advertise"] and caps["publish"]
     acc = apply(acc, acc.lift(measure_id="m1", legal_basis=["A20.2"], evidence=["l"]))
-    acc = apply(acc, acc.apply_credit_level(level="A", evidence=["c2"]))
+    acc = apply(acc, acc.apply_credit_level(level="A", withheld=CREDIT_WITHHELD["A"],
+                                            evidence=["c2"]))
     assert acc.status == "active"
 
 
@@ -153,7 +163,7 @@ class Lifecycle(RuleBasedStateMachine):
             return
         if self.was_terminal:  # only bans may follow a terminal state
             assert all(t.endswith("ReregistrationBanImposed") or t.endswith("BanLifted")
-                       for t, _ in decided), decided
+                       for t in (p.event_type for p in decided)), decided
         self.acc = apply(self.acc, decided, self.clock)
 
     @rule()
@@ -179,7 +189,8 @@ class Lifecycle(RuleBasedStateMachine):
 
     @rule(level=st.sampled_from("ABCDE"))
     def credit(self, level):
-        self.attempt(self.acc.apply_credit_level, level=level, evidence=[])
+        self.attempt(self.acc.apply_credit_level, level=level,
+                     withheld=CREDIT_WITHHELD[level], evidence=[])
 
     @rule()
     def correction(self):

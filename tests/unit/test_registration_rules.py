@@ -3,25 +3,47 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 
+from libs.domain import DomainError as RuleError
+from libs.runtime.problems import status_of
+from services.registration import rules
+from services.registration.domain import add_months
 from services.registration.rules import (
     CATEGORIES,
     CREDIT_WITHHELD,
     KeyState,
     Match,
     Policy,
-    RuleError,
-    add_months,
     ban_until,
-    check_bans,
     decide_registration,
     validate_application,
 )
 
 POLICY = Policy()
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+# The rules name a refusal's kind (libs.domain); these tests read its status the way the
+# API edge answers it (libs.runtime.problems.status_of).
+class AnsweredRefusal(RuleError):
+    def __init__(self, exc: RuleError) -> None:
+        super().__init__(exc.detail, code=exc.code, legal_basis=exc.legal_basis, **exc.extra)
+        self.status = status_of(exc.kind)
+
+
+def check_bans(keys, now):
+    try:
+        rules.check_bans(keys, now)
+    except RuleError as exc:
+        raise AnsweredRefusal(exc) from None
+
+
+def answered(verdict):
+    return SimpleNamespace(**vars(verdict),
+                           status=status_of(verdict.kind) if verdict.kind else 202)
 
 
 def keys(identity_accounts=1, phone_accounts=1, attempts=1, device_attempts=1, **ban):
@@ -32,8 +54,8 @@ def keys(identity_accounts=1, phone_accounts=1, attempts=1, device_attempts=1, *
 
 
 def decide(entity_type="natural_person", matches=(), **kw):
-    return decide_registration(entity_type=entity_type, keys=keys(**kw), matches=list(matches),
-                               policy=POLICY)
+    return answered(decide_registration(entity_type=entity_type, keys=keys(**kw),
+                                        matches=list(matches), policy=POLICY))
 
 
 def valid(**over):

@@ -1,4 +1,5 @@
-"""The write side's look-up tables, read and written in the handler's transaction.
+"""The outside world of the write side: look-up tables read and written in the handler's
+transaction, and the in-memory index of closed accounts' names.
 
 Limits (A10.1), velocity (A10.3) and bans (A8.3) must hold under concurrency, so they are
 not read from the asynchronous projection: each registration upserts the rows of its keys
@@ -14,6 +15,7 @@ from datetime import datetime
 
 from sqlalchemy import text
 
+from libs.events import Database
 from libs.events.db import Tx
 
 from .rules import KeyState
@@ -144,7 +146,7 @@ class ClosedNames:
     def add(self, account_id: str, name: str) -> None:
         self.index.add(account_id, name)
 
-    async def refresh(self, db) -> int:
+    async def refresh(self, db: Database) -> int:
         """Index the names closed since the last refresh; returns how many were read."""
         read = 0
         async with db.connect() as conn:
