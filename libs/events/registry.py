@@ -164,6 +164,9 @@ class EventRegistry:
         return envelope.with_data(data, version)
 
     def payload(self, envelope: Envelope) -> EventPayload:
-        """The event's payload parsed into its contract model (after upcasting)."""
+        """The event's payload parsed into its contract model (after upcasting); an event
+        not yet stored (schema version 0) is read at its type's latest version."""
+        if envelope.schema_version == 0:
+            envelope = envelope.with_data(envelope.data, self.latest_version(envelope.type))
         env = self.upcast(envelope)
         return self.schema(env.type, env.schema_version).model_validate(env.data)

@@ -15,12 +15,14 @@ from .service import ServiceRuntime
 from .tracing import configure_tracing, instrument_app
 
 
-def service_runtime(request: Request) -> ServiceRuntime:
+# Dependencies are coroutines: FastAPI runs a plain function in its thread pool on every
+# request, a hop that costs more than the attribute read it does.
+async def service_runtime(request: Request) -> ServiceRuntime:
     """The running service's runtime (a FastAPI dependency)."""
     return request.app.state.runtime
 
 
-def service_deps(request: Request) -> Any:
+async def service_deps(request: Request) -> Any:
     """The handlers' dependencies the bootstrap built (a FastAPI dependency); each service
     names it with its own type: ``Deps = Annotated[Dependencies, Depends(service_deps)]``."""
     return request.app.state.runtime.deps

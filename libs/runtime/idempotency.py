@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Any, NamedTuple, TypeVar
 
 import orjson
@@ -62,12 +63,18 @@ R = TypeVar("R")
 _RESULT = 0
 
 
+@lru_cache(maxsize=256)
+def _adapter(result: Any) -> TypeAdapter:
+    # Building an adapter costs hundreds of microseconds (a union's, more): once per type.
+    return TypeAdapter(result)
+
+
 class _Codec:
     """How a kept answer is written and read back: an :class:`Answer` as is, any other
     result through its ``TypeAdapter``."""
 
     def __init__(self, result: Any = None) -> None:
-        self.adapter = TypeAdapter(result) if result is not None else None
+        self.adapter = _adapter(result) if result is not None else None
 
     def encode(self, value: Any) -> tuple[int, str]:
         if self.adapter is None:

@@ -90,7 +90,7 @@ class ServiceRuntime:
         self.migrations = migrations
         self.subscriptions = subscriptions
         self.projection_defs = projections
-        self.deps: Any = getattr(self, "deps", None)  # TEMP until registration uses serve()
+        self.deps: Any = None
         self.periodic: Sequence[Periodic] = ()
         self.on_start: Sequence[Callable[[], Awaitable[Any]]] = ()
         self.db = Database(settings.database_url)

@@ -12,13 +12,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from libs.domain import NotFoundError
 from libs.runtime.app import service_deps
 from libs.runtime.auth import Principal, require
 from libs.runtime.idempotency import Answer, IdempotencyKey, fingerprint, run_once
 from libs.runtime.problems import MEDIA_TYPE, ProblemError, problem_type, status_of, title_of
 
 from . import handlers, schemas, sweep, views
+from .domain import AccountNotFoundError
 from .handlers import AccountChanged, Registered, RegistrationRefused
 from .schemas import AcceptAgreement, ChangeProfile, Note, RecordActivity, RegisterAccount, Review
 
@@ -160,8 +160,8 @@ async def _visible(deps: handlers.Deps, principal: Principal, account_id: str) -
     """The account's document, if this principal may see it (a regulator: its province)."""
     doc = await views.get_account(deps.db, account_id)
     if doc is None or (principal.roles == {"regulator"} and doc["province"] != principal.province):
-        raise NotFoundError(f"no account {account_id} (yet: the view follows the events "
-                            "within moments)", code="account-not-found")
+        raise AccountNotFoundError(f"no account {account_id} (yet: the view follows the "
+                                   "events within moments)")
     return doc
 
 
@@ -179,7 +179,7 @@ async def account_history(account_id: str, principal: Reader, deps: Deps) -> dic
         await _visible(deps, principal, account_id)
     events = await views.history(deps.db, deps.store, account_id)
     if not events:
-        raise NotFoundError(f"no account {account_id}", code="account-not-found")
+        raise AccountNotFoundError(f"no account {account_id}")
     return {"account_id": account_id, "events": events}
 
 

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, RootModel
 
-from libs.domain import IllegalTransitionError, NotFoundError
+from libs.domain import IllegalTransitionError
 from libs.events import Changed, ConcurrencyError, Database, Envelope, EventStore, Streams
 from libs.events.db import Tx
 from libs.runtime.idempotency import run_idempotent
@@ -24,7 +24,16 @@ from libs.runtime.pii import Sealer
 
 from . import adapters, rules
 from .adapters import ClosedNames
-from .domain import Account, Application, P, Payloads, ProfileChange, evolve, stream_of
+from .domain import (
+    Account,
+    AccountNotFoundError,
+    Application,
+    P,
+    Payloads,
+    ProfileChange,
+    evolve,
+    stream_of,
+)
 from .policies import POLICIES, Context
 from .rules import Policy
 
@@ -154,7 +163,7 @@ def _matches(deps: Deps, name: str, threshold: float) -> list[rules.Match]:
 # -- commands on an existing account ------------------------------------------------------
 def _found(acc: Account | None, account_id: str) -> Account:
     if acc is None:
-        raise NotFoundError(f"no account {account_id}", code="account-not-found")
+        raise AccountNotFoundError(f"no account {account_id}")
     return acc
 
 

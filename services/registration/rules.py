@@ -203,7 +203,8 @@ def refuse_same_name(matches: Sequence[Match], policy: Policy) -> None:
     for m in matches:
         if m.score >= policy.similar_refuse and m.kind in ("exact", "normalised"):
             raise ConflictError(f"the name is the same as closed account {m.id}'s",
-                                code="similar-to-closed-account", legal_basis=["A8.3"])
+                                code="similar-to-closed-account", legal_basis=["A8.3"],
+                                title="Similar to a closed account")
 
 
 def _finding(m: Match) -> dict:

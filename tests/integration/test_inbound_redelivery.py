@@ -20,12 +20,11 @@ from libs.runtime.pii import Sealer
 from libs.runtime.settings import DEV_PII_KEY
 from services.registration import bootstrap as registration_boot
 from services.registration import handlers as registration
-from services.registration import inbound as registration_inbound
 from services.registration import schemas as registration_schemas
-from services.registration.lookups import ClosedNames
+from services.registration.adapters import ClosedNames
+from services.registration.domain import Account, Verdict, stream_of
 from services.registration.rules import Policy
 from services.verification import bootstrap as verification_boot
-from services.verification import inbound as verification_inbound
 from services.verification.settings import Settings as VerificationSettings
 from tests.conftest import BACKENDS
 from tests.registration_support import body
@@ -54,25 +53,26 @@ async def migrated(url: str, migrations: str) -> Database:
 @BACKENDS
 async def test_registration_applies_a_redelivered_verification_once(database_url):
     db = await migrated(database_url, registration_boot.MIGRATIONS)
-    deps = registration.Deps(db=db, store=EventStore(CONTRACTS, dialect=db.dialect),
-                             policy=Policy(), agreement_version="2025-01", names=ClosedNames())
+    store = EventStore(CONTRACTS, dialect=db.dialect)
+    deps = registration.Deps(db=db, store=store, accounts=registration.account_streams(store),
+                             policy=Policy(), agreement_version="2025-01", names=ClosedNames(),
+                             sealer=SEALER)
     try:
         app = registration_schemas.application(
             registration_schemas.RegisterAccount(**body()), SEALER)
-        account_id = (await registration.register(deps, app, key=None, digest="-")).body[
-            "account_id"]
+        account_id = (await registration.register(deps, app, key=None, digest="-")).account_id
         verified = Envelope.new(
             type="verification.AccountVerified", source="/verification", subject=account_id,
             stream_id=f"verification-{account_id}", time=datetime.now(UTC),
             data={"account_id": account_id, "identity_level": "three_factor",
                   "badge": "personal", "legal_basis": ["A8.1"], "evidence_event_ids": []})
         inbound = consumer("registration-inbound", db,
-                           registration_inbound.subscription(deps).handler)
+                           registration_boot.subscription(deps).handler)
         for record in delivered_twice(verified, "verification.events"):
             await inbound.process([record])
         async with db.connect() as conn:
             types = [e.type for e in await deps.store.read_stream(
-                conn, registration.stream_of(account_id))]
+                conn, stream_of(account_id))]
         assert types.count("registration.AccountActivated") == 1, types
     finally:
         await db.dispose()
@@ -81,8 +81,8 @@ async def test_registration_applies_a_redelivered_verification_once(database_url
 @BACKENDS
 async def test_verification_checks_a_redelivered_registration_once(database_url):
     db = await migrated(database_url, verification_boot.MIGRATIONS)
-    deps = verification_boot.deps_from(VerificationSettings())
-    deps.db, deps.store = db, EventStore(CONTRACTS, dialect=db.dialect)
+    deps = verification_boot.dependencies(VerificationSettings(), db,
+                                          EventStore(CONTRACTS, dialect=db.dialect))
     try:
         app = registration_schemas.application(
             registration_schemas.RegisterAccount(**body(category="lifestyle")), SEALER)
@@ -90,9 +90,9 @@ async def test_verification_checks_a_redelivered_registration_once(database_url)
         submitted = Envelope.new(
             type="registration.AccountRegistrationSubmitted", source="/registration",
             subject=account_id, stream_id=f"account-{account_id}", time=datetime.now(UTC),
-            data={"account_id": account_id, **app.payload})
+            data=Account.register(account_id, app, Verdict("accept"))[0].to_data())
         inbound = consumer("verification-inbound", db,
-                           verification_inbound.subscription(deps).handler)
+                           verification_boot.subscription(deps).handler)
         for record in delivered_twice(submitted, "registration.events"):
             await inbound.process([record])
         async with db.connect() as conn:

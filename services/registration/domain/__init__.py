@@ -22,6 +22,7 @@ from .account import (
     STATUSES,
     TERMINAL,
     Account,
+    AccountNotFoundError,
     Payloads,
     add_months,
     stream_of,
@@ -31,6 +32,6 @@ from .fold import P, evolve
 
 __all__ = [
     "CLOSED", "DEREGISTERED", "HELD", "LIVE", "PENDING", "P", "REFUSED", "REGISTRATION_BASIS",
-    "STATUSES", "TERMINAL", "Account", "Application", "Payloads", "ProfileChange", "Verdict",
-    "add_months", "evolve", "first_events", "stream_of",
+    "STATUSES", "TERMINAL", "Account", "AccountNotFoundError", "Application", "Payloads",
+    "ProfileChange", "Verdict", "add_months", "evolve", "first_events", "stream_of",
 ]

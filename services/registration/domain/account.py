@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from libs.domain import IllegalTransitionError
+from libs.domain import IllegalTransitionError, NotFoundError
 from libs.events import EventPayload
 from libs.events.contracts import registration as ev
 from libs.events.contracts._common import CAPABILITIES, Finding, SealedIdentity
@@ -16,6 +16,13 @@ from libs.events.contracts._common import CAPABILITIES, Finding, SealedIdentity
 from .application import Application, ProfileChange, Verdict, first_events
 
 Payloads = list[EventPayload]
+
+
+class AccountNotFoundError(NotFoundError):
+    """No account with that id (or none this reader may see)."""
+
+    code = "account-not-found"
+    title = "No such account"
 
 # Phases; the status shown combines the phase with suspensions and restrictions.
 HELD, PENDING, LIVE, CLOSED, DEREGISTERED, REFUSED = (
