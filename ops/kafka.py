@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -9,9 +10,17 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 
 async def partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    await consumer.topics()  # refresh the metadata
-    parts = consumer.partitions_for_topic(topic) or set()
-    return [TopicPartition(topic, p) for p in sorted(parts)]
+    """The topic's partitions (none if the topic does not exist)."""
+    if topic not in await consumer.topics():  # also refreshes the metadata
+        return []
+    parts = consumer.partitions_for_topic(topic)
+    for _ in range(20):  # a topic just created: its partitions' metadata follow shortly
+        if parts:
+            break
+        await asyncio.sleep(0.25)
+        await consumer._client.force_metadata_update()
+        parts = consumer.partitions_for_topic(topic)
+    return [TopicPartition(topic, p) for p in sorted(parts or ())]
 
 
 async def end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition, int]:
@@ -50,7 +59,7 @@ async def read_records(bootstrap: str, topic: str, *, until: dict[TopicPartition
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         out: list[Any] = []
-        while any(await consumer.position(tp) < ends[tp] for tp in tps):
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
             batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
             for tp, records in batch.items():
                 out += [r for r in records if r.offset < ends[tp]]
