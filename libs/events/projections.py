@@ -13,6 +13,7 @@ a :class:`libs.events.consumer.Consumer` can feed one from other services' topic
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable, Collection
 from typing import Any
@@ -276,6 +277,7 @@ async def fold_shadow(
     start=None,
     page_size: int = 5000,
     flush_every: int = 100_000,
+    cache_size: int = 1_000_000,
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Fold the log after the shadow's checkpoint (or ``start``) into the shadow, pure.
@@ -290,6 +292,7 @@ async def fold_shadow(
         if start is not None:
             await save_checkpoint(tx, name, start)
         cursor = await load_checkpoint(tx, name)
+        stored = await count_documents(tx, shadow.name) > 0
     docs: dict[str, Doc | None] = {}
     dirty: set[str] = set()
     total = pending = 0
@@ -297,6 +300,7 @@ async def fold_shadow(
     load = _LOAD_PG if db.is_postgres else _LOAD_SQLITE
 
     async def flush(cursor) -> None:
+        nonlocal stored
         async with db.transaction() as tx:
             kept = {k: canonical_json(docs[k]) for k in dirty if docs[k] is not None}
             gone = [{"p": shadow.name, "key": k} for k in dirty if docs[k] is None]
@@ -310,20 +314,26 @@ async def fold_shadow(
             await tx.executemany(_DELETE, gone)
             await save_checkpoint(tx, name, cursor)
         dirty.clear()
-        docs.clear()
+        if len(docs) > cache_size:  # forget them: later pages load what they need
+            docs.clear()
+            stored = True
 
     async with db.connect() as conn:
+        # The next page is read while this one is folded (the server works meanwhile).
+        reading = asyncio.ensure_future(store.read_all(conn, cursor, limit=page_size))
         while True:
-            page = await store.read_all(conn, cursor, limit=page_size)
+            page = await reading
             if not page.events:
                 break
+            reading = asyncio.ensure_future(store.read_all(conn, page.cursor, limit=page_size))
             events = [e for e in page.events if wants(e)]
-            unknown = sorted({key(e) for e in events} - docs.keys())
+            unknown = {key(e) for e in events} - docs.keys()
             if unknown:
-                async with db.connect() as c2:
-                    rows = await c2.fetch(load, {"p": shadow.name, "keys": unknown})
                 docs.update(dict.fromkeys(unknown))
-                docs.update({k: orjson.loads(d) for k, d in rows})
+                if stored:  # only a resumed or large shadow has documents to load
+                    async with db.connect() as c2:
+                        rows = await c2.fetch(load, {"p": shadow.name, "keys": sorted(unknown)})
+                    docs.update({k: orjson.loads(d) for k, d in rows})
             for e in events:
                 k = key(e)
                 docs[k] = evolve(docs[k], e)
