@@ -14,6 +14,7 @@ from libs.events.kafka_binding import to_kafka
 from libs.events.store import LogCursor
 from libs.runtime.kafka import make_producer
 from services.registration.bootstrap import bootstrap as registration
+from tests.conftest import eventually
 from tests.ops.conftest import OPS_BACKENDS, acctctl, register
 
 pytestmark = pytest.mark.postgres
@@ -103,8 +104,16 @@ async def test_lag_and_verify_log_against_the_broker(ops_env, kafka_bootstrap):
 
     producer = make_producer(kafka_bootstrap, "ops-test")
     await producer.start()
+    relay = Relay(db=rt.db, store=rt.store, producer=producer, topic=rt.topic)
+    published = 0
+
+    async def all_published() -> bool:  # the horizon is cluster-wide: it may hold back
+        nonlocal published
+        published += await relay.publish_pending()
+        return published == 5
+
     try:
-        await Relay(db=rt.db, store=rt.store, producer=producer, topic=rt.topic).publish_pending()
+        await eventually(all_published, what="the relay to publish the 5 events")
     finally:
         await producer.stop()
     out = orjson.loads((await acctctl("lag", "-s", "registration", "--json")).stdout)

@@ -13,6 +13,7 @@ from libs.events import ProjectionRunner
 from libs.events.projections import count_documents, documents_hash
 from ops import replay, verify
 from services.registration.bootstrap import bootstrap as registration
+from tests.conftest import eventually
 from tests.ops.conftest import OPS_BACKENDS, acctctl, register
 
 pytestmark = pytest.mark.postgres
@@ -51,9 +52,16 @@ async def test_replay_while_registrations_arrive_converges_and_swap_loses_nothin
     finally:
         stop.set()
         await writing
-    await runner.catch_up()
     runner.stop()
     await asyncio.wait_for(runner_task, 10)
+
+    async def caught_up() -> bool:
+        # The horizon is cluster-wide: another database's open transaction holds it back.
+        await runner.catch_up()
+        async with rt.db.connect() as conn:
+            return await count_documents(conn, "accounts") == len(set(registered))
+
+    await eventually(caught_up, what="the live projection to catch up")
 
     async with rt.db.connect() as conn:
         live = await count_documents(conn, "accounts")
