@@ -47,7 +47,7 @@ migrate: venv ## apply every service's migrations to its database
 
 lint: venv ## import contracts and ruff
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/ruff check libs services tests bench
+	$(VENV)/bin/ruff check libs services tests bench ops
 
 # pytest exits 5 when it collected no test: that is a failure here, never a pass.
 test: venv infra-up lint ## install, start PostgreSQL and Kafka, run unit, integration, e2e and fault tests

@@ -18,7 +18,16 @@ import sys
 import time
 from datetime import datetime
 
-from . import consumer, read_all, registration, relay, screening, store_append, verification
+from . import (
+    consumer,
+    read_all,
+    registration,
+    relay,
+    replay,
+    screening,
+    store_append,
+    verification,
+)
 from .common import (
     Config,
     Result,
@@ -36,6 +45,7 @@ BENCHMARKS = {
     "append_concurrent": (store_append.bench_concurrent, False),
     "append_batch": (store_append.bench_batch, False),
     "read_all": (read_all.run, False),
+    "replay": (replay.run, False),
     "relay": (relay.run, True),
     "consumer": (consumer.run, True),
     "name_similarity": (screening.run_name_similarity, False),

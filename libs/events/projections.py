@@ -13,6 +13,7 @@ a :class:`libs.events.consumer.Consumer` can feed one from other services' topic
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable, Collection
 from typing import Any
@@ -23,7 +24,7 @@ from sqlalchemy import bindparam, text
 from .checkpoints import hold_checkpoint, load_checkpoint, reset_checkpoint, save_checkpoint
 from .db import Database, Tx
 from .envelope import Envelope
-from .store import EventStore
+from .store import EventStore, LogCursor
 from .tailer import LogTailer
 
 Doc = dict[str, Any]
@@ -178,3 +179,283 @@ class ProjectionRunner(LogTailer):
             await self.projection.reset(tx)
             await reset_checkpoint(tx, self.checkpoint)
         return await self.catch_up()
+
+
+# -- shadow rebuilds (acctctl replay; docs/decisions/0016-operations-tool.md) ------------
+#
+# A projection is rebuilt beside the live one, under another name in the same
+# ``projection_documents`` table (``accounts~shadow``), with its own checkpoint, while the
+# service's runner keeps the live documents current. A shadow writes documents only: the
+# projection's side tables (``documents_changed``) are skipped while it is folded, and
+# rebuilt from the swapped-in documents inside the swap transaction.
+
+SHADOW_SUFFIX = "~shadow"
+OLD_SUFFIX = "~old"
+
+_COUNT = text("SELECT COUNT(*) FROM projection_documents WHERE projection = :p")
+_RENAME = text("UPDATE projection_documents SET projection = :to WHERE projection = :p")
+_PAGE = text(
+    "SELECT key, doc FROM projection_documents WHERE projection = :p AND key > :after "
+    "ORDER BY key LIMIT :limit"
+)
+_DIFF = text(
+    """
+    SELECT a.key, a.doc, b.doc FROM projection_documents a
+    LEFT JOIN projection_documents b ON b.projection = :b AND b.key = a.key
+    WHERE a.projection = :a AND (b.doc IS NULL OR b.doc <> a.doc)
+    ORDER BY a.key LIMIT :limit
+    """
+)
+_MISSING = text(
+    """
+    SELECT b.key, b.doc FROM projection_documents b
+    WHERE b.projection = :b AND NOT EXISTS (
+        SELECT 1 FROM projection_documents a WHERE a.projection = :a AND a.key = b.key)
+    ORDER BY b.key LIMIT :limit
+    """
+)
+_LOCK_PG = text("SELECT pg_advisory_xact_lock(hashtextextended(CAST(:name AS text), 0))")
+
+
+def checkpoint_of(name: str) -> str:
+    """The checkpoint name a :class:`ProjectionRunner` keeps for projection ``name``."""
+    return f"projection:{name}"
+
+
+class ShadowProjection(DocumentProjection):
+    """``live``'s fold written under another document name, without its side tables."""
+
+    def __init__(self, live: DocumentProjection, name: str) -> None:
+        super().__init__(name, live.evolve, event_types=live.event_types, key=live.key)
+        self.live = live
+
+    def wants(self, event: Envelope) -> bool:
+        return self.live.wants(event)
+
+    async def documents_changed(self, conn: Tx, docs: dict[str, Doc]) -> None:
+        """Side tables are the live projection's; the swap rebuilds them."""
+
+    async def reset(self, conn: Tx) -> None:
+        await conn.execute(_RESET, {"p": self.name})
+
+
+def has_side_tables(projection: DocumentProjection) -> bool:
+    return type(projection).documents_changed is not DocumentProjection.documents_changed
+
+
+async def count_documents(conn: Tx, name: str) -> int:
+    return int(await conn.fetchval(_COUNT, {"p": name}))
+
+
+async def documents_hash(conn: Tx, name: str) -> str:
+    """:meth:`DocumentProjection.state_hash` of the documents stored under ``name``."""
+    return await DocumentProjection(name, lambda d, e: d).state_hash(conn)
+
+
+async def differing_documents(conn: Tx, a: str, b: str, *, limit: int = 10
+                              ) -> list[tuple[str, Doc | None, Doc | None]]:
+    """Up to ``limit`` keys whose documents differ between ``a`` and ``b`` (None: absent)."""
+    rows = [(k, orjson.loads(x), orjson.loads(y) if y is not None else None)
+            for k, x, y in await conn.fetch(_DIFF, {"a": a, "b": b, "limit": limit})]
+    rows += [(k, None, orjson.loads(y))
+             for k, y in await conn.fetch(_MISSING, {"a": a, "b": b, "limit": limit})]
+    return sorted(rows, key=lambda r: r[0])[:limit]
+
+
+async def lock_projection(tx: Tx, name: str) -> None:
+    """Wait for, then hold until ``tx`` ends, the right to advance projection ``name``:
+    the service's runner (which only tries, :func:`hold_checkpoint`) idles meanwhile."""
+    if tx.dialect == "postgresql":
+        await tx.execute(_LOCK_PG, {"name": checkpoint_of(name)})
+
+
+async def fold_shadow(
+    db: Database,
+    store: EventStore,
+    shadow: ShadowProjection,
+    *,
+    start=None,
+    page_size: int = 5000,
+    flush_every: int = 100_000,
+    cache_size: int = 1_000_000,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Fold the log after the shadow's checkpoint (or ``start``) into the shadow, pure.
+
+    Documents are folded in memory and written with the checkpoint every ``flush_every``
+    events (and at the end), each flush one transaction: an interrupted rebuild resumes
+    from its last flush. Nothing else runs: no relay, consumers or side tables.
+    Returns the events read.
+    """
+    name = checkpoint_of(shadow.name)
+    async with db.transaction() as tx:
+        if start is not None:
+            await save_checkpoint(tx, name, start)
+        cursor = await load_checkpoint(tx, name)
+        stored = await count_documents(tx, shadow.name) > 0
+    docs: dict[str, Doc | None] = {}
+    dirty: set[str] = set()
+    total = pending = 0
+    wants, key, evolve = shadow.wants, shadow.key, shadow.evolve
+    load = _LOAD_PG if db.is_postgres else _LOAD_SQLITE
+
+    async def flush(cursor) -> None:
+        nonlocal stored
+        async with db.transaction() as tx:
+            kept = {k: canonical_json(docs[k]) for k in dirty if docs[k] is not None}
+            gone = [{"p": shadow.name, "key": k} for k in dirty if docs[k] is None]
+            if tx.dialect == "postgresql":
+                if kept:
+                    await tx.execute(_UPSERT_PG, {"p": shadow.name, "keys": list(kept),
+                                                  "docs": list(kept.values())})
+            else:
+                await tx.executemany(_UPSERT, [{"p": shadow.name, "key": k, "doc": d}
+                                               for k, d in kept.items()])
+            await tx.executemany(_DELETE, gone)
+            await save_checkpoint(tx, name, cursor)
+        dirty.clear()
+        if len(docs) > cache_size:  # forget them: later pages load what they need
+            docs.clear()
+            stored = True
+
+    async with db.connect() as conn:
+        # The next page is read while this one is folded (the server works meanwhile).
+        reading = asyncio.ensure_future(store.read_all(conn, cursor, limit=page_size))
+        while True:
+            page = await reading
+            if not page.events:
+                break
+            reading = asyncio.ensure_future(store.read_all(conn, page.cursor, limit=page_size))
+            events = [e for e in page.events if wants(e)]
+            unknown = {key(e) for e in events} - docs.keys()
+            if unknown:
+                docs.update(dict.fromkeys(unknown))
+                if stored:  # only a resumed or large shadow has documents to load
+                    async with db.connect() as c2:
+                        rows = await c2.fetch(load, {"p": shadow.name, "keys": sorted(unknown)})
+                    docs.update({k: orjson.loads(d) for k, d in rows})
+            for e in events:
+                k = key(e)
+                docs[k] = evolve(docs[k], e)
+                dirty.add(k)
+            cursor = page.cursor
+            n = len(page.events)
+            total += n
+            pending += n
+            if progress:
+                progress(n)
+            if pending >= flush_every:
+                await flush(cursor)
+                pending = 0
+    if pending or dirty:
+        await flush(cursor)
+    return total
+
+
+async def swap_shadow(
+    db: Database,
+    store: EventStore,
+    live: DocumentProjection,
+    *,
+    shadow_name: str | None = None,
+    old_name: str | None = None,
+    page_size: int = 5000,
+) -> LogCursor:
+    """Swap the shadow in for ``live`` atomically; the live documents are kept as ``old``.
+
+    In one transaction: hold the live runner's lock (it idles), fold the log's last events
+    into the shadow, rename live -> old and shadow -> live (with their checkpoints), reset
+    and rebuild the live projection's side tables from the new documents. The service's
+    runner then continues from the shadow's checkpoint: nothing is lost or folded twice.
+    Returns the live projection's new checkpoint.
+    """
+    shadow_name = shadow_name or live.name + SHADOW_SUFFIX
+    old_name = old_name or live.name + OLD_SUFFIX
+    shadow = ShadowProjection(live, shadow_name)
+    async with db.transaction() as tx:
+        await lock_projection(tx, live.name)
+        if await count_documents(tx, old_name):
+            raise ValueError(f"{old_name} still holds documents: drop it first")
+        cursor = await load_checkpoint(tx, checkpoint_of(shadow_name))
+        while True:
+            page = await store.read_all(tx, cursor, limit=page_size)
+            if not page.events:
+                break
+            await shadow.apply(tx, page.events)
+            cursor = page.cursor
+        live_cursor = await load_checkpoint(tx, checkpoint_of(live.name))
+        await tx.execute(_RENAME, {"p": live.name, "to": old_name})
+        await save_checkpoint(tx, checkpoint_of(old_name), live_cursor)
+        await live.reset(tx)  # no live documents are left: this clears the side tables
+        await tx.execute(_RENAME, {"p": shadow_name, "to": live.name})
+        await save_checkpoint(tx, checkpoint_of(live.name), cursor)
+        await reset_checkpoint(tx, checkpoint_of(shadow_name))
+        if has_side_tables(live):
+            after = ""
+            while rows := await tx.fetch(_PAGE, {"p": live.name, "after": after,
+                                                 "limit": 1000}):
+                await live.documents_changed(tx, {k: orjson.loads(d) for k, d in rows})
+                after = rows[-1][0]
+    return cursor
+
+
+async def drop_documents(db: Database, name: str) -> int:
+    """Delete the documents and checkpoint kept under ``name`` (a shadow or an old copy)."""
+    async with db.transaction() as tx:
+        n = await count_documents(tx, name)
+        await tx.execute(_RESET, {"p": name})
+        await reset_checkpoint(tx, checkpoint_of(name))
+    return n
+
+
+async def _fold_range(tx: Tx, store: EventStore, projection: DocumentProjection,
+                      after: LogCursor, until: LogCursor, page_size: int) -> None:
+    cursor = after
+    while True:
+        page = await store.read_range(tx, cursor, until, limit=page_size)
+        if not page.events:
+            return
+        await projection.apply(tx, page.events)
+        cursor = page.cursor
+
+
+async def compare_shadow(
+    db: Database,
+    store: EventStore,
+    live: DocumentProjection,
+    *,
+    shadow_name: str | None = None,
+    sample: int = 10,
+    page_size: int = 5000,
+) -> dict[str, Any]:
+    """Compare the shadow with the live documents at one place in the log.
+
+    Holding the live runner's lock, whichever of the two is behind is folded up to the
+    other's checkpoint (the live one through its own ``apply``, side tables included, as
+    its runner would), then both are counted, hashed and sampled for differing keys.
+    """
+    shadow_name = shadow_name or live.name + SHADOW_SUFFIX
+    shadow = ShadowProjection(live, shadow_name)
+    async with db.transaction() as tx:
+        await lock_projection(tx, live.name)
+        at_live = await load_checkpoint(tx, checkpoint_of(live.name))
+        at_shadow = await load_checkpoint(tx, checkpoint_of(shadow_name))
+        if at_shadow < at_live:
+            await _fold_range(tx, store, shadow, at_shadow, at_live, page_size)
+            await save_checkpoint(tx, checkpoint_of(shadow_name), at_live)
+        elif at_live < at_shadow:
+            await _fold_range(tx, store, live, at_live, at_shadow, page_size)
+            await save_checkpoint(tx, checkpoint_of(live.name), at_shadow)
+        at = max(at_live, at_shadow)
+        live_hash = await documents_hash(tx, live.name)
+        shadow_hash = await documents_hash(tx, shadow_name)
+        diffs = [] if live_hash == shadow_hash else await differing_documents(
+            tx, shadow_name, live.name, limit=sample)
+        return {
+            "projection": live.name, "shadow": shadow_name, "checkpoint": str(at),
+            "live_documents": await count_documents(tx, live.name),
+            "shadow_documents": await count_documents(tx, shadow_name),
+            "live_hash": live_hash, "shadow_hash": shadow_hash,
+            "identical": live_hash == shadow_hash,
+            "differences": [{"key": k, "shadow": s, "live": v} for k, s, v in diffs],
+        }

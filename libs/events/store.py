@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 import orjson
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.exc import IntegrityError
 
 from .db import Tx
@@ -172,6 +172,39 @@ _SQLITE_READ_STREAM = text(
     f"SELECT 0, {_COLUMNS} FROM events WHERE stream_id = :stream_id AND stream_version > :after "
     "AND time <= :as_of ORDER BY stream_version"
 )
+# The log between two cursors (after < (xid, position) <= until), in log order.
+_PG_READ_RANGE = text(
+    f"""
+    SELECT CAST(events.xid AS text) AS xid_text,
+           {_COLUMNS.replace("data,", "CAST(data AS text),")}
+    FROM events
+    WHERE (events.xid, position) > (CAST(CAST(:xid AS text) AS xid8), CAST(:position AS bigint))
+      AND (events.xid, position) <= (CAST(CAST(:uxid AS text) AS xid8),
+                                     CAST(:uposition AS bigint))
+      AND events.xid < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
+    ORDER BY events.xid, position
+    LIMIT CAST(:limit AS integer)
+    """
+)
+_SQLITE_READ_RANGE = text(
+    f"SELECT 0 AS xid, {_COLUMNS} FROM events WHERE position > :position "
+    "AND position <= :uposition ORDER BY position LIMIT :limit"
+)
+
+# Every event about a subject, or in the given streams (an operator's look-up: a scan).
+_PG_READ_SUBJECT = text(
+    f"""
+    SELECT CAST(events.xid AS text), {_COLUMNS.replace("data,", "CAST(data AS text),")}
+    FROM events
+    WHERE (subject = CAST(:subject AS text) OR stream_id = ANY(CAST(:streams AS text[])))
+      AND time <= CAST(:as_of AS timestamptz)
+    ORDER BY position
+    """
+)
+_SQLITE_READ_SUBJECT = text(
+    f"SELECT 0, {_COLUMNS} FROM events WHERE (subject = :subject OR stream_id IN :streams) "
+    "AND time <= :as_of ORDER BY position"
+).bindparams(bindparam("streams", expanding=True))
 _PG_DUPLICATES = (asyncpg.UniqueViolationError, IntegrityError)
 _STREAM_VERSION = text(
     "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream_id = :stream_id"
@@ -380,6 +413,40 @@ class EventStore:
         events = self._envelopes(rows, upcast=upcast, decode_data=decode_data)
         last = rows[-1]
         return LogPage(events, LogCursor(int(last[0]), last[1]))
+
+    async def read_range(self, conn: Tx, after: LogCursor, until: LogCursor, *,
+                         limit: int = 1000) -> LogPage:
+        """Like :meth:`read_all`, but never past ``until`` (a checkpoint to catch up to)."""
+        params = {"xid": str(after.xid), "position": after.position, "uxid": str(until.xid),
+                  "uposition": until.position, "limit": limit}
+        rows = await conn.fetch(_PG_READ_RANGE if self.pg else _SQLITE_READ_RANGE, params)
+        if not rows:
+            return LogPage([], after)
+        last = rows[-1]
+        return LogPage(self._envelopes(rows), LogCursor(int(last[0]), last[1]))
+
+    async def read_subject(
+        self,
+        conn: Tx,
+        subject: str,
+        *,
+        stream_ids: Sequence[str] = (),
+        as_of: datetime | None = None,
+    ) -> list[Envelope]:
+        """Every event whose subject is ``subject`` or whose stream is one of ``stream_ids``,
+        in position order, with positions, upcast; ``as_of`` as in :meth:`read_stream`.
+
+        A scan of the log (no index on subject): for operators' look-ups, not handlers.
+        """
+        as_of = as_of or _FAR_FUTURE
+        streams = list(stream_ids) or [""]
+        if self.pg:
+            rows = await conn.fetch(_PG_READ_SUBJECT,
+                                    {"subject": subject, "streams": streams, "as_of": as_of})
+        else:
+            rows = await conn.fetch(_SQLITE_READ_SUBJECT, {"subject": subject, "streams": streams,
+                                                           "as_of": _sqlite_time(as_of)})
+        return self._envelopes(rows)
 
     async def reader_wait_seconds(self, conn: Tx) -> float:
         """How long the oldest open write transaction has been holding tailing readers back."""
