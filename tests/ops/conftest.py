@@ -48,11 +48,11 @@ OPS_BACKENDS = pytest.mark.parametrize("ops_env", ["sqlite", "postgres"], indire
 
 async def register(deps, **kw) -> str:
     b = body(**kw)
-    answer = await handlers.register(deps, schemas.application(schemas.RegisterAccount(**b),
+    result = await handlers.register(deps, schemas.application(schemas.RegisterAccount(**b),
                                                                SEALER),
                                      key=None, digest=str(b))
-    assert answer.status == 202, answer.body
-    return answer.body["account_id"]
+    assert isinstance(result, handlers.Registered), result
+    return result.account_id
 
 
 async def acctctl(*args: str):
