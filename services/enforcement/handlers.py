@@ -302,6 +302,15 @@ async def appeal(deps: Deps, *, account_id: str, measure_id: str, reason: str, b
     return await _command(deps, key, "enforcement.appeals", digest, work, CaseOut)
 
 
+async def _province(deps: Deps, tx: Tx, account_id: str) -> str | None:
+    """The account's province: as registration announced it, else as its measures say."""
+    known = await deps.directory.get(tx, account_id)
+    if known and known.province:
+        return known.province
+    record = await deps.records.load(tx, account_id)
+    return next((m.province for m in record.measures.values()), None) if record else None
+
+
 async def complain(deps: Deps, new: NewComplaint, *, key: str | None,
                    digest: str) -> CaseOut:
     """A complaint or report from the public (A20.2), due in working days; the contact is
@@ -311,11 +320,10 @@ async def complain(deps: Deps, new: NewComplaint, *, key: str | None,
 
     async def work(tx: Tx) -> CaseOut:
         now = deps.clock()
-        known = await deps.directory.get(tx, new.account_id)
+        province = await _province(deps, tx, new.account_id)
         contact = new.contact.strip() if new.contact else None
         changed = await deps.cases.decide(tx, case_id, lambda c: file_complaint(
-            case_id=case_id, account_id=new.account_id,
-            province=known.province if known else None, reason=new.reason,
+            case_id=case_id, account_id=new.account_id, province=province, reason=new.reason,
             category=category, urls=new.urls,
             contact_sealed=deps.sealer.seal(contact) if contact else None,
             contact_masked=views.mask(contact), now=now,
