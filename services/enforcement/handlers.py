@@ -483,6 +483,7 @@ async def simulate(deps: Deps, candidate: rules.MeasurePolicy) -> rules.Simulati
         violation_id=m["violation_id"], account_id=m["account_id"], category=m["category"],
         decided_at=datetime.fromisoformat(m["decided_at"]), credit_level=m["credit_level"],
         measure=m["measure"], rule=m["rule"], step=m["step"], capabilities=m["capabilities"],
-        duration_days=m["duration_days"], overturned=m["lifted_reason"] == "appeal_upheld")
+        duration_days=m["duration_days"], prior_violations=m["prior_violations"],
+        overturned=m["lifted_reason"] == "appeal_upheld")
         for m in measures]
     return rules.simulate(candidate, replayed)

@@ -200,6 +200,7 @@ class Replayed(BaseModel):
     step: int
     capabilities: list[str] = []
     duration_days: int | None = None
+    prior_violations: int = 0  # as seen then: orders decisions taken at the same instant
     overturned: bool = False  # an upheld appeal lifted it: not part of later history
 
 
@@ -221,7 +222,8 @@ def simulate(candidate: MeasurePolicy, decided: list[Replayed], *,
     changes: Counter[str] = Counter()
     shown: list[dict[str, Any]] = []
     same = 0
-    for v in sorted(decided, key=lambda v: (v.decided_at, v.violation_id)):
+    for v in sorted(decided, key=lambda v: (v.decided_at, v.prior_violations,
+                                                   v.violation_id)):
         d = decide(candidate, v.category, history.get(v.account_id, []), v.credit_level,
                    v.decided_at)
         s = d.step_spec
