@@ -21,6 +21,7 @@ from .schemas import (
     AppealIn,
     ComplaintIn,
     DecisionIn,
+    LiftIn,
     ResponseIn,
     SimulateIn,
     StepIn,
@@ -97,6 +98,16 @@ async def list_measures(principal: Reader, deps: Deps, province: str | None = No
                                           province=province, account_id=account_id,
                                           cursor=cursor, limit=limit)
     return {"items": items, "next_cursor": nxt}
+
+
+@router.post("/measures/{measure_id}/lift", tags=["measures"])
+async def lift_measure(measure_id: str, body: LiftIn, request: Request, principal: Operator,
+                       deps: Deps, key: IdempotencyKey = None) -> dict:
+    """End a measure early by an operator's decision (``MeasureLifted``)."""
+    out = await handlers.lift_measure(deps, body.account_id, measure_id, note=body.note,
+                                      by=principal.subject, key=key,
+                                      digest=_digest(request, principal, body))
+    return out.model_dump(mode="json")
 
 
 # -- appeals and complaints (A20.2) ----------------------------------------------------------

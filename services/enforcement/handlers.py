@@ -107,6 +107,13 @@ class ViolationOut(BaseModel):
     measure: MeasureOut | None = None
 
 
+class MeasureLiftedOut(BaseModel):
+    measure_id: str
+    account_id: str
+    reason: str
+    lifted_by: str
+
+
 class CaseOut(BaseModel):
     case_id: str
     kind: str
@@ -273,6 +280,25 @@ async def expire_measures(deps: Deps, account_id: str, now: datetime) -> list[st
         return ids
 
     return await transact(deps.db, work)
+
+
+async def lift_measure(deps: Deps, account_id: str, measure_id: str, *, note: str, by: str,
+                       key: str | None, digest: str) -> MeasureLiftedOut:
+    """An operator ends a measure early (A19.2); registration undoes its effect."""
+
+    async def work(tx: Tx) -> MeasureLiftedOut:
+        record = await deps.records.load(tx, account_id)
+        if record is None:
+            raise NotFoundError(f"no measure {measure_id} on account {account_id}",
+                                code="measure-not-found", title="No such measure")
+        reason = f"operator_decision: {note}" if note else "operator_decision"
+        await deps.records.decide(tx, account_id, lambda r: r.lift(
+            measure_id, reason=reason, legal_basis=["A19.2"], evidence=[]), state=record)
+        return MeasureLiftedOut(measure_id=measure_id, account_id=account_id, reason=reason,
+                                lifted_by=by)
+
+    return await _command(deps, key, "enforcement.measure-lifts", digest, work,
+                          MeasureLiftedOut)
 
 
 # -- appeals and complaints (A20.2) ------------------------------------------------------

@@ -44,6 +44,11 @@ class DecisionIn(Body):
     note: str = Field("", max_length=2000)
 
 
+class LiftIn(Body):
+    account_id: str = Field(min_length=1, max_length=100)
+    note: str = Field("", max_length=2000)
+
+
 class AppealIn(Body):
     account_id: str = Field(min_length=1, max_length=100)
     measure_id: str = Field(min_length=1, max_length=100)

@@ -282,3 +282,15 @@ async def test_A7_3_simulation_reports_differences_and_appends_nothing(deps):
     assert (sim.violations, sim.same, sim.different) == (2, 1, 1)
     assert sim.changes == {"warning -> suspend_updates": 1}
     assert await count_events(deps) == before
+
+
+@BACKENDS
+async def test_A19_2_an_operator_lifts_a_measure_once(deps):
+    out = await confirmed(deps, "acc-lift", 9, province="440000")
+    lifted = await handlers.lift_measure(deps, "acc-lift", out.measure.measure_id,
+                                         note="误报", by="op", key=None, digest="-")
+    assert lifted.reason == "operator_decision: 误报"
+    with pytest.raises(ConflictError) as exc:
+        await handlers.lift_measure(deps, "acc-lift", out.measure.measure_id, note="",
+                                    by="op", key=None, digest="-")
+    assert exc.value.code == "measure-lifted"

@@ -188,3 +188,24 @@ def test_A19_2_measure_decision_contracts_round_trip():
                            subject="a", time=NOW)
         back = registry.payload(registry.validate(env))
         assert back == type(p).model_validate(p.to_data())
+
+
+def test_A21_2_verify_manifest_command(tmp_path, capsys):
+    from services.enforcement import cli
+
+    key = rules.private_key(DEV_SIGNING_KEY)
+    report = tmp_path / "report.xlsx"
+    report.write_bytes(b"workbook")
+    signed = rules.sign_manifest(rules.manifest({"report.xlsx": b"workbook"}, {}, position="1:1",
+                                                generated_at=NOW, query={}), key)
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps(signed))
+    assert cli.verify(str(manifest), [str(report)], rules.public_key_hex(key)) == 0
+    header = tmp_path / "header.txt"  # the Enforcement-Manifest header, saved as is
+    import base64
+
+    header.write_bytes(base64.b64encode(rules.canonical(signed)))
+    assert cli.verify(str(header), [str(report)], None) == 0
+    report.write_bytes(b"workbooK")
+    assert cli.verify(str(manifest), [str(report)], None) == 1
+    assert "INVALID" in capsys.readouterr().out
