@@ -217,3 +217,47 @@ async def test_A19_2_xlsx_totals_equal_the_json_report_and_the_manifest_verifies
     with pytest.raises(rules.ManifestError):
         rules.verify_manifest(manifest, {"report.xlsx": bytes(flipped)})
     rules.verify_manifest(report["manifest"], {}, public_key=public_key)
+
+
+async def test_A7_3_a_candidate_policy_is_simulated_over_history(system):
+    account_id = await active_account(system)
+    assert (await confirmed(system, account_id, 6))["measure"] == "warning"
+    async with system.client("enforcement", "operator") as ops:
+        current = (await ops.get("/v1/policies/current")).json()["policy"]
+        candidate = {**current, "version": "2-draft"}
+        for rule in candidate["rules"]:
+            if 6 in rule["categories"]:
+                rule["ladder"][0] = {"measure": "suspend_updates", "duration_days": 3,
+                                     "reversible": True}
+        seen: dict = {}
+
+        async def differs() -> bool:
+            r = await ops.post("/v1/policies/simulate", json={"policy": candidate})
+            assert r.status_code == 200, r.text
+            seen.update(r.json())
+            return any(e["account_id"] == account_id for e in seen["examples"]) or \
+                seen["changes"].get("warning -> suspend_updates", 0) >= 1
+
+        await eventually(differs, timeout=30, what=f"a difference in the simulation ({seen})")
+        assert seen["candidate_version"] == "2-draft" and seen["different"] >= 1
+        broken = {**candidate, "rules": candidate["rules"][1:]}
+        bad = await ops.post("/v1/policies/simulate", json={"policy": broken})
+    assert bad.status_code == 422 and bad.json()["code"] == "invalid-policy"
+
+
+async def test_A18_a_bad_violation_is_a_problem_and_changes_nothing(system):
+    account_id = await active_account(system)
+    async with system.client("enforcement", "operator") as ops:
+        bad = await ops.post("/v1/violations", headers=key(), json={
+            "account_id": account_id, "category": 11, "source": "moderation",
+            "evidence": {"urls": ["https://example.com/x"]}})
+        missing = await ops.post("/v1/violations/nope/decision", headers=key(),
+                                 json={"decision": "confirm"})
+        listed = await ops.get("/v1/violations", params={"account_id": account_id})
+    assert bad.status_code == 422 and bad.json()["code"] == "invalid-violation-category"
+    assert bad.headers["content-type"].startswith("application/problem+json")
+    assert missing.status_code == 404 and missing.json()["code"] == "violation-not-found"
+    assert listed.json()["items"] == []
+    async with system.client("enforcement") as anonymous:
+        r = await anonymous.post("/v1/violations", json={})
+    assert r.status_code == 401
