@@ -214,7 +214,7 @@ async def filings(principal: Reader, deps: Deps, province: str | None = None) ->
 @router.get("/policies/current", tags=["policies"])
 async def current_policy(principal: Reader, deps: Deps) -> dict:
     """The measure policy in force, for filing (A7.3): the document and its digest."""
-    return {"policy": deps.policy.model_dump(mode="json"), "sha256": deps.policy.sha256}
+    return await handlers.current_policy(deps, _scope(principal))
 
 
 @router.post("/policies/simulate", tags=["policies"])

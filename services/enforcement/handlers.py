@@ -499,6 +499,12 @@ async def list_docs(deps: Deps, scope: Scope, projection: str, *, province: str 
     return items, next_cursor
 
 
+async def current_policy(deps: Deps, scope: Scope) -> dict[str, Any]:
+    """The policy in force and its digest, for filing (A7.3); a regulator's read recorded."""
+    await record_access(deps, scope, resource="policies/current", query={})
+    return {"policy": deps.policy.model_dump(mode="json"), "sha256": deps.policy.sha256}
+
+
 async def simulate(deps: Deps, candidate: rules.MeasurePolicy) -> rules.Simulation:
     """Every confirmed violation decided again under ``candidate`` (A7.3); nothing is
     appended or published."""
