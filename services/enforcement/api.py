@@ -203,11 +203,15 @@ async def signing_key(deps: Deps) -> dict:
 
 
 @router.get("/filings", tags=["reports"])
-async def filings(principal: Reader, deps: Deps, province: str | None = None) -> dict:
+async def filings(principal: Reader, deps: Deps, province: str | None = None,
+                  format: Literal["json", "csv"] = "json") -> Response:
     """Registered accounts of a province, for filing with its office (A7.1)."""
     items = await handlers.filings(deps, _scope(principal), province)
-    return {"province": province or (principal.province if principal.has("regulator")
-                                     else None), "accounts": items}
+    if format == "csv":
+        return Response(views.filing_csv(items), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="filings.csv"'})
+    return JSONResponse({"province": province or (principal.province if principal.has(
+        "regulator") else None), "accounts": items})
 
 
 # -- the policy (A19.2, A7.3) ------------------------------------------------------------------

@@ -283,3 +283,19 @@ def zipped(files: dict[str, bytes]) -> bytes:
 
 def row_counts(report: dict[str, Any]) -> dict[str, int]:
     return {name: len(report[name]) for name in TABLES}
+
+
+FILING_COLUMNS: list[Column] = [
+    _col("账号", "account", "account_id"), _col("省份", "province", "province"),
+    _col("类别", "category", "category"), _col("主体类型", "entity type", "entity_type"),
+    _col("注册时间", "registered at", "registered_at")]
+
+
+def filing_csv(accounts: list[dict[str, Any]]) -> bytes:
+    """Registered accounts for filing with the provincial office (A7.1), as CSV."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow([f"{zh} / {en}" for zh, en, _ in FILING_COLUMNS])
+    for a in accounts:
+        w.writerow([_cell(get(a)) for _, _, get in FILING_COLUMNS])
+    return ("\ufeff" + buf.getvalue()).encode()

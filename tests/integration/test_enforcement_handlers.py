@@ -136,6 +136,10 @@ async def test_A3_redelivered_registration_and_credit_are_kept_once(deps):
         inbox = await conn.fetchval(text(
             "SELECT count(*) FROM inbox"))
     assert (known.province, known.credit_level) == ("110000", "D")
+    staff = handlers.Scope(subject="op", regulator=False)
+    filed = await handlers.filings(deps, staff, "110000")
+    assert [a["account_id"] for a in filed] == [account]
+    assert views.filing_csv(filed).decode().startswith("\ufeff账号 / account")
     assert inbox == 2
     # the province comes from registration; credit D escalates one rung (policy)
     out = await confirmed(deps, account, 6)
