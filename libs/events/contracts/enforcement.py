@@ -7,10 +7,12 @@ measures (A19.2); that issue produces them.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from ..registry import EventRegistry
-from ._common import AccountDecision, Capability
+from pydantic import Field
+
+from ..registry import EventPayload, EventRegistry
+from ._common import AccountDecision, Capability, Part
 
 registry = EventRegistry()
 
@@ -45,3 +47,158 @@ class MeasureLifted(AccountDecision):
     event_type: ClassVar[str] = "enforcement.MeasureLifted"
     measure_id: str
     reason: str
+
+
+# -- violations (A18, A14, A19.1) ------------------------------------------------------------
+CommercialCategory = Literal["false_advertising", "exaggerated_publicity", "commercial_fraud",
+                             "copyright"]
+# An Art. 18 category (1-10) or an Art. 14 commercial one.
+ViolationCategory = Annotated[int, Field(ge=1, le=10)] | CommercialCategory
+ViolationSource = Literal["moderation", "complaint", "regulator", "credit", "verification"]
+
+
+class Evidence(Part):
+    """What a violation rests on: content ids, their hashes, addresses, who reported it."""
+
+    content_ids: list[str] = []
+    hashes: list[str] = []
+    urls: list[str] = []
+    reporter: str | None = None
+
+
+@registry.contract
+class ViolationReported(AccountDecision):
+    """A suspected violation reached intake (A18 category 1-10, or A14), with evidence."""
+
+    event_type: ClassVar[str] = "enforcement.ViolationReported"
+    violation_id: str
+    category: ViolationCategory
+    evidence: Evidence
+    source: ViolationSource
+    province: str
+    reported_by: str
+    reported_at: datetime
+
+
+class _ViolationDecision(AccountDecision):
+    violation_id: str
+    category: ViolationCategory
+    decided_by: str
+    note: str = ""
+    reported_at: datetime
+    decided_at: datetime
+    intake_to_decision_seconds: float  # A19.1: intake to decision, measured
+
+
+@registry.contract
+class ViolationConfirmed(_ViolationDecision):
+    """An operator confirmed the violation; a measure follows (A19.2)."""
+
+    event_type: ClassVar[str] = "enforcement.ViolationConfirmed"
+
+
+@registry.contract
+class ViolationDismissed(_ViolationDecision):
+    """An operator dismissed the report: no violation, no measure."""
+
+    event_type: ClassVar[str] = "enforcement.ViolationDismissed"
+
+
+# -- the measure policy's decision (A19.2, A7.3) ---------------------------------------------
+@registry.contract
+class MeasureDecided(AccountDecision):
+    """Why a measure was chosen: the policy, its version, the rule and the step of its ladder,
+    the history and credit level it saw. Precedes the ``MeasureApplied`` it explains."""
+
+    event_type: ClassVar[str] = "enforcement.MeasureDecided"
+    measure_id: str
+    violation_id: str
+    category: ViolationCategory
+    province: str
+    policy_id: str
+    policy_version: str
+    rule: str
+    step: int
+    prior_violations: int
+    credit_level: str | None = None
+    measure: Measure
+    capabilities: list[Capability] = []
+    duration_days: int | None = None
+    reversible: bool
+    ban_severity: BanSeverity | None = None
+
+
+# -- appeals and complaints (A20.2) ----------------------------------------------------------
+CaseStep = Literal["received", "accepted", "screened", "handled", "responded"]
+
+
+class _CaseOpened(AccountDecision):
+    case_id: str
+    province: str | None = None
+    reason: str
+    received_at: datetime
+    deadline: datetime  # in Chinese working days after receipt
+    working_days: int
+
+
+@registry.contract
+class AppealFiled(_CaseOpened):
+    """The account's operator appeals a measure (A20.2): one appeal per measure."""
+
+    event_type: ClassVar[str] = "enforcement.AppealFiled"
+    measure_id: str
+    filed_by: str
+
+
+@registry.contract
+class ComplaintFiled(_CaseOpened):
+    """A complaint or report from the public portal (A20.2); contact sealed and masked."""
+
+    event_type: ClassVar[str] = "enforcement.ComplaintFiled"
+    category: ViolationCategory | None = None
+    urls: list[str] = []
+    contact_sealed: str | None = None
+    contact_masked: str | None = None
+
+
+@registry.contract
+class CaseStepTaken(AccountDecision):
+    """A case moved on: accepted, screened or handled, by whom, assigned to whom."""
+
+    event_type: ClassVar[str] = "enforcement.CaseStepTaken"
+    case_id: str
+    step: CaseStep
+    by: str
+    assignee: str | None = None
+    note: str = ""
+    at: datetime
+
+
+@registry.contract
+class CaseResponded(AccountDecision):
+    """The case's response (its last step): upheld or rejected, with the answer given."""
+
+    event_type: ClassVar[str] = "enforcement.CaseResponded"
+    case_id: str
+    outcome: Literal["upheld", "rejected"]
+    response: str
+    by: str
+    at: datetime
+    measure_id: str | None = None  # an appeal's measure
+
+
+# -- inspections (A21.2) -----------------------------------------------------------------------
+@registry.contract
+class RegulatorAccessed(EventPayload):
+    """A regulator read something (A21.2): who, scoped to which province, what and when."""
+
+    event_type: ClassVar[str] = "enforcement.RegulatorAccessed"
+    access_id: str
+    regulator: str
+    province: str | None  # None: the national office
+    resource: str
+    query: dict[str, str] = {}
+    at: datetime
+    manifest_sha256: str | None = None
+    outcome: Literal["granted", "refused"] = "granted"
+    legal_basis: list[str] = ["A21.2", "A3"]

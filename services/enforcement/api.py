@@ -1,0 +1,239 @@
+"""HTTP routes of the enforcement service: parse, authorize, call one handler, present."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from libs.runtime.app import service_deps
+from libs.runtime.auth import Principal, require
+from libs.runtime.idempotency import IdempotencyKey, fingerprint
+
+from . import handlers, rules, sweep, views
+from .handlers import Deps as Dependencies
+from .handlers import Scope
+from .schemas import (
+    AppealIn,
+    ComplaintIn,
+    DecisionIn,
+    LiftIn,
+    ResponseIn,
+    SimulateIn,
+    StepIn,
+    SweepIn,
+    ViolationIn,
+    aware,
+    candidate_policy,
+    complaint,
+    period,
+    violation,
+)
+
+router = APIRouter(prefix="/v1")
+
+Deps = Annotated[Dependencies, Depends(service_deps)]
+Platform = Annotated[Principal, Depends(require("platform"))]
+Operator = Annotated[Principal, Depends(require("operator"))]
+Reporter = Annotated[Principal, Depends(require("platform", "operator"))]
+CaseStaff = Annotated[Principal, Depends(require("operator", "reviewer"))]
+Reader = Annotated[Principal, Depends(require("operator", "reviewer", "regulator"))]
+MANIFEST_HEADER = "Enforcement-Manifest"
+
+
+def _digest(request: Request, principal: Principal | None, body: BaseModel | None) -> str:
+    return fingerprint(request.method, request.url.path,
+                       principal.subject if principal else "public",
+                       body.model_dump(mode="json") if body else None)
+
+
+def _scope(p: Principal) -> Scope:
+    """A regulator reads within its province (A3); staff roles see every province."""
+    regulator = p.has("regulator") and not p.has("operator", "reviewer")
+    return Scope(subject=p.subject, regulator=regulator, province=p.province)
+
+
+# -- violations (A18, A14, A19.1) ----------------------------------------------------------
+@router.post("/violations", status_code=201, tags=["violations"])
+async def report_violation(body: ViolationIn, request: Request, principal: Reporter,
+                           deps: Deps, key: IdempotencyKey = None) -> JSONResponse:
+    """A suspected violation at intake: account, Art. 18 or Art. 14 category, evidence,
+    source, province."""
+    out = await handlers.report_violation(deps, violation(body), by=principal.subject, key=key,
+                                          digest=_digest(request, principal, body))
+    return JSONResponse(out.model_dump(mode="json"), status_code=201,
+                        headers={"Location": f"/v1/violations/{out.violation_id}"})
+
+
+@router.post("/violations/{violation_id}/decision", tags=["violations"])
+async def decide_violation(violation_id: str, body: DecisionIn, request: Request,
+                           principal: Operator, deps: Deps, key: IdempotencyKey = None) -> dict:
+    """Confirm (the policy decides and applies a measure) or dismiss."""
+    out = await handlers.decide_violation(
+        deps, violation_id, confirm=body.decision == "confirm", by=principal.subject,
+        note=body.note, key=key, digest=_digest(request, principal, body))
+    return out.model_dump(mode="json")
+
+
+@router.get("/violations", tags=["violations"])
+async def list_violations(principal: Reader, deps: Deps, province: str | None = None,
+                          account_id: str | None = None, cursor: str = "",
+                          limit: int = Query(50, ge=1, le=500)) -> dict:
+    items, nxt = await handlers.list_docs(deps, _scope(principal), views.VIOLATIONS,
+                                          province=province, account_id=account_id,
+                                          cursor=cursor, limit=limit)
+    return {"items": items, "next_cursor": nxt}
+
+
+@router.get("/measures", tags=["measures"])
+async def list_measures(principal: Reader, deps: Deps, province: str | None = None,
+                        account_id: str | None = None, cursor: str = "",
+                        limit: int = Query(50, ge=1, le=500)) -> dict:
+    """Measures with their legal basis, policy version, rule, evidence and duration."""
+    items, nxt = await handlers.list_docs(deps, _scope(principal), views.MEASURES,
+                                          province=province, account_id=account_id,
+                                          cursor=cursor, limit=limit)
+    return {"items": items, "next_cursor": nxt}
+
+
+@router.post("/measures/{measure_id}/lift", tags=["measures"])
+async def lift_measure(measure_id: str, body: LiftIn, request: Request, principal: Operator,
+                       deps: Deps, key: IdempotencyKey = None) -> dict:
+    """End a measure early by an operator's decision (``MeasureLifted``)."""
+    out = await handlers.lift_measure(deps, body.account_id, measure_id, note=body.note,
+                                      by=principal.subject, key=key,
+                                      digest=_digest(request, principal, body))
+    return out.model_dump(mode="json")
+
+
+# -- appeals and complaints (A20.2) ----------------------------------------------------------
+@router.post("/appeals", status_code=201, tags=["cases"])
+async def appeal(body: AppealIn, request: Request, principal: Platform, deps: Deps,
+                 key: IdempotencyKey = None) -> JSONResponse:
+    """The account's operator appeals a measure: once, within the appeal window."""
+    out = await handlers.appeal(deps, account_id=body.account_id, measure_id=body.measure_id,
+                                reason=body.reason, by=principal.subject, key=key,
+                                digest=_digest(request, principal, body))
+    return JSONResponse(out.model_dump(mode="json"), status_code=201,
+                        headers={"Location": f"/v1/cases/{out.case_id}"})
+
+
+@router.post("/complaints", status_code=201, tags=["cases", "public"])
+async def complain(body: ComplaintIn, request: Request, deps: Deps,
+                   key: IdempotencyKey = None) -> JSONResponse:
+    """The public reporting portal: no authentication; answered within the complaint
+    deadline (Chinese working days)."""
+    out = await handlers.complain(deps, complaint(body), key=key,
+                                  digest=_digest(request, None, body))
+    return JSONResponse(out.model_dump(mode="json"), status_code=201,
+                        headers={"Location": f"/v1/cases/{out.case_id}"})
+
+
+@router.get("/cases", tags=["cases"])
+async def list_cases(principal: Reader, deps: Deps, province: str | None = None,
+                     account_id: str | None = None, cursor: str = "",
+                     limit: int = Query(50, ge=1, le=500)) -> dict:
+    items, nxt = await handlers.list_docs(deps, _scope(principal), views.CASES,
+                                          province=province, account_id=account_id,
+                                          cursor=cursor, limit=limit)
+    return {"items": items, "next_cursor": nxt}
+
+
+@router.get("/cases/{case_id}", tags=["cases"])
+async def get_case(case_id: str, principal: CaseStaff, deps: Deps) -> dict:
+    """One case with its steps, assignee, deadline and response (the read model)."""
+    async with deps.db.connect() as conn:
+        return await views.one(conn, views.CASES, case_id, "case")
+
+
+@router.post("/cases/{case_id}/steps", tags=["cases"])
+async def take_step(case_id: str, body: StepIn, request: Request, principal: CaseStaff,
+                    deps: Deps, key: IdempotencyKey = None) -> dict:
+    """Accept, screen, handle: in this order, each with its time and assignee."""
+    out = await handlers.take_step(deps, case_id, step=body.step, by=principal.subject,
+                                   assignee=body.assignee, note=body.note, key=key,
+                                   digest=_digest(request, principal, body))
+    return out.model_dump(mode="json")
+
+
+@router.post("/cases/{case_id}/response", tags=["cases"])
+async def respond(case_id: str, body: ResponseIn, request: Request, principal: CaseStaff,
+                  deps: Deps, key: IdempotencyKey = None) -> dict:
+    """The response; an upheld appeal lifts the measure."""
+    out = await handlers.respond(deps, case_id, outcome=body.outcome, response=body.response,
+                                 by=principal.subject, key=key,
+                                 digest=_digest(request, principal, body))
+    return out.model_dump(mode="json")
+
+
+# -- reports and filings for regulators (A19.2, A7.1, A3, A21.2) ----------------------------
+@router.get("/reports/enforcement", tags=["reports"])
+async def enforcement_report(principal: Reader, deps: Deps, province: str | None = None,
+                             start: Annotated[datetime | None, Query(alias="from")] = None,
+                             end: Annotated[datetime | None, Query(alias="to")] = None,
+                             format: Literal["json", "csv", "xlsx"] = "json") -> Response:
+    """Violations and measures by category, measure type and province, with the case
+    listings; CSV (zipped) or XLSX carry the signed manifest in the ``Enforcement-Manifest``
+    header (base64 JSON), JSON in its body."""
+    start, end = period(start, end)
+    out = await handlers.enforcement_report(deps, _scope(principal), province=province,
+                                            start=start, end=end, fmt=format)
+    if format == "json":
+        return JSONResponse({**out.report, "manifest": out.manifest})
+    header = base64.b64encode(rules.canonical(out.manifest)).decode()
+    if format == "csv":
+        files = {**out.files, "manifest.json": rules.canonical(out.manifest)}
+        return Response(views.zipped(files), media_type="application/zip",
+                        headers={MANIFEST_HEADER: header, "Content-Disposition":
+                                 'attachment; filename="enforcement-report.zip"'})
+    return Response(out.files["report.xlsx"], headers={
+        MANIFEST_HEADER: header,
+        "Content-Disposition": 'attachment; filename="report.xlsx"'},
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+
+@router.get("/reports/signing-key", tags=["reports"])
+async def signing_key(deps: Deps) -> dict:
+    """The public key report manifests are signed with (Ed25519, hex)."""
+    return {"algorithm": "Ed25519", "public_key": rules.public_key_hex(deps.signing_key)}
+
+
+@router.get("/filings", tags=["reports"])
+async def filings(principal: Reader, deps: Deps, province: str | None = None,
+                  format: Literal["json", "csv"] = "json") -> Response:
+    """Registered accounts of a province, for filing with its office (A7.1)."""
+    items = await handlers.filings(deps, _scope(principal), province)
+    if format == "csv":
+        return Response(views.filing_csv(items), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="filings.csv"'})
+    return JSONResponse({"province": province or (principal.province if principal.has(
+        "regulator") else None), "accounts": items})
+
+
+# -- the policy (A19.2, A7.3) ------------------------------------------------------------------
+@router.get("/policies/current", tags=["policies"])
+async def current_policy(principal: Reader, deps: Deps) -> dict:
+    """The measure policy in force, for filing (A7.3): the document and its digest."""
+    return await handlers.current_policy(deps, _scope(principal))
+
+
+@router.post("/policies/simulate", tags=["policies"])
+async def simulate(body: SimulateIn, principal: Operator, deps: Deps) -> dict:
+    """Replay the confirmed violations through a candidate policy: which measures would
+    differ. Appends and publishes nothing."""
+    out = await handlers.simulate(deps, candidate_policy(body))
+    return out.model_dump(mode="json")
+
+
+# -- the sweep --------------------------------------------------------------------------------
+@router.post("/operations/sweep", tags=["operations"])
+async def run_sweep(body: SweepIn, principal: Operator, deps: Deps,
+                    key: IdempotencyKey = None) -> dict:
+    """Lift measures whose time is up at ``now`` (default: the clock)."""
+    report = await sweep.once(deps, key=key, digest=fingerprint(body.model_dump(mode="json")),
+                              now=aware(body.now), only=body.account_ids)
+    return report.model_dump(mode="json")

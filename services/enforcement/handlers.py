@@ -1,0 +1,521 @@
+"""Use cases: one command or one incoming event -> one transaction.
+
+Handlers return results (pydantic models, kept for an ``Idempotency-Key``) and raise
+``libs.domain`` errors. Streams: ``violation-<id>``, ``enforcement-account-<id>`` (the
+account's measures), ``case-<id>`` (appeals and complaints), ``regulator-access-<id>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import BaseModel
+
+from libs.domain import DomainError, ForbiddenError, InvalidCommandError, NotFoundError
+from libs.events import Database, Envelope, EventStore, Streams, transact
+from libs.events.contracts.enforcement import Evidence, MeasureDecided, RegulatorAccessed
+from libs.events.db import Tx
+from libs.runtime.idempotency import run_idempotent
+from libs.runtime.pii import Sealer
+
+from . import rules, views
+from .adapters import AccountDirectory
+from .domain import (
+    Case,
+    Record,
+    Violation,
+    appeal_case_id,
+    apply_measure,
+    file_appeal,
+    file_complaint,
+)
+from .policies import POLICIES, CreditNoted, Registered
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _nothing() -> None:
+    return None
+
+
+@dataclass
+class Deps:
+    """What the handlers need; built complete in bootstrap."""
+
+    db: Database
+    store: EventStore
+    violations: Streams[Violation]
+    records: Streams[Record]
+    cases: Streams[Case]
+    accesses: Streams[Any]
+    directory: AccountDirectory
+    sealer: Sealer
+    policy: rules.MeasurePolicy
+    signing_key: Ed25519PrivateKey
+    appeal_window_days: int = 30
+    appeal_working_days: int = 7
+    complaint_working_days: int = 10
+    clock: Callable[[], datetime] = utcnow
+    committed: Callable[[], None] = field(default=lambda: None)
+    catch_up: Callable[[], Awaitable[None]] = _nothing
+
+
+# -- what handlers take and return ---------------------------------------------------------------
+class NewViolation(BaseModel):
+    account_id: str
+    category: int | str
+    evidence: Evidence
+    source: Literal["moderation", "complaint", "regulator", "credit", "verification"]
+    province: str | None = None
+
+
+class MeasureOut(BaseModel):
+    measure_id: str
+    account_id: str
+    measure: str
+    capabilities: list[str]
+    starts_at: datetime
+    ends_at: datetime | None
+    ban_severity: str | None
+    reversible: bool
+    policy_id: str
+    policy_version: str
+    rule: str
+    step: int
+    prior_violations: int
+    credit_level: str | None
+    legal_basis: list[str]
+
+
+class ViolationOut(BaseModel):
+    violation_id: str
+    account_id: str
+    category: int | str
+    province: str
+    status: str
+    intake_to_decision_seconds: float | None = None
+    measure: MeasureOut | None = None
+
+
+class MeasureLiftedOut(BaseModel):
+    measure_id: str
+    account_id: str
+    reason: str
+    lifted_by: str
+
+
+class CaseOut(BaseModel):
+    case_id: str
+    kind: str
+    account_id: str
+    step: str
+    deadline: datetime
+    measure_id: str | None = None
+    outcome: str | None = None
+    measure_lifted: bool = False
+
+
+class NewComplaint(BaseModel):
+    account_id: str
+    reason: str
+    category: int | str | None = None
+    urls: list[str] = []
+    contact: str | None = None
+
+
+class Scope(BaseModel):
+    """Who reads: a regulator (``province`` None for the national office) or staff."""
+
+    subject: str
+    regulator: bool
+    province: str | None = None
+
+
+class ReportFiles(BaseModel):
+    report: dict[str, Any]
+    files: dict[str, bytes]
+    manifest: dict[str, Any]
+
+
+# -- incoming: registrations (province) and credit levels ---------------------------------
+async def when_event(deps: Deps, tx: Tx, event: Envelope) -> None:
+    """One event of registration or credit, in the consumer's transaction (with its inbox
+    record): what it says of the account kept in the directory (an upsert: redelivery and
+    replays change nothing)."""
+    policy = POLICIES.get(event.type)
+    if policy is None:
+        return
+    learned = policy(deps.store.registry.payload(event), event)
+    if isinstance(learned, Registered):
+        await deps.directory.registered(tx, account_id=learned.account_id,
+                                        province=learned.province, category=learned.category,
+                                        entity_type=learned.entity_type, at=learned.at)
+    elif isinstance(learned, CreditNoted):
+        await deps.directory.credit(tx, account_id=learned.account_id, level=learned.level,
+                                    at=learned.at)
+
+
+# -- commands --------------------------------------------------------------------------------
+async def _command(deps: Deps, key: str | None, scope: str, digest: str,
+                   work: Callable[[Tx], Awaitable[Any]], result: type[BaseModel]) -> Any:
+    answer = await run_idempotent(deps.db, key, scope=scope, digest=digest, work=work,
+                                  result=result)
+    deps.committed()
+    return answer
+
+
+def _category(category: int | str) -> int | str:
+    if isinstance(category, str) and category.isdigit():
+        category = int(category)
+    if category not in rules.ALL_CATEGORIES:
+        raise InvalidCommandError(
+            f"unknown category {category!r}: an Art. 18 category 1-10 or one of "
+            f"{list(rules.COMMERCIAL)} (A14)", code="invalid-violation-category",
+            legal_basis=["A18", "A14"])
+    return category
+
+
+async def report_violation(deps: Deps, new: NewViolation, *, by: str, key: str | None,
+                           digest: str) -> ViolationOut:
+    """A suspected violation at intake (A18, A14), its province the account's (as
+    registration announced it, else as reported)."""
+    category = _category(new.category)
+    violation_id = str(uuid.uuid4())
+
+    async def work(tx: Tx) -> ViolationOut:
+        known = await deps.directory.get(tx, new.account_id)
+        province = (known.province if known and known.province else None) or new.province
+        if not province:
+            raise InvalidCommandError(
+                f"the province of account {new.account_id} is not known yet: send it",
+                code="province-unknown", legal_basis=["A3"])
+        await deps.violations.decide(tx, violation_id, lambda s: Violation.report(
+            violation_id=violation_id, account_id=new.account_id, category=category,
+            evidence=new.evidence, source=new.source, province=province, reported_by=by,
+            now=deps.clock(), legal_basis=rules.legal_basis_of(category)))
+        return ViolationOut(violation_id=violation_id, account_id=new.account_id,
+                            category=category, province=province, status="reported")
+
+    return await _command(deps, key, "enforcement.violations", digest, work, ViolationOut)
+
+
+def _measure_out(d: MeasureDecided, starts_at: datetime, ends_at: datetime | None
+                 ) -> MeasureOut:
+    return MeasureOut(measure_id=d.measure_id, account_id=d.account_id, measure=d.measure,
+                      capabilities=list(d.capabilities), starts_at=starts_at, ends_at=ends_at,
+                      ban_severity=d.ban_severity, reversible=d.reversible,
+                      policy_id=d.policy_id, policy_version=d.policy_version, rule=d.rule,
+                      step=d.step, prior_violations=d.prior_violations,
+                      credit_level=d.credit_level, legal_basis=d.legal_basis)
+
+
+async def decide_violation(deps: Deps, violation_id: str, *, confirm: bool, by: str, note: str,
+                           key: str | None, digest: str) -> ViolationOut:
+    """Confirm or dismiss (A19.1: the time since intake is on the event); a confirmation
+    decides the measure by the policy and applies it (A19.2) in the same transaction."""
+
+    async def work(tx: Tx) -> ViolationOut:
+        v = await deps.violations.load(tx, violation_id)
+        if v is None:
+            raise NotFoundError(f"no violation {violation_id}", code="violation-not-found",
+                                title="No such violation")
+        now = deps.clock()
+        changed = await deps.violations.decide(tx, violation_id, lambda s: v.decide(
+            confirm=confirm, by=by, note=note, now=now,
+            legal_basis=rules.legal_basis_of(v.category)), state=v)
+        decision_event = changed.events[0]
+        out = ViolationOut(violation_id=violation_id, account_id=v.account_id,
+                           category=v.category, province=v.province,
+                           status="confirmed" if confirm else "dismissed",
+                           intake_to_decision_seconds=decision_event.data[
+                               "intake_to_decision_seconds"])
+        if not confirm:
+            return out
+        known = await deps.directory.get(tx, v.account_id)
+        credit = known.credit_level if known else None
+        record = await deps.records.load(tx, v.account_id)
+        history = [rules.Prior(c, at) for c, at in record.history()] if record else []
+        d = rules.decide(deps.policy, v.category, history, credit, now)
+        s = d.step_spec
+        decided = MeasureDecided(
+            account_id=v.account_id, measure_id=str(uuid.uuid4()), violation_id=violation_id,
+            category=v.category, province=v.province, policy_id=d.policy_id,
+            policy_version=d.policy_version, rule=d.rule, step=d.step, prior_violations=d.prior,
+            credit_level=credit, measure=s.measure, capabilities=s.capabilities,
+            duration_days=s.duration_days, reversible=s.reversible,
+            ban_severity=s.ban_severity, legal_basis=d.legal_basis,
+            evidence_event_ids=[v.report_event_id, decision_event.id])
+        ends_at = d.ends_at(now)
+        await deps.records.decide(tx, v.account_id, lambda r: apply_measure(
+            decided, starts_at=now, ends_at=ends_at,
+            evidence=[v.report_event_id, decision_event.id]),
+            cause=decision_event, state=record)
+        return out.model_copy(update={"measure": _measure_out(decided, now, ends_at)})
+
+    return await _command(deps, key, "enforcement.violation-decisions", digest, work,
+                          ViolationOut)
+
+
+async def expire_measures(deps: Deps, account_id: str, now: datetime) -> list[str]:
+    """Lift the account's timed measures that ended by ``now`` (A19.2); their ids."""
+
+    async def work(tx: Tx) -> list[str]:
+        record = await deps.records.load(tx, account_id)
+        if record is None:
+            return []
+        ids = record.expired(now)
+        await deps.records.decide(tx, account_id, lambda r: [
+            e for mid in ids for e in r.lift(mid, reason="expired", legal_basis=["A19.2"],
+                                             evidence=[])], state=record)
+        return ids
+
+    return await transact(deps.db, work)
+
+
+async def lift_measure(deps: Deps, account_id: str, measure_id: str, *, note: str, by: str,
+                       key: str | None, digest: str) -> MeasureLiftedOut:
+    """An operator ends a measure early (A19.2); registration undoes its effect."""
+
+    async def work(tx: Tx) -> MeasureLiftedOut:
+        record = await deps.records.load(tx, account_id)
+        if record is None:
+            raise NotFoundError(f"no measure {measure_id} on account {account_id}",
+                                code="measure-not-found", title="No such measure")
+        reason = f"operator_decision: {note}" if note else "operator_decision"
+        await deps.records.decide(tx, account_id, lambda r: r.lift(
+            measure_id, reason=reason, legal_basis=["A19.2"], evidence=[]), state=record)
+        return MeasureLiftedOut(measure_id=measure_id, account_id=account_id, reason=reason,
+                                lifted_by=by)
+
+    return await _command(deps, key, "enforcement.measure-lifts", digest, work,
+                          MeasureLiftedOut)
+
+
+# -- appeals and complaints (A20.2) ------------------------------------------------------
+def _case_out(case: Case, lifted: bool = False) -> CaseOut:
+    return CaseOut(case_id=case.case_id, kind=case.kind, account_id=case.account_id,
+                   step=case.step, deadline=case.deadline, measure_id=case.measure_id,
+                   outcome=case.outcome, measure_lifted=lifted)
+
+
+async def appeal(deps: Deps, *, account_id: str, measure_id: str, reason: str, by: str,
+                 key: str | None, digest: str) -> CaseOut:
+    """The account's appeal of one of its measures: once per measure, within the window,
+    answered within the appeal deadline in working days."""
+    case_id = appeal_case_id(measure_id)
+
+    async def work(tx: Tx) -> CaseOut:
+        now = deps.clock()
+        record = await deps.records.load(tx, account_id)
+        case = await deps.cases.load(tx, case_id)
+        deadline = rules.working_days_after(now, deps.appeal_working_days)
+        changed = await deps.cases.decide(tx, case_id, lambda c: file_appeal(
+            record=record, case=case, account_id=account_id, measure_id=measure_id,
+            reason=reason, filed_by=by, now=now, window_days=deps.appeal_window_days,
+            deadline=deadline, working_days=deps.appeal_working_days), state=case)
+        return _case_out(changed.after)
+
+    return await _command(deps, key, "enforcement.appeals", digest, work, CaseOut)
+
+
+async def _province(deps: Deps, tx: Tx, account_id: str) -> str | None:
+    """The account's province: as registration announced it, else as its measures say."""
+    known = await deps.directory.get(tx, account_id)
+    if known and known.province:
+        return known.province
+    record = await deps.records.load(tx, account_id)
+    return next((m.province for m in record.measures.values()), None) if record else None
+
+
+async def complain(deps: Deps, new: NewComplaint, *, key: str | None,
+                   digest: str) -> CaseOut:
+    """A complaint or report from the public (A20.2), due in working days; the contact is
+    sealed (and masked for display)."""
+    category = _category(new.category) if new.category is not None else None
+    case_id = f"complaint-{uuid.uuid4()}"
+
+    async def work(tx: Tx) -> CaseOut:
+        now = deps.clock()
+        province = await _province(deps, tx, new.account_id)
+        contact = new.contact.strip() if new.contact else None
+        changed = await deps.cases.decide(tx, case_id, lambda c: file_complaint(
+            case_id=case_id, account_id=new.account_id, province=province, reason=new.reason,
+            category=category, urls=new.urls,
+            contact_sealed=deps.sealer.seal(contact) if contact else None,
+            contact_masked=views.mask(contact), now=now,
+            deadline=rules.working_days_after(now, deps.complaint_working_days),
+            working_days=deps.complaint_working_days))
+        return _case_out(changed.after)
+
+    return await _command(deps, key, "enforcement.complaints", digest, work, CaseOut)
+
+
+async def _case(deps: Deps, tx: Tx, case_id: str) -> Case:
+    case = await deps.cases.load(tx, case_id)
+    if case is None:
+        raise NotFoundError(f"no case {case_id}", code="case-not-found", title="No such case")
+    return case
+
+
+async def take_step(deps: Deps, case_id: str, *, step: str, by: str, assignee: str | None,
+                    note: str, key: str | None, digest: str) -> CaseOut:
+    """Accept, screen or handle a case, in that order, each with who and when."""
+
+    async def work(tx: Tx) -> CaseOut:
+        case = await _case(deps, tx, case_id)
+        changed = await deps.cases.decide(tx, case_id, lambda c: case.take_step(
+            step, by=by, assignee=assignee, note=note, now=deps.clock()), state=case)
+        return _case_out(changed.after)
+
+    return await _command(deps, key, "enforcement.case-steps", digest, work, CaseOut)
+
+
+async def respond(deps: Deps, case_id: str, *, outcome: str, response: str, by: str,
+                  key: str | None, digest: str) -> CaseOut:
+    """The case's response; an upheld appeal lifts its measure (A20.2) in the same
+    transaction (unless it ended meanwhile)."""
+
+    async def work(tx: Tx) -> CaseOut:
+        case = await _case(deps, tx, case_id)
+        changed = await deps.cases.decide(tx, case_id, lambda c: case.respond(
+            outcome=outcome, response=response, by=by, now=deps.clock()), state=case)
+        lifted = False
+        if case.kind == "appeal" and outcome == "upheld" and case.measure_id:
+            record = await deps.records.load(tx, case.account_id)
+            if record is not None and record.measure(case.measure_id).active:
+                await deps.records.decide(tx, case.account_id, lambda r: r.lift(
+                    case.measure_id, reason="appeal_upheld", legal_basis=["A20.2"],
+                    evidence=[changed.events[0].id]), cause=changed.events[0], state=record)
+                lifted = True
+        return _case_out(changed.after, lifted)
+
+    return await _command(deps, key, "enforcement.case-responses", digest, work, CaseOut)
+
+
+# -- reports and inspections (A19.2, A3, A21.2) ----------------------------------------------
+def scoped_province(scope: Scope, province: str | None) -> str | None:
+    """The province a reader may see: a provincial regulator only its own (A3)."""
+    if scope.regulator and scope.province:
+        if province and province != scope.province:
+            raise ForbiddenError(f"a regulator of {scope.province} cannot see {province}",
+                                 code="province-out-of-scope", legal_basis=["A3"],
+                                 title="Province out of scope")
+        return scope.province
+    return province
+
+
+async def record_access(deps: Deps, scope: Scope, *, resource: str, query: dict[str, Any],
+                        manifest_sha256: str | None = None, refused: bool = False) -> None:
+    """A regulator's access, granted or refused, recorded as an event (A21.2)."""
+    if not scope.regulator:
+        return
+    access_id = str(uuid.uuid4())
+    payload = RegulatorAccessed(
+        access_id=access_id, regulator=scope.subject, province=scope.province,
+        resource=resource, query={k: str(v) for k, v in query.items() if v is not None},
+        at=deps.clock(), manifest_sha256=manifest_sha256,
+        outcome="refused" if refused else "granted")
+
+    async def work(tx: Tx) -> None:
+        await deps.accesses.append(tx, access_id, 0, [payload])
+
+    await transact(deps.db, work)
+    deps.committed()
+
+
+async def inspect(deps: Deps, scope: Scope, province: str | None, resource: str,
+                  query: dict[str, Any]) -> str | None:
+    """The province to show, the access recorded; a refused one recorded too."""
+    try:
+        shown = scoped_province(scope, province)
+    except DomainError:
+        await record_access(deps, scope, resource=resource, query=query, refused=True)
+        raise
+    return shown
+
+
+async def enforcement_report(deps: Deps, scope: Scope, *, province: str | None,
+                             start: datetime | None, end: datetime | None,
+                             fmt: Literal["json", "csv", "xlsx"]) -> ReportFiles:
+    """Measures and violations by category, type and province with the case listings, as
+    of the read models caught up now; the files and their signed manifest."""
+    query = {"province": province, "from": start and start.isoformat(),
+             "to": end and end.isoformat(), "format": fmt}
+    shown = await inspect(deps, scope, province, "reports/enforcement", query)
+    await deps.catch_up()
+    now = deps.clock()
+    async with deps.db.connect() as conn:
+        position = await views.position(conn)
+        vs = await views.everything(conn, views.VIOLATIONS)
+        ms = await views.everything(conn, views.MEASURES)
+        cs = await views.everything(conn, views.CASES)
+    report = views.enforcement_report(vs, ms, cs, province=shown, start=start, end=end,
+                                      generated_at=now, event_position=position)
+    if fmt == "json":
+        files = {"report.json": rules.canonical(report)}
+    elif fmt == "csv":
+        files = views.to_csv(report)
+    else:
+        files = {"report.xlsx": views.to_xlsx(report)}
+    doc = rules.manifest(files, views.row_counts(report), position=position, generated_at=now,
+                         query={**query, "province": shown})
+    signed = rules.sign_manifest(doc, deps.signing_key)
+    await record_access(deps, scope, resource="reports/enforcement", query=query,
+                        manifest_sha256=rules.sha256(rules.canonical(signed)))
+    return ReportFiles(report=report, files=files, manifest=signed)
+
+
+async def filings(deps: Deps, scope: Scope, province: str | None) -> list[dict[str, Any]]:
+    """Registered accounts per province for filing with the provincial office (A7.1)."""
+    shown = await inspect(deps, scope, province, "filings", {"province": province})
+    async with deps.db.connect() as conn:
+        rows = await deps.directory.filed(conn, shown)
+    await record_access(deps, scope, resource="filings", query={"province": province})
+    return rows
+
+
+async def list_docs(deps: Deps, scope: Scope, projection: str, *, province: str | None,
+                    account_id: str | None, cursor: str, limit: int
+                    ) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of violations, measures or cases (a regulator's limited to its province)."""
+    shown = await inspect(deps, scope, province, projection,
+                          {"province": province, "account_id": account_id})
+    async with deps.db.connect() as conn:
+        items, next_cursor = await views.page(conn, projection, after=cursor, limit=limit)
+    items = [d for d in items if (shown is None or d.get("province") == shown)
+             and (account_id is None or d["account_id"] == account_id)]
+    await record_access(deps, scope, resource=projection,
+                        query={"province": province, "account_id": account_id})
+    return items, next_cursor
+
+
+async def current_policy(deps: Deps, scope: Scope) -> dict[str, Any]:
+    """The policy in force and its digest, for filing (A7.3); a regulator's read recorded."""
+    await record_access(deps, scope, resource="policies/current", query={})
+    return {"policy": deps.policy.model_dump(mode="json"), "sha256": deps.policy.sha256}
+
+
+async def simulate(deps: Deps, candidate: rules.MeasurePolicy) -> rules.Simulation:
+    """Every confirmed violation decided again under ``candidate`` (A7.3); nothing is
+    appended or published."""
+    await deps.catch_up()
+    async with deps.db.connect() as conn:
+        measures = await views.everything(conn, views.MEASURES)
+    replayed = [rules.Replayed(
+        violation_id=m["violation_id"], account_id=m["account_id"], category=m["category"],
+        decided_at=datetime.fromisoformat(m["decided_at"]), credit_level=m["credit_level"],
+        measure=m["measure"], rule=m["rule"], step=m["step"], capabilities=m["capabilities"],
+        duration_days=m["duration_days"], prior_violations=m["prior_violations"],
+        overturned=m["lifted_reason"] == "appeal_upheld")
+        for m in measures]
+    return rules.simulate(candidate, replayed)
