@@ -74,8 +74,6 @@ async def settled(deps) -> None:
 
 
 def registered(account_id: str, province: str = "440000") -> Envelope:
-    from services.registration import schemas as reg_schemas  # noqa: F401 (fixture body only)
-
     return Envelope.new(
         type="registration.AccountRegistrationSubmitted", source="/registration",
         subject=account_id, stream_id=f"account-{account_id}", time=T0,
@@ -86,11 +84,13 @@ def _submitted(account_id: str, province: str) -> dict:
     from libs.runtime.pii import Sealer
     from libs.runtime.settings import DEV_PII_KEY
     from services.registration import schemas as reg_schemas
+    from services.registration.domain import Account, Verdict
     from tests.registration_support import body
 
     app = reg_schemas.application(reg_schemas.RegisterAccount(**body(province=province)),
                                   Sealer(DEV_PII_KEY))
-    return {"account_id": account_id, **app.payload}
+    # what registration publishes for an accepted application
+    return Account.register(account_id, app, Verdict("accept"))[0].to_data()
 
 
 def delivered_twice(env: Envelope, topic: str) -> list[FakeRecord]:
