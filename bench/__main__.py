@@ -20,6 +20,7 @@ from datetime import datetime
 
 from . import (
     consumer,
+    filing_export,
     read_all,
     registration,
     relay,
@@ -52,6 +53,7 @@ BENCHMARKS = {
     "protected_name_screening": (screening.run_protected_names, False),
     "registration_http": (registration.run, True),
     "profile_screening": (verification.run, False),
+    "filing_export": (filing_export.run, False),
 }
 # in-memory benchmarks: a run of only these neither takes the database lock nor needs one
 NO_DATABASE = frozenset({"name_similarity", "protected_name_screening", "profile_screening"})

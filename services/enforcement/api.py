@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import os
 from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
+from starlette.background import BackgroundTask
 
 from libs.runtime.app import service_deps
 from libs.runtime.auth import Principal, require
@@ -204,12 +206,19 @@ async def signing_key(deps: Deps) -> dict:
 
 @router.get("/filings", tags=["reports"])
 async def filings(principal: Reader, deps: Deps, province: str | None = None,
-                  format: Literal["json", "csv"] = "json") -> Response:
-    """Registered accounts of a province, for filing with its office (A7.1)."""
+                  format: Literal["json", "csv", "xlsx"] = "json") -> Response:
+    """Registered accounts of a province for filing with its office (A7.1): category, entity
+    type, business name, registered address, USCC, verification state. CSV and XLSX are
+    streamed from disk with the signed manifest in the ``Enforcement-Manifest`` header."""
+    if format != "json":
+        out = await handlers.filing_export(deps, _scope(principal), province, format)
+        media = ("text/csv; charset=utf-8" if format == "csv" else
+                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        return FileResponse(out.path, media_type=media, filename=out.filename,
+                            background=BackgroundTask(os.unlink, out.path), headers={
+                                MANIFEST_HEADER: base64.b64encode(
+                                    rules.canonical(out.manifest)).decode()})
     items = await handlers.filings(deps, _scope(principal), province)
-    if format == "csv":
-        return Response(views.filing_csv(items), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": 'attachment; filename="filings.csv"'})
     return JSONResponse({"province": province or (principal.province if principal.has(
         "regulator") else None), "accounts": items})
 

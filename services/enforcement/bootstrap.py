@@ -83,10 +83,11 @@ def dependencies(settings: Settings, db: Database, store: EventStore, *,
 
 
 def subscription(deps: Deps) -> Subscription:
-    """Registration's registrations (province) and credit's levels, each kept in the
-    consumer's transaction with its inbox record."""
+    """Registration's registrations (province, filing details), verification's outcomes and
+    credit's levels, each kept in the consumer's transaction with its inbox record."""
     return Subscription(name="enforcement-inbound",
-                        topics=[events_topic("registration"), events_topic("credit")],
+                        topics=[events_topic("registration"), events_topic("credit"),
+                                events_topic("verification")],
                         handler=each(partial(when_event, deps)),
                         event_types=frozenset(POLICIES))
 

@@ -8,6 +8,8 @@ account's measures), ``case-<id>`` (appeals and complaints), ``regulator-access-
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,7 +37,7 @@ from .domain import (
     file_appeal,
     file_complaint,
 )
-from .policies import POLICIES, CreditNoted, Registered
+from .policies import POLICIES, CreditNoted, Registered, VerificationNoted
 
 log = logging.getLogger(__name__)
 
@@ -157,12 +159,18 @@ async def when_event(deps: Deps, tx: Tx, event: Envelope) -> None:
         return
     learned = policy(deps.store.registry.payload(event), event)
     if isinstance(learned, Registered):
-        await deps.directory.registered(tx, account_id=learned.account_id,
-                                        province=learned.province, category=learned.category,
-                                        entity_type=learned.entity_type, at=learned.at)
+        uscc = deps.sealer.open(learned.uscc_sealed) if learned.uscc_sealed else None
+        await deps.directory.registered(
+            tx, account_id=learned.account_id, province=learned.province,
+            category=learned.category, entity_type=learned.entity_type, at=learned.at,
+            business_name=learned.business_name,
+            registered_address=learned.registered_address, uscc=uscc)
     elif isinstance(learned, CreditNoted):
         await deps.directory.credit(tx, account_id=learned.account_id, level=learned.level,
                                     at=learned.at)
+    elif isinstance(learned, VerificationNoted):
+        await deps.directory.verification(tx, account_id=learned.account_id,
+                                          state=learned.state, at=learned.at)
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -478,10 +486,48 @@ async def enforcement_report(deps: Deps, scope: Scope, *, province: str | None,
 async def filings(deps: Deps, scope: Scope, province: str | None) -> list[dict[str, Any]]:
     """Registered accounts per province for filing with the provincial office (A7.1)."""
     shown = await inspect(deps, scope, province, "filings", {"province": province})
-    async with deps.db.connect() as conn:
-        rows = await deps.directory.filed(conn, shown)
+    rows = await deps.directory.filed(deps.db, shown)
     await record_access(deps, scope, resource="filings", query={"province": province})
     return rows
+
+
+class FilingExport(BaseModel):
+    """A filing written to ``path`` (the caller sends and removes it) and its manifest."""
+
+    path: str
+    filename: str
+    rows: int
+    manifest: dict[str, Any]
+
+
+async def filing_export(deps: Deps, scope: Scope, province: str | None,
+                        fmt: Literal["csv", "xlsx"]) -> FilingExport:
+    """The filing of a province (A7.1, A3) as one CSV or XLSX file streamed to disk with
+    bounded memory, and its signed manifest (accounts, SHA-256, the log position)."""
+    query = {"province": province, "format": fmt}
+    shown = await inspect(deps, scope, province, "filings", query)
+    async with deps.db.connect() as conn:
+        position = await views.position(conn)
+    filename = f"filing-{shown or 'all'}.{fmt}"
+    fd, path = tempfile.mkstemp(prefix="filing-", suffix=f".{fmt}")
+    try:
+        pages = deps.directory.filed_pages(deps.db, shown)
+        if fmt == "csv":
+            with os.fdopen(fd, "wb") as out:
+                written = await views.write_filing_csv(pages, out)
+        else:
+            os.close(fd)
+            written = await views.write_filing_xlsx(pages, path)
+    except BaseException:
+        os.unlink(path)
+        raise
+    doc = rules.manifest({filename: (written.sha256, written.bytes)}, {"accounts": written.rows},
+                         position=position, generated_at=deps.clock(),
+                         query={**query, "province": shown})
+    signed = rules.sign_manifest(doc, deps.signing_key)
+    await record_access(deps, scope, resource="filings", query=query,
+                        manifest_sha256=rules.sha256(rules.canonical(signed)))
+    return FilingExport(path=path, filename=filename, rows=written.rows, manifest=signed)
 
 
 async def list_docs(deps: Deps, scope: Scope, projection: str, *, province: str | None,

@@ -14,16 +14,31 @@ from libs.events.contracts.registration import (
     AccountRegistrationHeld,
     AccountRegistrationSubmitted,
 )
+from libs.events.contracts.verification import AccountVerified, IdentityVerificationFailed
 
 
 @dataclass(frozen=True)
 class Registered:
-    """An account's province and category (A3, A7.1): for scoping and filings."""
+    """An account's province and category (A3, A7.1): for scoping and filings; for an
+    organization also its business name, registered address and USCC (still sealed: the
+    handler opens it, an organization's code being public registration data)."""
 
     account_id: str
     province: str
     category: str
     entity_type: str
+    at: datetime
+    business_name: str | None = None
+    registered_address: str | None = None
+    uscc_sealed: str | None = None
+
+
+@dataclass(frozen=True)
+class VerificationNoted:
+    """Where the account's verification stands, for the filing (A7.1, A8.1)."""
+
+    account_id: str
+    state: str  # verified | failed
     at: datetime
 
 
@@ -36,12 +51,25 @@ class CreditNoted:
     at: datetime
 
 
-Learned = Registered | CreditNoted
+Learned = Registered | CreditNoted | VerificationNoted
 
 
 def when_registration_submitted_index(p: AccountRegistrationSubmitted, event: Envelope
                                       ) -> Learned:
-    return Registered(p.account_id, p.province, p.category, p.entity_type, event.time)
+    org = p.organization
+    return Registered(p.account_id, p.province, p.category, p.entity_type, event.time,
+                      business_name=org.business_name if org else None,
+                      registered_address=org.registered_address if org else None,
+                      uscc_sealed=(p.identity.id_number_sealed
+                                   if p.identity.id_kind == "uscc" else None))
+
+
+def when_account_verified_note(p: AccountVerified, event: Envelope) -> Learned:
+    return VerificationNoted(p.account_id, "verified", event.time)
+
+
+def when_identity_failed_note(p: IdentityVerificationFailed, event: Envelope) -> Learned:
+    return VerificationNoted(p.account_id, "failed", event.time)
 
 
 def when_credit_level_changed_note(p: CreditLevelChanged, event: Envelope) -> Learned:
@@ -52,4 +80,6 @@ POLICIES: dict[str, Callable[[Any, Envelope], Learned]] = {
     AccountRegistrationSubmitted.event_type: when_registration_submitted_index,
     AccountRegistrationHeld.event_type: when_registration_submitted_index,
     CreditLevelChanged.event_type: when_credit_level_changed_note,
+    AccountVerified.event_type: when_account_verified_note,
+    IdentityVerificationFailed.event_type: when_identity_failed_note,
 }

@@ -300,14 +300,20 @@ def public_key_hex(key: Ed25519PrivateKey) -> str:
     return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
 
-def manifest(files: dict[str, bytes], rows: dict[str, int], *, position: str,
-             generated_at: datetime, query: dict[str, Any]) -> dict[str, Any]:
+def manifest(files: dict[str, bytes | tuple[str, int]], rows: dict[str, int], *,
+             position: str, generated_at: datetime, query: dict[str, Any]) -> dict[str, Any]:
     """What a signed report states: each file's size and SHA-256, the row counts, the event
-    position it reflects, when it was generated and for what query."""
-    return {"files": {name: {"sha256": sha256(data), "bytes": len(data)}
-                      for name, data in sorted(files.items())},
+    position it reflects, when it was generated and for what query. A file is given as its
+    bytes, or as ``(sha256, size)`` when it was streamed to disk."""
+    return {"files": {name: _stated(data) for name, data in sorted(files.items())},
             "rows": rows, "event_position": position,
             "generated_at": generated_at.isoformat(), "query": query}
+
+
+def _stated(data: bytes | tuple[str, int]) -> dict[str, Any]:
+    if isinstance(data, tuple):
+        return {"sha256": data[0], "bytes": data[1]}
+    return {"sha256": sha256(data), "bytes": len(data)}
 
 
 def sign_manifest(doc: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
