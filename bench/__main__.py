@@ -28,6 +28,7 @@ from . import (
     screening,
     store_append,
     verification,
+    violation_latency,
 )
 from .common import (
     Config,
@@ -54,6 +55,7 @@ BENCHMARKS = {
     "registration_http": (registration.run, True),
     "profile_screening": (verification.run, False),
     "filing_export": (filing_export.run, False),
+    "violation_latency": (violation_latency.run, True),
 }
 # in-memory benchmarks: a run of only these neither takes the database lock nor needs one
 NO_DATABASE = frozenset({"name_similarity", "protected_name_screening", "profile_screening"})
