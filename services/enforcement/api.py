@@ -230,6 +230,23 @@ async def current_policy(principal: Reader, deps: Deps) -> dict:
     return await handlers.current_policy(deps, _scope(principal))
 
 
+@router.get("/policies", tags=["policies"])
+async def policy_versions(principal: Reader, deps: Deps) -> dict:
+    """Every version of the measure policy that has been in force, for filing (A7.3)."""
+    return {"versions": await handlers.policy_versions(deps, _scope(principal))}
+
+
+@router.post("/policies", tags=["policies"])
+async def activate_policy(body: SimulateIn, request: Request, principal: Operator, deps: Deps,
+                          key: IdempotencyKey = None) -> dict:
+    """Put a new version of the measure policy in force (A7.3), after replaying history
+    through it; the answer says how many past decisions it would have changed."""
+    out = await handlers.activate_policy(
+        deps, candidate_policy(body), by=principal.subject, key=key,
+        digest=_digest(request, principal, body))
+    return out.model_dump(mode="json")
+
+
 @router.post("/policies/simulate", tags=["policies"])
 async def simulate(body: SimulateIn, principal: Operator, deps: Deps) -> dict:
     """Replay the confirmed violations through a candidate policy: which measures would

@@ -15,7 +15,14 @@ from libs.runtime.service import Periodic, ServiceRuntime, Subscription
 
 from . import rules, sweep
 from .adapters import AccountDirectory
-from .domain import account_stream, case_stream, evolve_case, evolve_record, evolve_violation
+from .domain import (
+    account_stream,
+    case_stream,
+    evolve_case,
+    evolve_policy_versions,
+    evolve_record,
+    evolve_violation,
+)
 from .domain import violation_stream as violation_stream_of
 from .handlers import Deps, utcnow, when_event
 from .policies import POLICIES
@@ -72,6 +79,7 @@ def dependencies(settings: Settings, db: Database, store: EventStore, *,
         violations=streams(violation_stream_of, evolve_violation),
         records=streams(account_stream, evolve_record),
         cases=streams(case_stream, evolve_case),
+        policies=streams(lambda key: key, evolve_policy_versions),  # one stream
         accesses=streams(lambda key: f"regulator-access-{key}", _seen),
         directory=AccountDirectory(), sealer=Sealer(settings.pii_key),
         policy=load_policy(settings.policy_file),

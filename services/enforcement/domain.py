@@ -20,6 +20,7 @@ from libs.events.contracts.enforcement import (
     MeasureApplied,
     MeasureDecided,
     MeasureLifted,
+    MeasurePolicyActivated,
     ViolationConfirmed,
     ViolationDismissed,
     ViolationReported,
@@ -271,3 +272,46 @@ def evolve_case(state: Case | None, e: Envelope) -> Case:
     if name == "CaseResponded":
         return replace(state, step="responded", outcome=d["outcome"], version=e.stream_version)
     return replace(state, version=e.stream_version)
+
+
+# -- the measure policy's versions (A7.3): stream ``measure-policy`` ---------------------------
+POLICY_STREAM = "measure-policy"
+
+
+@dataclass(frozen=True)
+class PolicyVersions:
+    """The versions activated so far, in order, and the document in force (the last)."""
+
+    versions: tuple[dict[str, Any], ...] = ()
+    document: dict[str, Any] = field(default_factory=dict)
+    sha256: str = ""
+    version: int = 0
+
+    def activate(self, *, policy_id: str, version: str, sha256: str, document: dict[str, Any],
+                 by: str, replayed: int, differ: int, in_force: tuple[str, str, str]
+                 ) -> Events:
+        """A new version in force (A7.3). ``in_force`` is the (policy id, version, digest)
+        of the policy in force now (the service's file before any activation); a version
+        number is never reused, so that a decision's recorded version names one document."""
+        used = {(v["policy_id"], v["version"]) for v in self.versions} | {in_force[:2]}
+        if sha256 == in_force[2]:
+            raise ConflictError("this document is already in force", code="policy-unchanged")
+        if (policy_id, version) in used:
+            raise ConflictError(f"version {version} of {policy_id} was already in force; "
+                                "give the new document a new version", code="policy-version-exists")
+        return [MeasurePolicyActivated(
+            policy_id=policy_id, version=version, sha256=sha256, document=document,
+            activated_by=by, replayed_violations=replayed, would_differ=differ)]
+
+
+def evolve_policy_versions(state: PolicyVersions | None, e: Envelope) -> PolicyVersions:
+    s = state or PolicyVersions()
+    if e.type != MeasurePolicyActivated.event_type:
+        return replace(s, version=e.stream_version)
+    d = e.data
+    entry = {"policy_id": d["policy_id"], "version": d["version"], "sha256": d["sha256"],
+             "activated_by": d["activated_by"], "activated_at": e.time.isoformat(),
+             "replayed_violations": d["replayed_violations"], "would_differ": d["would_differ"],
+             "event_id": e.id}
+    return PolicyVersions(versions=(*s.versions, entry), document=d["document"],
+                          sha256=d["sha256"], version=e.stream_version)

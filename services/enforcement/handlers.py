@@ -29,7 +29,9 @@ from libs.runtime.pii import Sealer
 from . import rules, views
 from .adapters import AccountDirectory
 from .domain import (
+    POLICY_STREAM,
     Case,
+    PolicyVersions,
     Record,
     Violation,
     appeal_case_id,
@@ -60,9 +62,10 @@ class Deps:
     records: Streams[Record]
     cases: Streams[Case]
     accesses: Streams[Any]
+    policies: Streams[PolicyVersions]
     directory: AccountDirectory
     sealer: Sealer
-    policy: rules.MeasurePolicy
+    policy: rules.MeasurePolicy  # the file's: in force until a version is activated
     signing_key: Ed25519PrivateKey
     appeal_window_days: int = 30
     appeal_working_days: int = 7
@@ -253,7 +256,7 @@ async def decide_violation(deps: Deps, violation_id: str, *, confirm: bool, by: 
         credit = known.credit_level if known else None
         record = await deps.records.load(tx, v.account_id)
         history = [rules.Prior(c, at) for c, at in record.history()] if record else []
-        d = rules.decide(deps.policy, v.category, history, credit, now)
+        d = rules.decide(await policy_in_force(deps, tx), v.category, history, credit, now)
         s = d.step_spec
         decided = MeasureDecided(
             account_id=v.account_id, measure_id=str(uuid.uuid4()), violation_id=violation_id,
@@ -547,8 +550,70 @@ async def list_docs(deps: Deps, scope: Scope, projection: str, *, province: str 
 
 async def current_policy(deps: Deps, scope: Scope) -> dict[str, Any]:
     """The policy in force and its digest, for filing (A7.3); a regulator's read recorded."""
+    async with deps.db.connect() as conn:
+        policy = await policy_in_force(deps, conn)
     await record_access(deps, scope, resource="policies/current", query={})
-    return {"policy": deps.policy.model_dump(mode="json"), "sha256": deps.policy.sha256}
+    return {"policy": policy.model_dump(mode="json"), "sha256": policy.sha256}
+
+
+# -- the policy's versions (A7.3) -------------------------------------------------------------
+_PARSED: dict[str, rules.MeasurePolicy] = {}  # digest -> document, parsed once per process
+
+
+async def policy_in_force(deps: Deps, tx: Tx) -> rules.MeasurePolicy:
+    """The version the last activation put in force (read in the decision's transaction, so
+    every worker decides under the same one), else the file the service started with."""
+    state = await deps.policies.load(tx, POLICY_STREAM)
+    if state is None or not state.sha256:
+        return deps.policy
+    if state.sha256 not in _PARSED:
+        _PARSED[state.sha256] = rules.MeasurePolicy.model_validate(state.document)
+    return _PARSED[state.sha256]
+
+
+class PolicyActivated(BaseModel):
+    """A version put in force, and what replaying history through it found first."""
+
+    policy_id: str
+    version: str
+    sha256: str
+    replayed_violations: int
+    would_differ: int
+    changes: dict[str, int]
+
+
+async def activate_policy(deps: Deps, candidate: rules.MeasurePolicy, *, by: str,
+                          key: str | None, digest: str) -> PolicyActivated:
+    """Put a new version in force (A7.3) after replaying the confirmed violations through it
+    (the what-if's figures go on the event); decisions from now on record its version."""
+    simulation = await simulate(deps, candidate)
+
+    async def work(tx: Tx) -> PolicyActivated:
+        current = await policy_in_force(deps, tx)
+        await deps.policies.decide(tx, POLICY_STREAM, lambda s: (s or PolicyVersions()).activate(
+            policy_id=candidate.policy_id, version=candidate.version, sha256=candidate.sha256,
+            document=candidate.model_dump(mode="json"), by=by,
+            replayed=simulation.violations, differ=simulation.different,
+            in_force=(current.policy_id, current.version, current.sha256)))
+        return PolicyActivated(
+            policy_id=candidate.policy_id, version=candidate.version, sha256=candidate.sha256,
+            replayed_violations=simulation.violations, would_differ=simulation.different,
+            changes=simulation.changes)
+
+    return await _command(deps, key, "enforcement.policy-activations", digest, work,
+                          PolicyActivated)
+
+
+async def policy_versions(deps: Deps, scope: Scope) -> list[dict[str, Any]]:
+    """Every version that has been in force, oldest first: the file the service started
+    with, then each activation (A7.3 filing)."""
+    async with deps.db.connect() as conn:
+        state = await deps.policies.load(conn, POLICY_STREAM)
+    await record_access(deps, scope, resource="policies", query={})
+    initial = {"policy_id": deps.policy.policy_id, "version": deps.policy.version,
+               "sha256": deps.policy.sha256, "activated_by": "the service's policy file",
+               "activated_at": None}
+    return [initial, *(state.versions if state else ())]
 
 
 async def simulate(deps: Deps, candidate: rules.MeasurePolicy) -> rules.Simulation:

@@ -298,3 +298,46 @@ async def test_A19_2_an_operator_lifts_a_measure_once(deps):
         await handlers.lift_measure(deps, "acc-lift", out.measure.measure_id, note="",
                                     by="op", key=None, digest="-")
     assert exc.value.code == "measure-lifted"
+
+
+def _stricter(deps, version: str) -> dict:
+    doc = deps.policy.model_dump(mode="json")
+    doc["version"] = version
+    for rule in doc["rules"]:
+        if rule["id"] == "traffic-and-rumours":
+            rule["ladder"][0] = {"measure": "suspend_updates", "duration_days": 3,
+                                 "reversible": True}
+    return doc
+
+
+@BACKENDS
+async def test_A7_3_an_activated_version_decides_from_then_on_after_a_what_if(deps):
+    await confirmed(deps, "acc-v1", 6, province="440000")
+    await settled(deps)
+    doc = _stricter(deps, "2")
+    out = await handlers.activate_policy(deps, rules.MeasurePolicy.model_validate(doc),
+                                         by="op", key=None, digest="-")
+    assert (out.version, out.replayed_violations, out.would_differ) == ("2", 1, 1)
+    later = await confirmed(deps, "acc-v2", 6, province="440000")
+    assert later.measure.measure == "suspend_updates"
+    assert later.measure.policy_version == "2"
+    staff = handlers.Scope(subject="op", regulator=False)
+    versions = await handlers.policy_versions(deps, staff)
+    assert [v["version"] for v in versions] == ["1", "2"]
+    assert versions[1]["would_differ"] == 1 and versions[1]["activated_by"] == "op"
+    assert (await handlers.current_policy(deps, staff))["sha256"] == out.sha256
+
+
+@BACKENDS
+async def test_A7_3_a_version_number_is_never_reused_and_a_same_document_is_refused(deps):
+    same_version = _stricter(deps, deps.policy.version)
+    with pytest.raises(ConflictError) as exc:
+        await handlers.activate_policy(
+            deps, rules.MeasurePolicy.model_validate(same_version), by="op", key=None,
+            digest="-")
+    assert exc.value.code == "policy-version-exists"
+    with pytest.raises(ConflictError) as exc:
+        await handlers.activate_policy(deps, deps.policy, by="op", key=None, digest="-")
+    assert exc.value.code == "policy-unchanged"
+    async with deps.db.connect() as conn:
+        assert await deps.store.stream_version(conn, "measure-policy") == 0

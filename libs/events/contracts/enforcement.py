@@ -7,7 +7,7 @@ measures (A19.2); that issue produces them.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -202,3 +202,21 @@ class RegulatorAccessed(EventPayload):
     manifest_sha256: str | None = None
     outcome: Literal["granted", "refused"] = "granted"
     legal_basis: list[str] = ["A21.2", "A3"]
+
+
+# -- the measure policy's versions (A7.3) -------------------------------------------------------
+@registry.contract
+class MeasurePolicyActivated(EventPayload):
+    """A version of the measure policy is in force from now on (A7.3, A19.2): the document
+    as filed with its digest, who activated it, and what replaying history through it
+    found first (how many confirmed violations it would have decided differently)."""
+
+    event_type: ClassVar[str] = "enforcement.MeasurePolicyActivated"
+    policy_id: str
+    version: str
+    sha256: str
+    document: dict[str, Any]
+    activated_by: str
+    replayed_violations: int
+    would_differ: int
+    legal_basis: list[str] = ["A7.3", "A19.2"]
