@@ -539,10 +539,16 @@ async def list_docs(deps: Deps, scope: Scope, projection: str, *, province: str 
     """A page of violations, measures or cases (a regulator's limited to its province)."""
     shown = await inspect(deps, scope, province, projection,
                           {"province": province, "account_id": account_id})
+    items: list[dict[str, Any]] = []
+    next_cursor: str | None = cursor
+    # Filter while paging, so that a page holds ``limit`` matches (not fewer) until the end.
     async with deps.db.connect() as conn:
-        items, next_cursor = await views.page(conn, projection, after=cursor, limit=limit)
-    items = [d for d in items if (shown is None or d.get("province") == shown)
-             and (account_id is None or d["account_id"] == account_id)]
+        while next_cursor is not None and len(items) < limit:
+            docs, more = await views.page(conn, projection, after=next_cursor,
+                                          limit=limit - len(items))
+            items += [d for d in docs if (shown is None or d.get("province") == shown)
+                      and (account_id is None or d["account_id"] == account_id)]
+            next_cursor = more
     await record_access(deps, scope, resource=projection,
                         query={"province": province, "account_id": account_id})
     return items, next_cursor

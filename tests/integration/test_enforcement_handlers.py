@@ -341,3 +341,19 @@ async def test_A7_3_a_version_number_is_never_reused_and_a_same_document_is_refu
     assert exc.value.code == "policy-unchanged"
     async with deps.db.connect() as conn:
         assert await deps.store.stream_version(conn, "measure-policy") == 0
+
+
+@BACKENDS
+async def test_A3_a_filtered_list_fills_its_pages(deps):
+    for i in range(6):
+        await confirmed(deps, f"acc-page-{i}", 9, province="440000" if i % 3 == 0 else "110000")
+    await settled(deps)
+    staff = handlers.Scope(subject="op", regulator=False)
+    seen, cursor = [], ""
+    while cursor is not None:
+        items, cursor = await handlers.list_docs(deps, staff, views.VIOLATIONS,
+                                                 province="110000", account_id=None,
+                                                 cursor=cursor, limit=2)
+        assert len(items) == 2 or cursor is None
+        seen += [d["account_id"] for d in items]
+    assert sorted(seen) == sorted(f"acc-page-{i}" for i in range(6) if i % 3)
