@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from .clock import DevelopmentClock
 from .logs import configure_logging
 from .problems import install_problem_handlers
 from .service import ServiceRuntime
@@ -52,6 +53,7 @@ def create_app(
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
     install_problem_handlers(app)
     instrument_app(app)
+    app.add_middleware(DevelopmentClock)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

@@ -13,7 +13,7 @@ import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -23,6 +23,7 @@ from libs.domain import DomainError, ForbiddenError, InvalidCommandError, NotFou
 from libs.events import Database, Envelope, EventStore, Streams, transact
 from libs.events.contracts.enforcement import Evidence, MeasureDecided, RegulatorAccessed
 from libs.events.db import Tx
+from libs.runtime import clock
 from libs.runtime.idempotency import run_idempotent
 from libs.runtime.pii import Sealer
 
@@ -45,7 +46,8 @@ log = logging.getLogger(__name__)
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """UTC now; in development, the time a request names (libs.runtime.clock)."""
+    return clock.now()
 
 
 async def _nothing() -> None:

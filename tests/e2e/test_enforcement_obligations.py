@@ -11,7 +11,7 @@ import base64
 import io
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -164,6 +164,25 @@ async def test_A20_2_a_public_complaint_gets_a_working_day_deadline(system):
     assert deadline in {rules.working_days_after(today - timedelta(minutes=1), 10),
                         rules.working_days_after(today, 10)}
     assert deadline - today >= timedelta(days=10)  # ten working days and a weekend or more
+
+
+async def test_A20_2_a_complaint_deadline_skips_a_public_holiday(system):
+    """Filed two days before National Day (the development clock of the request): the ten
+    working days skip the holiday week, which a count of weekdays would not."""
+    account_id = await active_account(system)
+    filed = datetime(2026, 9, 29, 10, 0, tzinfo=timezone(timedelta(hours=8)))
+    async with system.client("enforcement") as public:
+        r = await public.post("/v1/complaints", headers={"X-Clock-Now": filed.isoformat()},
+                              json={"account_id": account_id, "reason": "虚假宣传",
+                                    "category": "false_advertising"})
+    assert r.status_code == 201, r.text
+    deadline = datetime.fromisoformat(r.json()["deadline"])
+    weekdays, day = 0, filed.date()
+    while weekdays < 10:  # what the deadline would be without the holiday calendar
+        day += timedelta(days=1)
+        weekdays += day.weekday() < 5
+    assert deadline == rules.working_days_after(filed, 10)
+    assert deadline.astimezone(filed.tzinfo).date() > day
 
 
 async def test_A3_a_provincial_regulator_cannot_see_another_province(system):

@@ -120,3 +120,22 @@ async def test_a_periodic_task_keeps_running_after_a_failed_run():
     finally:
         task.cancel()
     assert len(runs) >= 3
+
+
+@pytest.mark.parametrize(("environment", "honoured"), [("development", True),
+                                                        ("production", False)])
+def test_a_request_names_the_clock_in_development_only(environment, honoured):
+    from types import SimpleNamespace
+
+    from libs.runtime import clock
+
+    app = FastAPI()
+    app.add_middleware(clock.DevelopmentClock)
+    app.state.runtime = SimpleNamespace(settings=SimpleNamespace(environment=environment))
+
+    @app.get("/now")
+    async def now() -> dict:
+        return {"now": clock.now().isoformat()}
+
+    r = TestClient(app).get("/now", headers={"X-Clock-Now": "2026-09-29T10:00:00+08:00"})
+    assert (r.json()["now"] == "2026-09-29T10:00:00+08:00") is honoured
