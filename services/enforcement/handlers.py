@@ -23,7 +23,7 @@ from libs.domain import DomainError, ForbiddenError, InvalidCommandError, NotFou
 from libs.events import Database, Envelope, EventStore, Streams, transact
 from libs.events.contracts.enforcement import Evidence, MeasureDecided, RegulatorAccessed
 from libs.events.db import Tx
-from libs.runtime import clock
+from libs.runtime.clock import now as utcnow  # UTC; in development a request may name it
 from libs.runtime.idempotency import run_idempotent
 from libs.runtime.pii import Sealer
 
@@ -44,10 +44,6 @@ from .policies import POLICIES, CreditNoted, Registered, VerificationNoted
 
 log = logging.getLogger(__name__)
 
-
-def utcnow() -> datetime:
-    """UTC now; in development, the time a request names (libs.runtime.clock)."""
-    return clock.now()
 
 
 async def _nothing() -> None:

@@ -11,7 +11,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, RootModel
@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, RootModel
 from libs.domain import IllegalTransitionError
 from libs.events import Changed, ConcurrencyError, Database, Envelope, EventStore, Streams
 from libs.events.db import Tx
+from libs.runtime.clock import now as utcnow  # UTC; in development a request may name it
 from libs.runtime.idempotency import run_idempotent
 from libs.runtime.pii import Sealer
 
@@ -40,9 +41,6 @@ from .rules import Policy
 log = logging.getLogger(__name__)
 SOURCE = "/registration"
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 async def _nothing_to_catch_up() -> None:

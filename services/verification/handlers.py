@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -29,6 +29,7 @@ from libs.events.contracts.verification import (
     QualificationExpired,
 )
 from libs.events.db import Tx
+from libs.runtime.clock import now as utcnow  # UTC; in development a request may name it
 from libs.runtime.idempotency import run_idempotent, run_once
 from libs.runtime.pii import Sealer
 
@@ -50,9 +51,6 @@ from .rules import Policy, Subject, check_profile, qualification_needs
 
 log = logging.getLogger(__name__)
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 async def _nothing() -> None:
