@@ -75,6 +75,8 @@ class OperatorsOut(BaseModel):
     owner_entity_type: str | None
     operators: list[dict[str, Any]]
     pending: list[dict[str, Any]]
+    active_measures: list[str] = []  # as enforcement announced them (A11.1)
+    last_transferred_at: datetime | None = None
 
 
 class SignalIn(BaseModel):
@@ -305,6 +307,7 @@ async def operators(deps: Deps, account_id: str) -> OperatorsOut:
             raise NotFoundError(f"account {account_id} is not known to transfer",
                                 code="account-not-known", title="Unknown account")
         apps = await deps.directory.applications(conn, account_id)
+        facts = await deps.directory.facts(conn, account_id)
 
     def shown(a) -> dict[str, Any]:
         return {"transfer_id": a.transfer_id, "kind": a.kind, "status": a.status,
@@ -314,7 +317,9 @@ async def operators(deps: Deps, account_id: str) -> OperatorsOut:
     return OperatorsOut(
         account_id=account_id, owner=owner.masked, owner_entity_type=owner.entity_type,
         operators=[shown(a) for a in apps if a.kind != "transfer" and a.status == "completed"],
-        pending=[shown(a) for a in apps if a.status in ("verifying", "awaiting_confirmation")])
+        pending=[shown(a) for a in apps if a.status in ("verifying", "awaiting_confirmation")],
+        active_measures=list(facts.active_measures),
+        last_transferred_at=facts.last_transferred_at)
 
 
 async def ownership_signal(deps: Deps, signal: SignalIn, *, key: str | None,
