@@ -14,7 +14,14 @@ from libs.runtime.service import Periodic, ServiceRuntime, Subscription
 
 from . import sweep
 from .adapters import ProtectedRegistry, provider_named
-from .domain import evolve, evolve_protected_name, evolve_word_list, stream_of
+from .domain import (
+    evolve,
+    evolve_protected_name,
+    evolve_transferee,
+    evolve_word_list,
+    stream_of,
+    transferee_stream,
+)
 from .handlers import Deps, catch_up_registry, utcnow, when_event
 from .policies import POLICIES
 from .projections import all_projections
@@ -44,6 +51,7 @@ def dependencies(settings: Settings, db: Database, store: EventStore, *,
         verifications=streams(stream_of, evolve),
         protected_names=streams(lambda key: f"protected-name-{key}", evolve_protected_name),
         word_list=streams(lambda key: key, evolve_word_list),  # one stream: prohibited-words
+        transferees=streams(transferee_stream, evolve_transferee),
         sealer=Sealer(settings.pii_key), provider=provider_named(settings.identity_provider),
         registry=ProtectedRegistry(base_words=settings.prohibited_words),
         policy=Policy(settings.protected_name_threshold, settings.logo_max_distance),
@@ -54,9 +62,10 @@ def dependencies(settings: Settings, db: Database, store: EventStore, *,
 
 
 def subscription(deps: Deps) -> Subscription:
-    """Registration's events, each handled in the consumer's transaction with its inbox
-    record, so a redelivery changes nothing."""
-    return Subscription(name="verification-inbound", topics=[events_topic("registration")],
+    """Registration's events and transfer's applications and notices (A11.2), each handled
+    in the consumer's transaction with its inbox record, so a redelivery changes nothing."""
+    return Subscription(name="verification-inbound",
+                        topics=[events_topic("registration"), events_topic("transfer")],
                         handler=each(partial(when_event, deps)),
                         event_types=frozenset(POLICIES))
 

@@ -16,12 +16,14 @@ from typing import Any
 from libs.domain import ConflictError, InvalidCommandError, NotFoundError
 from libs.events import Envelope, EventPayload
 from libs.events.contracts.registration import AccountRegistrationSubmitted, Profile
+from libs.events.contracts.transfer import TransferAnnounced, TransferRequested
 from libs.events.contracts.verification import (
     AccountVerified,
     BadgeGranted,
     BadgeSuspended,
     IdentityVerificationFailed,
     IdentityVerified,
+    OwnerChangeDisclosed,
     ProfileCheckPassed,
     ProfileMismatchFound,
     ProhibitedWordsChanged,
@@ -35,6 +37,8 @@ from libs.events.contracts.verification import (
     QualificationSubmitted,
     ReinspectionPassed,
     ReinspectionScheduled,
+    TransfereeVerificationFailed,
+    TransfereeVerified,
     VerificationOpened,
 )
 
@@ -132,6 +136,7 @@ class Verification:
     last_inspected_at: datetime | None = None
     reinspections: dict[str, str] = field(default_factory=dict)
     evidence: dict[str, str] = field(default_factory=dict)  # what -> event id
+    owner_changes: tuple[dict, ...] = ()  # public notices of completed transfers (A11.2)
     version: int = 0
 
     # -- queries ----------------------------------------------------------------------
@@ -292,6 +297,19 @@ class Verification:
                                      legal_basis=basis, evidence_event_ids=evidence),
                 *self.suspend_badge("reinspection_failed", basis, evidence)]
 
+    def disclose_owner_change(self, notice: TransferAnnounced, evidence: list[str]) -> Events:
+        """A completed transfer's public notice (A11.2); once per transfer."""
+        if any(c["transfer_id"] == notice.transfer_id for c in self.owner_changes):
+            return []
+        n = notice
+        return [OwnerChangeDisclosed(
+            account_id=self.account_id, transfer_id=n.transfer_id, changed_at=n.changed_at,
+            previous_entity_type=n.previous_entity_type or self.entity_type,
+            previous_name=n.previous_name, new_entity_type=n.new_entity_type,
+            new_name=n.new_name, new_owner=n.new_owner, new_organization=n.new_organization,
+            ad_revenue_paused_until=n.ad_revenue_paused_until, legal_basis=["A11.2"],
+            evidence_event_ids=evidence)]
+
     def evolve_all(self, decided: Events, now: datetime) -> Verification:
         return fold_payloads(self, decided, now)
 
@@ -381,6 +399,15 @@ def _apply(state: Verification | None, event_type: str, d: dict[str, Any], time:
     if name == "ReinspectionPassed":
         return replace(s, reinspections={**s.reinspections, d["reinspection_id"]: "passed"},
                        last_inspected_at=time)
+    if name == "OwnerChangeDisclosed":  # the new owner runs the account from now on
+        notice = {k: _iso(d[k]) if k.endswith(("_at", "_until")) and d[k] else d[k]
+                  for k in ("transfer_id", "changed_at", "previous_entity_type",
+                            "previous_name", "new_entity_type", "new_name",
+                            "ad_revenue_paused_until")}
+        return replace(s, identity=d["new_owner"], entity_type=d["new_entity_type"],
+                       organization=d.get("new_organization") or (
+                           None if d["new_entity_type"] == NATURAL else s.organization),
+                       owner_changes=(*s.owner_changes, notice))
     return s
 
 
@@ -435,3 +462,38 @@ def evolve_word_list(state: WordList | None, e: Envelope) -> WordList:
 def change_words(*, added: list[str], removed: list[str], by: str) -> Events:
     return [ProhibitedWordsChanged(added=added, removed=removed, changed_by=by,
                                    legal_basis=["A8.2"])]
+
+
+# -- a transferee's check (A11.2): stream ``transferee-<transfer id>`` ------------------------
+def transferee_stream(transfer_id: str) -> str:
+    return f"transferee-{transfer_id}"
+
+
+@dataclass(frozen=True)
+class TransfereeCheck:
+    """One application's transferee, verified like a registrant (A11.2, A8.1)."""
+
+    transfer_id: str
+    account_id: str
+    status: str  # verified | failed
+    version: int = 0
+
+
+def check_transferee(request: TransferRequested, *, identity: IdentityDecision, provider: str,
+                     evidence: list[str]) -> Events:
+    """The outcome of the providers' answers for the transferee: verified, or failed."""
+    of = {"account_id": request.account_id, "transfer_id": request.transfer_id,
+          "evidence_event_ids": evidence}
+    if not identity.verified:
+        return [TransfereeVerificationFailed(
+            **of, reasons=list(identity.reasons), legal_basis=["A11.2", "A8.1"],
+            detail="the transferee's identity could not be verified: "
+                   + ", ".join(identity.reasons))]
+    return [TransfereeVerified(**of, level=identity.level, factors=list(identity.factors),
+                               provider=provider, legal_basis=["A11.2", "A8.1"])]
+
+
+def evolve_transferee(state: TransfereeCheck | None, e: Envelope) -> TransfereeCheck:
+    status = "verified" if e.type == TransfereeVerified.event_type else "failed"
+    return TransfereeCheck(e.data["transfer_id"], e.data["account_id"], status,
+                           e.stream_version)

@@ -23,6 +23,7 @@ from libs.events.contracts.registration import (
     AccountRegistrationSubmitted,
     ProfileChangeSubmitted,
 )
+from libs.events.contracts.transfer import TransferAnnounced, TransferRequested
 from libs.events.contracts.verification import (
     AccountVerified,
     ProtectedLogo,
@@ -39,6 +40,7 @@ from .domain import (
     WORDS_STREAM,
     Material,
     ProtectedName,
+    TransfereeCheck,
     Verification,
     WordList,
     change_words,
@@ -69,6 +71,7 @@ class Deps:
     sealer: Sealer
     provider: IdentityProvider
     registry: ProtectedRegistry  # in memory, follows the log (catch_up_registry)
+    transferees: Streams[TransfereeCheck] | None = None  # transfer applications (A11.2)
     policy: Policy = Policy()
     min_tenure_months: int = 6
     reinspection_interval_days: int = 180
@@ -192,8 +195,26 @@ async def _change_facts(deps: Deps, tx: Tx, state: Verification | None,
     return Facts(now, findings=_findings(deps, _subject_of(deps, state), p.proposed.model_dump()))
 
 
+async def _transferee_facts(deps: Deps, tx: Tx, state: TransfereeCheck | None,
+                            p: TransferRequested) -> Facts:
+    now = deps.clock()
+    if state is not None:
+        return Facts(now)
+    decision = await verify_identity(deps.provider, deps.sealer, p.transferee_entity_type,
+                                     p.transferee.model_dump(), extra=False,
+                                     min_tenure_months=deps.min_tenure_months)
+    return Facts(now, decision, deps.provider.name)
+
+
+async def _announcement_facts(deps: Deps, tx: Tx, state: Verification | None,
+                              p: TransferAnnounced) -> Facts:
+    return Facts(deps.clock())
+
+
 _FACTS = {AccountRegistrationSubmitted.event_type: _registration_facts,
-          ProfileChangeSubmitted.event_type: _change_facts}
+          ProfileChangeSubmitted.event_type: _change_facts,
+          TransferRequested.event_type: _transferee_facts,
+          TransferAnnounced.event_type: _announcement_facts}
 
 
 async def when_event(deps: Deps, tx: Tx, event: Envelope) -> None:
@@ -203,13 +224,16 @@ async def when_event(deps: Deps, tx: Tx, event: Envelope) -> None:
     if policy is None:
         return
     payload: Any = deps.store.registry.payload(event)
-    account_id = payload.account_id
-    state = await deps.verifications.load(tx, account_id)
+    streams: Any = deps.verifications
+    key = payload.account_id
+    if event.type == TransferRequested.event_type:  # the transferee's own stream
+        assert deps.transferees is not None, "bootstrap wires the transferee streams"
+        streams, key = deps.transferees, payload.transfer_id
+    state = await streams.load(tx, key)
     facts = await _FACTS[event.type](deps, tx, state, payload)
     try:
-        await deps.verifications.decide(tx, account_id,
-                                        lambda s: policy(s, payload, event, facts),
-                                        cause=event, state=state)
+        await streams.decide(tx, key, lambda s: policy(s, payload, event, facts),
+                             cause=event, state=state)
     except DomainError as exc:
         log.info("%s %s: %s; skipped", event.type, event.id, exc.detail)
 

@@ -19,8 +19,9 @@ from libs.events.contracts.registration import (
     AccountRegistrationSubmitted,
     ProfileChangeSubmitted,
 )
+from libs.events.contracts.transfer import TransferAnnounced, TransferRequested
 
-from .domain import IdentityDecision, Verification
+from .domain import IdentityDecision, TransfereeCheck, Verification, check_transferee
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,29 @@ def when_profile_change_submitted_check(state: Verification | None,
                               findings=list(ctx.findings), evidence=[event.id], now=ctx.now)
 
 
-Reaction = Callable[[Verification | None, Any, Envelope, Facts], list[EventPayload]]
+def when_transfer_requested_verify_transferee(state: TransfereeCheck | None,
+                                              payload: TransferRequested, event: Envelope,
+                                              ctx: Facts) -> list[EventPayload]:
+    """The transferee of an application goes through the registrant's checks (A11.2)."""
+    if state is not None:
+        raise ConflictError(f"transferee of {payload.transfer_id} already checked")
+    assert ctx.identity is not None, "the handler asks the providers for a new transferee"
+    return check_transferee(payload, identity=ctx.identity, provider=ctx.provider,
+                            evidence=[event.id])
+
+
+def when_transfer_announced_disclose(state: Verification | None, payload: TransferAnnounced,
+                                     event: Envelope, ctx: Facts) -> list[EventPayload]:
+    """The change notice joins the public page; the new owner is the account's operator."""
+    if state is None or state.identity_status == "failed":
+        raise NotFoundError(f"no verifiable account {payload.account_id}")
+    return state.disclose_owner_change(payload, evidence=[event.id])
+
+
+Reaction = Callable[[Any, Any, Envelope, Facts], list[EventPayload]]
 POLICIES: dict[str, Reaction] = {
     AccountRegistrationSubmitted.event_type: when_registration_submitted_verify,
     ProfileChangeSubmitted.event_type: when_profile_change_submitted_check,
+    TransferRequested.event_type: when_transfer_requested_verify_transferee,
+    TransferAnnounced.event_type: when_transfer_announced_disclose,
 }

@@ -122,6 +122,8 @@ def disclose(s: Verification, sealer: Sealer) -> dict[str, Any]:
         "entity_type": s.entity_type, "category": s.category, "province": s.province,
         "qualification_labels": s.labels, "news_permit_number": permits[0] if permits else None,
         "profile": {"name": s.profile.get("name"), "description": s.profile.get("description")},
+        # A11.2: every completed transfer's notice (date, previous and new entity and name)
+        "owner_changes": list(s.owner_changes),
     }
     i = s.identity
     if s.entity_type == "natural_person":

@@ -236,3 +236,44 @@ class ReinspectionScheduled(AccountDecision):
 class ReinspectionPassed(AccountDecision):
     event_type: ClassVar[str] = "verification.ReinspectionPassed"
     reinspection_id: str
+
+
+# -- transferees (A11.2): verified like a registrant -------------------------------------
+# Stream ``transferee-<transfer id>``; the transfer service waits for one of these two.
+
+@registry.contract
+class TransfereeVerified(AccountDecision):
+    """The transferee of an application passed the identity checks (A11.2, A8.1)."""
+
+    event_type: ClassVar[str] = "verification.TransfereeVerified"
+    transfer_id: str
+    level: IdentityLevel
+    factors: list[str]
+    provider: str
+
+
+@registry.contract
+class TransfereeVerificationFailed(AccountDecision):
+    """The transferee's identity is invalid, false or borrowed: the transfer is refused."""
+
+    event_type: ClassVar[str] = "verification.TransfereeVerificationFailed"
+    transfer_id: str
+    reasons: list[str]
+    detail: str
+
+
+@registry.contract
+class OwnerChangeDisclosed(AccountDecision):
+    """A completed transfer's notice, shown on the public page (A11.2): the account's
+    operator is now the new owner."""
+
+    event_type: ClassVar[str] = "verification.OwnerChangeDisclosed"
+    transfer_id: str
+    changed_at: datetime
+    previous_entity_type: str | None = None
+    previous_name: str | None = None
+    new_entity_type: EntityType
+    new_name: str
+    new_owner: SealedIdentity
+    new_organization: Organization | None = None
+    ad_revenue_paused_until: datetime | None = None

@@ -1,0 +1,36 @@
+"""Command-line entries of the transfer service::
+
+    python -m services.transfer.cli sweep --now 2027-06-01T00:00:00Z
+
+``sweep`` expires applications still open past their deadline (A11.2) outside the app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from libs.runtime.cli import add_now
+
+from . import sweep
+from .bootstrap import bootstrap
+
+
+async def _sweep(now) -> dict:
+    async with bootstrap().offline() as runtime:
+        report = await sweep.run(runtime.deps, now=now)
+    return report.model_dump(mode="json")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m services.transfer.cli",
+                                description="Command-line entries of the transfer service.")
+    commands = p.add_subparsers(dest="command", required=True)
+    add_now(commands.add_parser("sweep", help="expire applications past their deadline"))
+    args = p.parse_args(argv)
+    print(json.dumps(asyncio.run(_sweep(args.now)), indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""Transfer's handlers on both databases: applications through verification's answer to
+completion, the no-trading rules, ownership signals, and inbound events delivered twice."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from libs.domain import InvalidCommandError, NotFoundError
+from libs.events import Consumer, Database, Envelope, EventStore
+from libs.events.contracts import all_contracts
+from libs.events.kafka_binding import to_kafka
+from libs.events.migrate import upgrade
+from libs.events.testing import FakeBroker, FakeRecord
+from libs.runtime.pii import Sealer
+from libs.runtime.settings import DEV_PII_KEY
+from services.transfer import bootstrap as boot
+from services.transfer import handlers, schemas, sweep
+from services.transfer.settings import Settings
+from services.verification.domain import IdentityDecision, check_transferee
+from tests.conftest import BACKENDS
+from tests.integration.test_enforcement_handlers import registered
+from tests.registration_support import phone, resident_id
+
+pytestmark = pytest.mark.postgres
+CONTRACTS = all_contracts()
+T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+SEALER = Sealer(DEV_PII_KEY)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+async def deps(database_url):
+    await asyncio.to_thread(upgrade, database_url, boot.MIGRATIONS)
+    db = Database(database_url)
+    store = EventStore(CONTRACTS, dialect=db.dialect)
+    yield boot.dependencies(Settings(), db, store, clock=Clock(T0))
+    await db.dispose()
+
+
+async def deliver(deps, env: Envelope, topic: str) -> None:
+    """The event delivered twice, as a broker may after a crash."""
+    broker = FakeBroker()
+    consumer = Consumer(name="transfer-inbound", db=deps.db, registry=CONTRACTS,
+                        source=broker.consumer("transfer-inbound", "t"),
+                        handler=boot.subscription(deps).handler,
+                        dead_letter_producer=broker.producer())
+    key, value, headers = to_kafka(CONTRACTS.validate(env)._replace(stream_version=1))
+    for offset in (0, 1):
+        await consumer.process([FakeRecord(topic, 0, offset, key, value, list(headers))])
+
+
+def body(account_id: str, name: str = "王五", kind: str = "transfer") -> schemas.TransferIn:
+    return schemas.TransferIn(account_id=account_id, kind=kind, contact="13800138000",
+                              transferee=schemas.IdentityIn(id_number=resident_id(), name=name,
+                                                            phone=phone()))
+
+
+async def apply(deps, account_id: str, **kw) -> handlers.TransferOut:
+    return await handlers.apply(deps, schemas.application(body(account_id, **kw), SEALER),
+                                by="platform", key=None, digest="-")
+
+
+async def answer(deps, transfer: handlers.TransferOut, verified: bool) -> None:
+    """Verification's answer on the transferee (built by its domain), delivered twice."""
+    async with deps.db.connect() as conn:
+        requested = (await deps.store.read_stream(conn, f"transfer-{transfer.transfer_id}"))[0]
+    payload = CONTRACTS.payload(requested)
+    decision = (IdentityDecision(True, "three_factor", ("carrier", "public_security"), ())
+                if verified else IdentityDecision(False, None, (), ("public-security-mismatch",)))
+    [out] = check_transferee(payload, identity=decision, provider="local",
+                             evidence=[requested.id])
+    env = Envelope.new(type=out.event_type, data=out.to_data(), source="/verification",
+                       subject=transfer.transfer_id,
+                       stream_id=f"transferee-{transfer.transfer_id}", time=T0)
+    await deliver(deps, env, "verification.events")
+
+
+async def types(deps, stream: str) -> list[str]:
+    async with deps.db.connect() as conn:
+        return [e.type for e in await deps.store.read_stream(conn, stream)]
+
+
+async def known_account(deps) -> str:
+    account = f"acc-{uuid.uuid4().hex[:6]}"
+    await deliver(deps, registered(account), "registration.events")
+    return account
+
+
+@BACKENDS
+async def test_A11_2_verified_confirmed_transfer_completes_once_despite_redelivery(deps):
+    account = await known_account(deps)
+    before = await handlers.operators(deps, account)
+    t = await apply(deps, account)
+    assert t.status == "verifying"
+    await answer(deps, t, verified=True)
+    await handlers.confirm(deps, t.transfer_id, party="transferor", by="p", key=None,
+                           digest="-")
+    done = await handlers.confirm(deps, t.transfer_id, party="transferee", by="p", key=None,
+                                  digest="-")
+    assert done.status == "completed"
+    assert await types(deps, f"transfer-{t.transfer_id}") == [
+        "transfer.TransferRequested", "transfer.FollowersNotified",
+        "transfer.TransfereeApproved", "transfer.TransferConfirmed",
+        "transfer.TransferConfirmed", "transfer.TransferCompleted",
+        "transfer.TransferAnnounced"]
+    async with deps.db.connect() as conn:
+        events = await deps.store.read_stream(conn, f"transfer-{t.transfer_id}")
+    notice = events[-1].data
+    assert notice["previous_name"] == before.owner["holder_name_masked"]
+    assert notice["new_name"] == "王*" and notice["ad_revenue_paused_until"].startswith(
+        "2026-06-02")
+    after = await handlers.operators(deps, account)
+    assert after.owner["id_number_masked"] == done.transferee["id_number_masked"]
+    # the same answer again changes nothing; a new transfer within 180 days is refused
+    await answer(deps, t, verified=True)
+    assert len(await types(deps, f"transfer-{t.transfer_id}")) == 7
+    again = await apply(deps, account, name="赵六")
+    assert again.status == "rejected" and again.reasons == ["transferred-recently"]
+
+
+@BACKENDS
+async def test_A11_2_transferee_who_fails_verification_is_rejected(deps):
+    account = await known_account(deps)
+    t = await apply(deps, account, name="冒用者")
+    await answer(deps, t, verified=False)
+    out = await handlers.get_transfer(deps, t.transfer_id)
+    assert out.status == "rejected" and out.reasons == ["public-security-mismatch"]
+    with pytest.raises(Exception) as e:
+        await handlers.confirm(deps, t.transfer_id, party="transferor", by="p", key=None,
+                               digest="-")
+    assert e.value.code == "transfer-not-open"
+
+
+@BACKENDS
+async def test_A11_1_transfer_refused_under_active_measure_until_lifted(deps):
+    account = await known_account(deps)
+    applied = Envelope.new(
+        type="enforcement.MeasureApplied", source="/enforcement", subject=account,
+        stream_id=f"enforcement-account-{account}", time=T0,
+        data={"account_id": account, "measure_id": "m1", "measure": "blacklist",
+              "starts_at": T0.isoformat(), "policy_version": "p@1", "legal_basis": ["A19.2"]})
+    await deliver(deps, applied, "enforcement.events")
+    refused = await apply(deps, account)
+    assert refused.status == "rejected" and refused.reasons == ["account-blacklisted"]
+    lifted = Envelope.new(
+        type="enforcement.MeasureLifted", source="/enforcement", subject=account,
+        stream_id=f"enforcement-account-{account}", time=T0,
+        data={"account_id": account, "measure_id": "m1", "reason": "appeal_upheld",
+              "legal_basis": ["A20.2"]})
+    await deliver(deps, lifted, "enforcement.events")
+    ok = await apply(deps, account)
+    assert ok.status == "verifying"
+    with pytest.raises(InvalidCommandError) as e:  # one open transfer per account
+        await apply(deps, account)
+    assert e.value.code == "transfer-already-open"
+
+
+@BACKENDS
+async def test_A11_2_unapplied_transfer_detected_unless_covered(deps):
+    account = await known_account(deps)
+    stranger = schemas.signal(schemas.SignalBody(account_id=account, signal="login_identity",
+                                                 id_number=resident_id()), SEALER)
+    out = await handlers.ownership_signal(deps, stranger, key=None, digest="-")
+    assert out.unapplied_transfer
+    assert await types(deps, f"ownership-{account}") == ["transfer.UnappliedTransferDetected"]
+    # an approved application covers its transferee
+    b = body(account)
+    t = await handlers.apply(deps, schemas.application(b, SEALER), by="p", key=None,
+                             digest="-")
+    await answer(deps, t, verified=True)
+    covered = schemas.signal(schemas.SignalBody(
+        account_id=account, signal="contact_changed", id_number=b.transferee.id_number),
+        SEALER)
+    out = await handlers.ownership_signal(deps, covered, key=None, digest="-")
+    assert not out.unapplied_transfer and out.covered_by == f"transfer:{t.transfer_id}"
+    with pytest.raises(NotFoundError):
+        await handlers.ownership_signal(deps, stranger.model_copy(
+            update={"account_id": "nobody"}), key=None, digest="-")
+
+
+@BACKENDS
+async def test_A11_2_open_application_expires_with_the_sweep(deps):
+    account = await known_account(deps)
+    t = await apply(deps, account)
+    report = await sweep.run(deps, now=T0 + timedelta(days=14))
+    assert report.expired == []
+    report = await sweep.run(deps, now=T0 + timedelta(days=15, seconds=1))
+    assert report.expired == [t.transfer_id]
+    assert (await handlers.get_transfer(deps, t.transfer_id)).status == "expired"
+    assert (await sweep.run(deps, now=T0 + timedelta(days=20))).expired == []
+
+
+@BACKENDS
+async def test_A17_3_grant_records_both_acceptances_and_is_revoked(deps):
+    account = await known_account(deps)
+    t = await apply(deps, account, kind="third_party")
+    await answer(deps, t, verified=True)
+    for party in ("transferee", "transferor"):
+        out = await handlers.confirm(deps, t.transfer_id, party=party, by=party, key=None,
+                                     digest="-")
+    assert out.status == "completed"
+    ops = await handlers.operators(deps, account)
+    assert [o["accepted_by"] for o in ops.operators] == [
+        {"transferee": "transferee", "transferor": "transferor"}]
+    await handlers.revoke(deps, t.transfer_id, by="op", reason="", key=None, digest="-")
+    assert (await handlers.operators(deps, account)).operators == []
+    async with deps.db.connect() as conn:
+        n = await conn.fetchval(text("SELECT count(*) FROM events"))
+    with pytest.raises(NotFoundError):
+        await handlers.confirm(deps, "missing", party="transferor", by="p", key=None,
+                               digest="-")
+    async with deps.db.connect() as conn:
+        assert await conn.fetchval(text("SELECT count(*) FROM events")) == n
