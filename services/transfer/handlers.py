@@ -11,7 +11,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from libs.domain import DomainError, InvalidCommandError, NotFoundError
 from libs.events import Database, Envelope, EventStore, Streams, transact
 from libs.events.db import Tx
+from libs.runtime.clock import now as utcnow  # UTC; in development a request may name it
 from libs.runtime.idempotency import run_idempotent
 from libs.runtime.pii import Sealer
 
@@ -29,9 +30,6 @@ from .policies import LEARN, POLICIES, MeasureNoted, OwnerKnown
 
 log = logging.getLogger(__name__)
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
