@@ -141,12 +141,12 @@ class _EventSpan:
             correlation_id.reset(self._token)
 
 
-def consumer_span(consumer: str):
+def consumer_span(consumer: str, provider=None):
     """For :class:`libs.events.Consumer`: each event handled in a span continuing its trace,
     so the events the handler appends carry that trace on (one trace per causal chain), with
     a link to the producing span (where a batch or a redrive would start a new trace, the
     link still leads back)."""
-    tracer = trace.get_tracer("libs.events.consumer")
+    tracer = trace.get_tracer("libs.events.consumer", tracer_provider=provider)
 
     def span(event):
         producer = span_context_of(event.traceparent)
@@ -163,10 +163,10 @@ def consumer_span(consumer: str):
     return span
 
 
-def relay_span(topic: str):
+def relay_span(topic: str, provider=None):
     """For :class:`libs.events.Relay`: a PRODUCER span per published page, linked to the
     span that decided each of its events (the first ``MAX_LINKS``)."""
-    tracer = trace.get_tracer("libs.events.outbox")
+    tracer = trace.get_tracer("libs.events.outbox", tracer_provider=provider)
 
     def span(events):
         links = []
