@@ -76,9 +76,9 @@ def create_app(
 
     @app.get("/metrics", tags=["operations"], response_class=Response)
     async def metrics() -> Response:
-        """Prometheus metrics (text format 0.0.4): events published, relay backlog and
-        publish lag, events handled, dead letters and consumer lag per consumer, handler,
-        relay and HTTP latency histograms, how long tailing readers wait."""
+        """Prometheus text exposition: events published, relay backlog and publish lag,
+        events handled, dead letters and consumer lag per consumer, handler, relay and HTTP
+        latency histograms, how long tailing readers wait (libs.runtime.metrics)."""
         return Response(await app.state.runtime.metrics(), media_type=CONTENT_TYPE)
 
     for router in routers:

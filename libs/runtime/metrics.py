@@ -120,7 +120,7 @@ class RuntimeMetrics:
 
     # -- scrape ---------------------------------------------------------------------------
     async def exposition(self) -> bytes:
-        """Read what is read at scrape time, then render the registry (text format 0.0.4)."""
+        """Read what is read at scrape time, then render the registry (Prometheus text)."""
         async with self._scrape:  # concurrent scrapes share one set of queries' cost
             self.snapshot = await self.read_snapshot()
             return generate_latest(self.registry)
