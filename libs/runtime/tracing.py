@@ -125,13 +125,14 @@ def span_context_of(traceparent: str | None) -> SpanContext | None:
 class _EventSpan:
     """Context manager: the consumer span of one event, with the correlation id set."""
 
-    __slots__ = ("_span", "_token")
+    __slots__ = ("_span", "_correlation", "_token")
 
     def __init__(self, span_cm, event) -> None:
         self._span = span_cm
-        self._token = correlation_id.set(getattr(event, "correlation_id", None))
+        self._correlation = getattr(event, "correlation_id", None)
 
     def __enter__(self):
+        self._token = correlation_id.set(self._correlation)
         return self._span.__enter__()
 
     def __exit__(self, *exc):
