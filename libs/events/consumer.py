@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Collection
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -113,6 +114,8 @@ class Consumer:
         poll_timeout_ms: int = 200,
         after_db_commit: Callable[[list[Any]], Awaitable[None]] | None = None,
         event_context: Callable[[Envelope], AbstractContextManager] | None = None,
+        observe_handler: Callable[[float, int], None] | None = None,
+        observe_batch: Callable[[float, int], None] | None = None,
     ) -> None:
         self.name = name
         self.db = db
@@ -131,8 +134,14 @@ class Consumer:
         self.poll_timeout_ms = poll_timeout_ms
         # Test seam: runs after the database commit and before the offset commit.
         self.after_db_commit = after_db_commit
+        # Instrumentation: (seconds, events) of each handler call and of each batch
+        # transaction (inbox, handler, commit); they observe, they change nothing.
+        self.observe_handler = observe_handler
+        self.observe_batch = observe_batch
         self.handled = 0
         self.dead_lettered = 0
+        # partition -> the offset after the last record handled and committed (for lag)
+        self.positions: dict[Any, int] = {}
         self._stopping = False
         self._task: asyncio.Task | None = None
 
@@ -164,6 +173,7 @@ class Consumer:
                     await self.after_db_commit(records)
                 offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items() if recs}
                 await self.source.commit(offsets)
+                self.positions.update(offsets)
                 pause = self.backoff_seconds
             except INFRASTRUCTURE_ERRORS as exc:
                 # Nothing of this batch counts as consumed: read it again after a pause.
@@ -229,6 +239,7 @@ class Consumer:
             return _Item(record, error=exc)
 
     async def _handle(self, events: list[Envelope]) -> None:
+        started = time.perf_counter()
         async with self.db.transaction() as tx:
             await tx.plan_per_execution()
             new = await claim(tx, self.name, [e.id for e in events])
@@ -238,13 +249,23 @@ class Consumer:
                     new.discard(e.id)  # a duplicate inside one batch is handled once too
                     todo.append(e)
             if todo and self.event_context is None:
-                await self.handler(tx, todo)
+                await self._call(tx, todo)
             else:
                 # Each event in its own context (its trace), still in the batch's transaction.
                 for e in todo:
                     with self.event_context(e):
-                        await self.handler(tx, [e])
+                        await self._call(tx, [e])
         self.handled += len(todo)
+        if self.observe_batch is not None:
+            self.observe_batch(time.perf_counter() - started, len(todo))
+
+    async def _call(self, tx: Tx, events: list[Envelope]) -> None:
+        if self.observe_handler is None:
+            await self.handler(tx, events)
+            return
+        started = time.perf_counter()
+        await self.handler(tx, events)
+        self.observe_handler(time.perf_counter() - started, len(events))
 
     async def _handle_alone(self, item: _Item, first_attempt: int = 1) -> None:
         delay = self.backoff_seconds

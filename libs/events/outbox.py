@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from .checkpoints import hold_checkpoint, load_checkpoint, save_checkpoint
@@ -44,6 +46,8 @@ class Relay(LogTailer):
         name: str | None = None,
         batch_size: int = 1000,
         idle_seconds: float = 0.05,
+        observe_publish: Callable[[float, int], None] | None = None,
+        page_context: Callable[[list], AbstractContextManager] | None = None,
     ) -> None:
         super().__init__(name=name or f"relay:{topic}", batch_size=batch_size,
                          idle_seconds=idle_seconds)
@@ -53,6 +57,10 @@ class Relay(LogTailer):
         self.topic = topic
         self.published = 0
         self.last_publish_lag_seconds = 0.0
+        # Instrumentation: (seconds, events) of each page published until its acks, and a
+        # context entered around it (a publish span linked to the events' traces).
+        self.observe_publish = observe_publish
+        self.page_context = page_context
 
     async def publish_pending(self) -> int:
         """Publish one page of events after the checkpoint; returns how many were published."""
@@ -84,6 +92,16 @@ class Relay(LogTailer):
                                          upcast=False, decode_data=False)
 
     async def _publish(self, page) -> None:
+        started = time.perf_counter()
+        if self.page_context is None:
+            await self._send(page)
+        else:
+            with self.page_context(page.events):
+                await self._send(page)
+        if self.observe_publish is not None:
+            self.observe_publish(time.perf_counter() - started, len(page.events))
+
+    async def _send(self, page) -> None:
         send = self.producer.send
         topic = self.topic
         pending = []

@@ -7,10 +7,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, Response
 
 from .clock import DevelopmentClock
 from .logs import configure_logging
+from .metrics import CONTENT_TYPE, HttpMetricsMiddleware
 from .problems import install_problem_handlers
 from .service import ServiceRuntime
 from .tracing import configure_tracing, instrument_app
@@ -55,6 +56,13 @@ def create_app(
     instrument_app(app)
     app.add_middleware(DevelopmentClock)
 
+    def metrics_of():
+        runtime = getattr(app.state, "runtime", None)
+        return runtime.prometheus if runtime is not None else None
+
+    # Outermost: it times the whole request, problem documents and tracing included.
+    app.add_middleware(HttpMetricsMiddleware, metrics_of=metrics_of)
+
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
         """Liveness: the process is up and serving."""
@@ -68,10 +76,12 @@ def create_app(
         return JSONResponse({"status": "ready" if ready else "not-ready", "checks": checks},
                             status_code=200 if ready else 503)
 
-    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
-    async def metrics() -> str:
-        """Prometheus metrics: published, handled, dead letters, publish lag, reader wait."""
-        return await app.state.runtime.metrics()
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus text exposition: events published, relay backlog and publish lag,
+        events handled, dead letters and consumer lag per consumer, handler, relay and HTTP
+        latency histograms, how long tailing readers wait (libs.runtime.metrics)."""
+        return Response(await app.state.runtime.metrics(), media_type=CONTENT_TYPE)
 
     for router in routers:
         app.include_router(router)

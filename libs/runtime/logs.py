@@ -1,4 +1,6 @@
-"""Structured JSON logs on stderr, one object a line, with the service name."""
+"""Structured JSON logs on stderr, one object a line, with the service name, and the
+trace and correlation ids of the work being done (the active span's trace, the correlation
+id of the event being handled), so a log line leads to its trace and its causal chain."""
 
 from __future__ import annotations
 
@@ -6,6 +8,10 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+
+from opentelemetry import trace
+
+from .tracing import correlation_id
 
 
 class JsonFormatter(logging.Formatter):
@@ -21,7 +27,14 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key in ("correlation_id", "event_id", "event_type"):
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            entry["trace_id"] = format(ctx.trace_id, "032x")
+            entry["span_id"] = format(ctx.span_id, "016x")
+        current = correlation_id.get()
+        if current:
+            entry["correlation_id"] = current
+        for key in ("correlation_id", "event_id", "event_type", "trace_id"):
             if hasattr(record, key):
                 entry[key] = getattr(record, key)
         if record.exc_info:

@@ -37,8 +37,9 @@ from libs.events.migrate import upgrade
 from libs.events.topics import SERVICES
 
 from .kafka import make_consumer, make_producer
+from .metrics import RuntimeMetrics
 from .settings import ServiceSettings
-from .tracing import consumer_span, current_traceparent
+from .tracing import consumer_span, current_traceparent, relay_span
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,8 @@ class ServiceRuntime:
         self.runners: list[ProjectionRunner] = []
         self._tasks: list[asyncio.Task] = []
         self._background: list[asyncio.Task] = []
+        # Its own registry: several runtimes in one process (tests, acctctl) never collide.
+        self.prometheus = RuntimeMetrics(self)
 
     def serve(
         self,
@@ -137,7 +140,9 @@ class ServiceRuntime:
         )
         self.producer = make_producer(s.kafka_bootstrap_servers, f"{s.service}-relay")
         await self.producer.start()
-        self.relay = Relay(db=self.db, store=self.store, producer=self.producer, topic=self.topic)
+        self.relay = Relay(db=self.db, store=self.store, producer=self.producer, topic=self.topic,
+                           observe_publish=self.prometheus.relay_hook(),
+                           page_context=relay_span(self.topic))
         self._tasks.append(asyncio.create_task(self.relay.run(), name="relay"))
         for p in self.projection_defs:
             runner = ProjectionRunner(db=self.db, store=self.store, projection=p)
@@ -155,6 +160,7 @@ class ServiceRuntime:
                 dead_letter_topic=self.ns + dead_letter_topic(sub.name),
                 event_context=consumer_span(sub.name),
                 event_types=sub.event_types,
+                **self.prometheus.consumer_hooks(sub.name),
             )
             await consumer.start()
             self.consumers.append(consumer)
@@ -237,25 +243,7 @@ class ServiceRuntime:
         checks["workers"] = "ok" if not dead else f"stopped: {dead}"
         return checks
 
-    async def metrics(self) -> str:
-        """Prometheus text exposition of the kernel's counters."""
-        svc = self.settings.service
-        published = self.relay.published if self.relay else 0
-        lag = self.relay.last_publish_lag_seconds if self.relay else 0
-        lines = [
-            "# TYPE events_published_total counter",
-            f'events_published_total{{service="{svc}"}} {published}',
-            "# TYPE relay_publish_lag_seconds gauge",
-            f'relay_publish_lag_seconds{{service="{svc}"}} {lag}',
-        ]
-        lines.append("# TYPE events_handled_total counter")
-        lines += [f'events_handled_total{{service="{svc}",consumer="{c.name}"}} {c.handled}'
-                  for c in self.consumers]
-        lines.append("# TYPE dead_letters_total counter")
-        lines += [f'dead_letters_total{{service="{svc}",consumer="{c.name}"}} {c.dead_lettered}'
-                  for c in self.consumers]
-        async with self.db.connect() as conn:
-            wait = await self.store.reader_wait_seconds(conn)
-        lines += ["# TYPE log_reader_wait_seconds gauge",
-                  f'log_reader_wait_seconds{{service="{svc}"}} {wait}']
-        return "\n".join(lines) + "\n"
+    async def metrics(self) -> bytes:
+        """Prometheus text exposition (``libs.runtime.metrics``): the kernel's counters, the
+        relay's backlog, consumer lag, handler, relay and HTTP histograms, reader wait."""
+        return await self.prometheus.exposition()

@@ -1,30 +1,84 @@
-"""OpenTelemetry: a tracer provider per service, FastAPI spans, and context for new events.
+"""OpenTelemetry: a tracer provider per service process, FastAPI spans, context for events.
 
-Spans are exported only when ``OTEL_TRACES_EXPORTER=console`` (locally) or an OTLP
-exporter is configured by the deployment; otherwise they are created and dropped,
-which keeps ``traceparent`` flowing through events at almost no cost.
+Exporters follow the standard ``OTEL_*`` variables:
+
+- ``OTEL_TRACES_EXPORTER``: ``otlp`` (OTLP over HTTP/protobuf to
+  ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_ENDPOINT``, with
+  ``OTEL_EXPORTER_OTLP_HEADERS``, ``..._TIMEOUT`` etc. read by the exporter itself),
+  ``console`` (development), ``none``; a comma-separated list is honoured. Unset: ``otlp``
+  when an OTLP endpoint is set, otherwise ``none`` (tests and ``make run`` export nothing).
+- ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES`` add to the resource (the service's
+  name is the default); ``OTEL_BSP_*`` tune the batch processor; ``OTEL_SDK_DISABLED=true``.
+
+Spans that are not exported are still created, which keeps ``traceparent`` flowing through
+events at almost no cost. Every consumed event gets a CONSUMER span that continues the
+producing trace (its parent is the span that decided the event) and also carries a span
+link to that span; every page the relay publishes gets a PRODUCER span linked to the spans
+of the events in it.
 """
 
 from __future__ import annotations
 
+import contextvars
+import logging
 import os
 
 from fastapi import FastAPI
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.trace import Link, SpanContext, TraceFlags
+
+log = logging.getLogger(__name__)
 
 _configured = False
 
+# The correlation id of the event being handled (logs carry it; see libs.runtime.logs).
+correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "correlation_id", default=None)
 
-def configure_tracing(service: str) -> None:
+MAX_LINKS = 128  # the SDK's default span link limit
+
+
+def exporters_from_env(environ=os.environ) -> list[str]:
+    """The trace exporters the ``OTEL_*`` variables ask for (``[]``: none)."""
+    names = environ.get("OTEL_TRACES_EXPORTER")
+    if names is None:
+        endpoint = (environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                    or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        return ["otlp"] if endpoint else []
+    return [n.strip().lower() for n in names.split(",") if n.strip().lower() not in ("", "none")]
+
+
+def span_processors(environ=os.environ) -> list[SpanProcessor]:
+    processors: list[SpanProcessor] = []
+    for name in exporters_from_env(environ):
+        if name == "console":
+            processors.append(BatchSpanProcessor(ConsoleSpanExporter()))
+        elif name == "otlp":
+            protocol = (environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+                        or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"))
+            if protocol != "http/protobuf":
+                log.warning("OTLP protocol %s is not installed; using http/protobuf", protocol)
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            processors.append(BatchSpanProcessor(OTLPSpanExporter()))
+        else:
+            log.warning("unknown OTEL_TRACES_EXPORTER %r ignored", name)
+    return processors
+
+
+def configure_tracing(service: str, *, processors: list[SpanProcessor] | None = None) -> None:
+    """Install the process's tracer provider (once): resource ``service.name`` = the
+    service unless ``OTEL_SERVICE_NAME`` says otherwise, exporters from ``OTEL_*``."""
     global _configured
-    if _configured:
+    if _configured or os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    if os.environ.get("OTEL_TRACES_EXPORTER") == "console":
-        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    attrs = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": service}
+    provider = TracerProvider(resource=Resource.create(attrs))
+    for processor in span_processors() if processors is None else processors:
+        provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
     _configured = True
 
@@ -50,17 +104,84 @@ def context_of(traceparent: str | None):
     return propagate.extract({"traceparent": traceparent} if traceparent else {})
 
 
-def consumer_span(consumer: str):
+def span_context_of(traceparent: str | None) -> SpanContext | None:
+    """The (remote) span context a W3C ``traceparent`` names, or None if it names none.
+
+    Parsed by hand: the relay links every event of a page, and ``propagate.extract``
+    costs several times more."""
+    if not traceparent:
+        return None
+    parts = traceparent.split("-")
+    if len(parts) < 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
+        return None
+    try:
+        ctx = SpanContext(trace_id=int(parts[1], 16), span_id=int(parts[2], 16),
+                          is_remote=True, trace_flags=TraceFlags(int(parts[3][:2], 16)))
+    except ValueError:
+        return None
+    return ctx if ctx.is_valid else None
+
+
+class _EventSpan:
+    """Context manager: the consumer span of one event, with the correlation id set."""
+
+    __slots__ = ("_span", "_correlation", "_token")
+
+    def __init__(self, span_cm, event) -> None:
+        self._span = span_cm
+        self._correlation = getattr(event, "correlation_id", None)
+
+    def __enter__(self):
+        self._token = correlation_id.set(self._correlation)
+        return self._span.__enter__()
+
+    def __exit__(self, *exc):
+        try:
+            return self._span.__exit__(*exc)
+        finally:
+            correlation_id.reset(self._token)
+
+
+def consumer_span(consumer: str, provider=None):
     """For :class:`libs.events.Consumer`: each event handled in a span continuing its trace,
-    so the events the handler appends carry that trace on (one trace per causal chain)."""
-    tracer = trace.get_tracer("libs.events.consumer")
+    so the events the handler appends carry that trace on (one trace per causal chain), with
+    a link to the producing span (where a batch or a redrive would start a new trace, the
+    link still leads back)."""
+    tracer = trace.get_tracer("libs.events.consumer", tracer_provider=provider)
 
     def span(event):
-        return tracer.start_as_current_span(
-            f"{consumer} {event.type}", context=context_of(event.traceparent),
-            kind=trace.SpanKind.CONSUMER,
-            attributes={"messaging.system": "kafka", "messaging.consumer.group.name": consumer,
+        producer = span_context_of(event.traceparent)
+        links = [Link(producer, {"messaging.link": "producer"})] if producer else None
+        return _EventSpan(tracer.start_as_current_span(
+            f"{consumer} process {event.type}", context=context_of(event.traceparent),
+            kind=trace.SpanKind.CONSUMER, links=links,
+            attributes={"messaging.system": "kafka", "messaging.operation.type": "process",
+                        "messaging.consumer.group.name": consumer,
                         "cloudevents.event_id": event.id, "cloudevents.event_type": event.type,
-                        "cloudevents.event_subject": event.subject})
+                        "cloudevents.event_subject": event.subject or "",
+                        "correlation_id": event.correlation_id or ""}), event)
+
+    return span
+
+
+def relay_span(topic: str, provider=None):
+    """For :class:`libs.events.Relay`: a PRODUCER span per published page, linked to the
+    span that decided each of its events (the first ``MAX_LINKS``)."""
+    tracer = trace.get_tracer("libs.events.outbox", tracer_provider=provider)
+
+    def span(events):
+        links = []
+        for e in events:
+            ctx = span_context_of(e.traceparent)
+            if ctx is not None:
+                links.append(Link(ctx, {"cloudevents.event_id": e.id}))
+                if len(links) >= MAX_LINKS:
+                    break
+        return tracer.start_as_current_span(
+            f"{topic} publish", kind=trace.SpanKind.PRODUCER, links=links,
+            context=context_of(None),
+            attributes={"messaging.system": "kafka", "messaging.operation.type": "send",
+                        "messaging.destination.name": topic,
+                        "messaging.batch.message_count": len(events)})
 
     return span
