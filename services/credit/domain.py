@@ -185,10 +185,12 @@ class Identity:
                                      evidence_event_ids=evidence)]
 
     def blacklist(self, *, blacklist_id: str, strikes: list[str], accounts: list[str],
-                  window_days: int, at: datetime) -> Events:
-        """One ``IdentityBlacklisted`` per account not blacklisted yet (A13.2)."""
+                  window_days: int, at: datetime, pending: str | None = None) -> Events:
+        """One ``IdentityBlacklisted`` per account not blacklisted yet (A13.2); evidence:
+        the strikes' events (``pending``: the event of a strike decided with it)."""
         todo = sorted(set(accounts) - self.blacklisted_accounts)
-        evidence = [self.strike_events[s] for s in strikes if s in self.strike_events]
+        evidence = [self.strike_events.get(s, pending) for s in strikes]
+        evidence = [e for e in evidence if e]
         return [IdentityBlacklisted(account_id=a, identity_blind=self.identity_blind,
                                     blacklist_id=blacklist_id, account_ids=sorted(accounts),
                                     strike_ids=strikes, window_days=window_days, at=at,

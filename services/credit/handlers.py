@@ -172,7 +172,8 @@ async def _strike(deps: Deps, tx: Tx, profile: Profile, strike_id: str, event: E
         if len(window) >= m.strikes_to_blacklist:
             out += s.blacklist(blacklist_id=f"blacklist-{blind[:16]}-{len(s.blacklists) + 1}",
                                strikes=window, accounts=accounts or [profile.account_id],
-                               window_days=m.strike_window_days, at=now)
+                               window_days=m.strike_window_days, at=now,
+                               pending=event.id)
         return out
 
     await deps.identities.decide(tx, blind, decide, cause=event,

@@ -24,7 +24,7 @@ from libs.events.db import Tx
 from libs.runtime.idempotency import run_idempotent
 from libs.runtime.pii import Sealer
 
-from . import rules, views
+from . import projections, rules, views
 from .adapters import AccountDirectory
 from .domain import (
     Case,
@@ -35,7 +35,7 @@ from .domain import (
     file_appeal,
     file_complaint,
 )
-from .policies import POLICIES, CreditNoted, Registered
+from .policies import POLICIES, BlacklistNoted, CreditNoted, Registered
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +163,8 @@ async def when_event(deps: Deps, tx: Tx, event: Envelope) -> None:
     elif isinstance(learned, CreditNoted):
         await deps.directory.credit(tx, account_id=learned.account_id, level=learned.level,
                                     at=learned.at)
+    elif isinstance(learned, BlacklistNoted):
+        await projections.BLACKLISTS.apply(tx, [learned.event])
 
 
 # -- commands --------------------------------------------------------------------------------
