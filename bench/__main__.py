@@ -20,6 +20,7 @@ from datetime import datetime
 
 from . import (
     consumer,
+    credit,
     read_all,
     registration,
     relay,
@@ -52,6 +53,7 @@ BENCHMARKS = {
     "protected_name_screening": (screening.run_protected_names, False),
     "registration_http": (registration.run, True),
     "profile_screening": (verification.run, False),
+    "credit_metrics": (credit.run, False),
 }
 # in-memory benchmarks: a run of only these neither takes the database lock nor needs one
 NO_DATABASE = frozenset({"name_similarity", "protected_name_screening", "profile_screening"})

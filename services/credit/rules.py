@@ -7,7 +7,6 @@ on the events and in the explanation, so a score can be recomputed as it was dec
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -213,12 +212,18 @@ class Verdict:
     score: float
 
 
-def _band(values: list[float], threshold: float, model: DetectorModel
-          ) -> tuple[float, float, float]:
-    med = statistics.median(values)
-    mad = statistics.median(abs(v - med) for v in values)
-    spread = max(1.4826 * mad, model.floor_fraction * abs(med), model.floor_absolute)
-    return med, spread, threshold
+def median(values: list[float]) -> float:
+    """The median of a short list (faster than ``statistics.median`` on the hot path)."""
+    s = sorted(values)
+    n = len(s)
+    h = n // 2
+    return s[h] if n % 2 else (s[h - 1] + s[h]) / 2
+
+
+def _band(values: list[float], model: DetectorModel) -> tuple[float, float]:
+    med = median(values)
+    mad = median([abs(v - med) for v in values])
+    return med, max(1.4826 * mad, model.floor_fraction * abs(med), model.floor_absolute)
 
 
 def judge(metric: str, value: float, history: list[float], model: DetectorModel
@@ -226,7 +231,7 @@ def judge(metric: str, value: float, history: list[float], model: DetectorModel
     """A verdict on one value against its baseline (``None``: normal or no baseline)."""
     if len(history) < model.min_history:
         return None
-    med, spread, _ = _band(history, model.threshold, model)
+    med, spread = _band(history, model)
     z = (value - med) / spread
     if metric == "followers":
         if abs(z) > model.swing_threshold:
@@ -245,8 +250,8 @@ def judge_ratio(name: str, ratio: float, history: list[float], model: DetectorMo
                 ) -> Verdict | None:
     if len(history) < model.min_history * 4:
         return None
-    med = statistics.median(history)
-    mad = statistics.median(abs(v - med) for v in history)
+    med = median(history)
+    mad = median([abs(v - med) for v in history])
     spread = max(1.4826 * mad, model.floor_fraction * abs(med), 0.01)
     z = (ratio - med) / spread
     if z > model.ratio_threshold:
@@ -273,10 +278,20 @@ class Sample:
 Key = tuple[str, str, int]
 
 
+_NUMERATORS = {num: name for name, (num, _) in RATIOS.items()}
+
+
 def keys_of(samples: list[Sample]) -> set[Key]:
-    keys = {(s.account_id, s.metric, hour_of_week(s.at)) for s in samples}
-    keys |= {(s.account_id, name, -1) for s in samples for name, (num, _) in RATIOS.items()
-             if s.metric == num}
+    hours: dict[datetime, int] = {}
+    keys: set[Key] = set()
+    for s in samples:
+        h = hours.get(s.at)
+        if h is None:
+            h = hours[s.at] = hour_of_week(s.at)
+        keys.add((s.account_id, s.metric, h))
+        ratio = _NUMERATORS.get(s.metric)
+        if ratio:
+            keys.add((s.account_id, ratio, -1))
     return keys
 
 
@@ -287,8 +302,12 @@ def detect(samples: list[Sample], memory: dict[Key, list[float]], model: Detecto
     changed: dict[Key, list[float]] = {}
     found: list[tuple[Sample, Verdict]] = []
     by_time: dict[tuple[str, datetime], dict[str, float]] = {}
-    for s in sorted(samples, key=lambda s: (s.at, s.account_id, s.metric)):
-        key = (s.account_id, s.metric, hour_of_week(s.at))
+    hours: dict[datetime, int] = {}
+    for s in sorted(samples, key=lambda s: s.at):  # stable: same-time order kept
+        h = hours.get(s.at)
+        if h is None:
+            h = hours[s.at] = hour_of_week(s.at)
+        key = (s.account_id, s.metric, h)
         history = changed.get(key) or memory.get(key) or []
         verdict = judge(s.metric, s.value, history, model)
         if verdict:
