@@ -61,7 +61,7 @@ async def _seed(db: Database, batches: list[list[rules.Sample]], rng: random.Ran
                                                                 // 3600)), memory, model)
             memory.update(changed)
     async with db.transaction() as tx:
-        await Baselines().save(tx, memory)
+        await Baselines().save(tx, memory)  # every metric of each row: whole rows
 
 
 async def run(cfg: Config) -> list[Result]:

@@ -37,20 +37,22 @@ class IdentityDirectory:
 
 
 Key = tuple[str, str, int]  # account, metric, bucket
+ALL = "*"  # one row per account and hour of week holds every metric's values
 
-_LOAD_PG = text(
-    "SELECT b.account_id, b.metric, b.bucket, b.vals FROM credit_baselines b "
-    "JOIN unnest(CAST(:a AS text[]), CAST(:m AS text[]), CAST(:k AS int[])) AS u(a, m, k) "
-    "ON b.account_id = u.a AND b.metric = u.m AND b.bucket = u.k")
-_LOAD_ONE = text("SELECT account_id, metric, bucket, vals FROM credit_baselines "
-                 "WHERE account_id = :a AND metric = :m AND bucket = :k")
+_LOAD_PG = text(  # one index probe per row (no scan of the whole table)
+    "SELECT u.a, u.k, b.vals "
+    "FROM unnest(CAST(:a AS text[]), CAST(:k AS int[])) AS u(a, k) "
+    "CROSS JOIN LATERAL (SELECT vals FROM credit_baselines WHERE account_id = u.a "
+    "AND metric = '*' AND bucket = u.k) AS b")
+_LOAD_ONE = text("SELECT account_id, bucket, vals FROM credit_baselines "
+                 "WHERE account_id = :a AND metric = '*' AND bucket = :k")
 _SAVE_PG = text(
     "INSERT INTO credit_baselines (account_id, metric, bucket, vals) "
-    "SELECT * FROM unnest(CAST(:a AS text[]), CAST(:m AS text[]), CAST(:k AS int[]), "
-    "CAST(:v AS text[])) ON CONFLICT (account_id, metric, bucket) DO UPDATE SET "
-    "vals = excluded.vals")
+    "SELECT u.a, '*', u.k, u.v FROM unnest(CAST(:a AS text[]), CAST(:k AS int[]), "
+    "CAST(:v AS text[])) AS u(a, k, v) ON CONFLICT (account_id, metric, bucket) "
+    "DO UPDATE SET vals = excluded.vals")
 _SAVE = text("INSERT INTO credit_baselines (account_id, metric, bucket, vals) "
-             "VALUES (:a, :m, :k, :v) ON CONFLICT (account_id, metric, bucket) "
+             "VALUES (:a, '*', :k, :v) ON CONFLICT (account_id, metric, bucket) "
              "DO UPDATE SET vals = excluded.vals")
 _SAMPLES_PG = text(
     "INSERT INTO credit_samples (account_id, metric, at, value) "
@@ -63,34 +65,43 @@ _SAMPLES = text("INSERT INTO credit_samples (account_id, metric, at, value) "
 
 
 class Baselines:
-    """The detector's memory: recent values per account, metric and hour of week."""
+    """The detector's memory: recent values per account, metric and hour of week (bucket
+    -1: the ratios), stored one row per account and bucket (every metric in it)."""
 
     async def load(self, tx: Tx, keys: Iterable[Key]) -> dict[Key, list[float]]:
-        keys = sorted(set(keys))
-        if not keys:
+        """The values of ``keys`` and of every other metric in their rows."""
+        rows_wanted = sorted({(a, k) for a, _, k in keys})
+        if not rows_wanted:
             return {}
         if tx.dialect == "postgresql":
-            rows = await tx.fetch(_LOAD_PG, {"a": [k[0] for k in keys],
-                                             "m": [k[1] for k in keys],
-                                             "k": [k[2] for k in keys]})
+            rows = await tx.fetch(_LOAD_PG, {"a": [r[0] for r in rows_wanted],
+                                             "k": [r[1] for r in rows_wanted]})
         else:
             rows = []
-            for a, m, k in keys:
-                rows += await tx.fetch(_LOAD_ONE, {"a": a, "m": m, "k": k})
-        return {(r[0], r[1], r[2]): orjson.loads(r[3]) for r in rows}
+            for a, k in rows_wanted:
+                rows += await tx.fetch(_LOAD_ONE, {"a": a, "k": k})
+        out: dict[Key, list[float]] = {}
+        for a, k, vals in rows:
+            for metric, values in orjson.loads(vals).items():
+                out[(a, metric, k)] = values
+        return out
 
     async def save(self, tx: Tx, values: dict[Key, list[float]]) -> None:
+        """Write whole rows: ``values`` must hold every metric of each row it touches
+        (what :meth:`load` returned, updated)."""
         if not values:
             return
-        items = sorted(values.items())
+        rows: dict[tuple[str, int], dict[str, list[float]]] = {}
+        for (a, metric, k), v in values.items():
+            rows.setdefault((a, k), {})[metric] = v
+        items = sorted(rows.items())
+        docs = [orjson.dumps(d).decode() for _, d in items]
         if tx.dialect == "postgresql":
-            await tx.execute(_SAVE_PG, {"a": [k[0] for k, _ in items],
-                                        "m": [k[1] for k, _ in items],
-                                        "k": [k[2] for k, _ in items],
-                                        "v": [orjson.dumps(v).decode() for _, v in items]})
+            await tx.execute(_SAVE_PG, {"a": [r[0] for r, _ in items],
+                                        "k": [r[1] for r, _ in items], "v": docs})
         else:
-            await tx.executemany(_SAVE, [{"a": k[0], "m": k[1], "k": k[2],
-                                          "v": orjson.dumps(v).decode()} for k, v in items])
+            await tx.executemany(_SAVE, [{"a": r[0], "k": r[1], "v": d}
+                                         for (r, _), d in zip(items, docs, strict=True)])
 
     async def samples(self, tx: Tx, rows: list[tuple[str, str, datetime, float]]) -> None:
         """Keep the raw samples (the last write of a key wins)."""

@@ -271,7 +271,9 @@ async def detect_and_learn(deps: Deps, tx: Tx, samples: list[rules.Sample]
     samples kept."""
     memory = await deps.baselines.load(tx, rules.keys_of(samples))
     found, changed = rules.detect(samples, memory, deps.detector)
-    await deps.baselines.save(tx, changed)
+    touched = {(a, k) for a, _, k in changed}
+    await deps.baselines.save(tx, {key: v for key, v in {**memory, **changed}.items()
+                                   if (key[0], key[2]) in touched})
     await deps.baselines.samples(tx, [(s.account_id, s.metric, s.at, s.value)
                                       for s in samples])
     return found
