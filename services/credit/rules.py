@@ -28,10 +28,11 @@ class ScoringModel(BaseModel):
     floor: int = 0
     verification_points: dict[str, int] = {"two_factor": 0, "three_factor": 5,
                                             "four_factor": 10}
-    # Art. 18 categories whose violations are severe (the rest moderate); 6 is rumors
-    severe_categories: frozenset[int] = frozenset({1, 2, 3, 4, 5, 7})
+    # Art. 18 categories whose violations are severe: impersonation, online violence,
+    # extortion, illegal information (the rest moderate); 6 is rumors
+    severe_categories: frozenset[int] = frozenset({2, 5, 7, 9})
     severe_points: int = -30
-    moderate_points: int = -10
+    moderate_points: int = -15
     rumor_category: int = 6
     rumor_points: int = -20
     commercial_points: int = -10  # Art. 14 categories
@@ -39,7 +40,8 @@ class ScoringModel(BaseModel):
     full_weight_days: int = 365
     half_weight_days: int = 730
     measure_points: dict[str, int] = {
-        "warning": 0, "function_limit": -5, "stop_ads": -5, "suspend_updates": -10,
+        # light measures only restate their violation; heavy ones count on top of it
+        "warning": 0, "function_limit": 0, "stop_ads": 0, "suspend_updates": -5,
         "closure": -20, "blacklist": -30, "reregistration_ban": -20}
     anomaly_points: int = -3
     anomaly_days: int = 90

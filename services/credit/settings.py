@@ -13,7 +13,7 @@ class Settings(ServiceSettings):
     model_version: str = "credit-model-v1"
     start_score: int = 100
     severe_points: int = -30
-    moderate_points: int = -10
+    moderate_points: int = -15
     rumor_points: int = -20
     clean_day_points: int = 1
     clean_day_cap: int = 20

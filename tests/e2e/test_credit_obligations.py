@@ -61,7 +61,7 @@ async def credit_view(system, account_id: str, what: str, check) -> dict:
 
 async def test_A13_1_A17_2_a_confirmed_violation_lowers_the_level_and_capabilities_go(system):
     account_id = await active(system)
-    await confirmed(system, account_id, 1)
+    await confirmed(system, account_id, 9)  # illegal information: severe
     c = await credit_view(system, account_id, "level C", lambda c: c["level"] == "C")
     assert c["management_grade"] == "watch" and c["announced_level"] == "C"
     negative = [x for x in c["contributions"] if x["points"] < 0]
@@ -91,7 +91,7 @@ async def test_A13_2_strikes_blacklist_every_account_of_the_identity(system):
 
 async def test_A20_2_an_upheld_appeal_restores_the_level(system):
     account_id = await active(system)
-    m = await confirmed(system, account_id, 1)
+    m = await confirmed(system, account_id, 9)
     await credit_view(system, account_id, "level C", lambda c: c["level"] == "C")
     await registration_view(system, account_id, "advertising withheld",
                             lambda v: not v["capabilities"]["advertise"])

@@ -96,8 +96,8 @@ def violation(account_id: str, category: int = 1, violation_id: str | None = Non
 
 def measure(account_id: str, violation_id: str, measure_id: str) -> Envelope:
     return env("enforcement.MeasureApplied", account_id, MeasureApplied(
-        account_id=account_id, measure_id=measure_id, measure="function_limit",
-        starts_at=T0, violation_id=violation_id, category=1, policy_version="p@1",
+        account_id=account_id, measure_id=measure_id, measure="suspend_updates",
+        starts_at=T0, violation_id=violation_id, category=9, policy_version="p@1",
         legal_basis=["A19.2"]).to_data())
 
 
@@ -135,7 +135,7 @@ async def test_A13_1_a_confirmed_violation_lowers_the_level_explained_and_kept_o
     await deliver(deps, env("verification.IdentityVerified", acc, IdentityVerified(
         account_id=acc, level="three_factor", factors=["id", "phone", "face"], provider="p",
         legal_basis=["A8.1"]).to_data()))
-    v = violation(acc, 1, "v-1")
+    v = violation(acc, 9, "v-1")
     await deliver(deps, v)
     m = measure(acc, "v-1", "m-1")
     await deliver(deps, m)
@@ -288,7 +288,7 @@ async def test_A13_1_rebuilding_the_credit_read_model_gives_the_same_state_hash(
         async with deps.db.connect() as conn:
             docs = {d: await projection.get(conn, d) for d in accounts}
         return all(d and d["facts"] >= 2 for d in docs.values()) and \
-            docs[accounts[2]]["level"] == "D"
+            docs[accounts[2]]["level"] == "E"
 
     await eventually(settled, timeout=30, what="credit read model caught up")
     async with deps.db.connect() as conn:

@@ -47,8 +47,8 @@ def test_A13_1_levels_follow_the_thresholds_with_the_60_low_credit_line(score, l
 def test_A13_1_every_contribution_names_its_source_event():
     p = profile(fact("registered", "e0", identity_blind="b"),
                 fact("verification", "e1", detail="four_factor"),
-                fact("violation", "e2", category=1, ref="v1"),
-                fact("measure", "e3", detail="function_limit", ref="m1", related="v1"))
+                fact("violation", "e2", category=9, ref="v1"),
+                fact("measure", "e3", detail="suspend_updates", ref="m1", related="v1"))
     s = rules.score(p, T0, M)
     assert s.score == 100 + 10 - 30 - 5 and s.level == "C" and s.grade == "watch"
     assert {c.source_event_id for c in s.contributions if c.kind != "start"} == {"e1", "e2",
@@ -56,14 +56,14 @@ def test_A13_1_every_contribution_names_its_source_event():
 
 
 def test_A7_2_moderate_severe_rumor_and_commercial_violations_weigh_differently():
-    assert rules.violation_points(1, M) == -30
-    assert rules.violation_points(9, M) == -10
+    assert rules.violation_points(9, M) == -30
+    assert rules.violation_points(1, M) == -15
     assert rules.violation_points(6, M) == -20
     assert rules.violation_points("false_advertising", M) == -10
 
 
 def test_A13_1_violations_age_and_clean_days_recover_with_a_cap():
-    p = profile(fact("violation", "e2", category=1, ref="v1"))
+    p = profile(fact("violation", "e2", category=9, ref="v1"))
     assert rules.score(p, T0, M).score == 70
     assert rules.score(p, T0 + timedelta(days=5), M).score == 75
     assert rules.score(p, T0 + timedelta(days=100), M).score == 90  # cap 20
@@ -108,7 +108,7 @@ def test_A13_1_a_redelivered_event_records_nothing():
 
 
 def test_A13_1_level_changes_carry_the_contract_fields():
-    p = profile(fact("violation", "e2", category=1, ref="v1"))
+    p = profile(fact("violation", "e2", category=9, ref="v1"))
     [changed] = p.level_change(level="C", score=70, reasons=["x"], evidence=["e2"])
     assert isinstance(changed, CreditLevelChanged)
     assert (changed.previous_level, changed.level, changed.score) == ("A", "C", 70)
