@@ -17,6 +17,8 @@ _LINK = text("INSERT INTO credit_identities (account_id, identity_blind) VALUES 
 _IDENTITY_OF = text("SELECT identity_blind FROM credit_identities WHERE account_id = :a")
 _ACCOUNTS_OF = text("SELECT account_id FROM credit_identities WHERE identity_blind = :b "
                     "ORDER BY account_id")
+_IDENTITIES = text("SELECT DISTINCT identity_blind FROM credit_identities "
+                   "ORDER BY identity_blind")
 _ALL_ACCOUNTS = text("SELECT account_id FROM credit_identities ORDER BY account_id")
 
 
@@ -34,6 +36,9 @@ class IdentityDirectory:
 
     async def accounts(self, tx: Tx) -> list[str]:
         return [r[0] for r in await tx.fetch(_ALL_ACCOUNTS)]
+
+    async def identities(self, tx: Tx) -> list[str]:
+        return [r[0] for r in await tx.fetch(_IDENTITIES)]
 
 
 Key = tuple[str, str, int]  # account, metric, bucket

@@ -12,6 +12,7 @@ from libs.events import Envelope, EventPayload
 from libs.events.contracts.credit import (
     CreditLevelChanged,
     IdentityBlacklisted,
+    RumorStrikeExpired,
     RumorStrikeOverruled,
     RumorStrikeRecorded,
 )
@@ -161,13 +162,15 @@ class Identity:
     strikes: dict[str, datetime] = field(default_factory=dict)  # violation id -> when
     strike_events: dict[str, str] = field(default_factory=dict)  # violation id -> event id
     overruled: frozenset[str] = frozenset()
+    expired: frozenset[str] = frozenset()
     blacklists: tuple[str, ...] = ()  # blacklist ids
     blacklisted_accounts: frozenset[str] = frozenset()
     version: int = 0
 
     @property
     def standing(self) -> dict[str, datetime]:
-        return {k: v for k, v in self.strikes.items() if k not in self.overruled}
+        return {k: v for k, v in self.strikes.items()
+                if k not in self.overruled and k not in self.expired}
 
     def strike(self, *, account_id: str, strike_id: str, at: datetime, evidence: list[str]
                ) -> Events:
@@ -183,6 +186,15 @@ class Identity:
         return [RumorStrikeOverruled(account_id=account_id, identity_blind=self.identity_blind,
                                      strike_id=strike_id, legal_basis=["A13.2", "A20.2"],
                                      evidence_event_ids=evidence)]
+
+    def expire(self, *, account_id: str, horizon: datetime) -> Events:
+        """The standing strikes struck before ``horizon`` expire (A13.2)."""
+        return [RumorStrikeExpired(account_id=account_id, identity_blind=self.identity_blind,
+                                   strike_id=s, struck_at=at, legal_basis=["A13.2"],
+                                   evidence_event_ids=[self.strike_events[s]]
+                                   if s in self.strike_events else [])
+                for s, at in sorted(self.standing.items(), key=lambda kv: kv[1])
+                if at <= horizon]
 
     def blacklist(self, *, blacklist_id: str, strikes: list[str], accounts: list[str],
                   window_days: int, at: datetime, pending: str | None = None) -> Events:
@@ -206,6 +218,8 @@ def evolve_identity(state: Identity | None, e: Envelope) -> Identity:
                     strike_events={**s.strike_events, d["strike_id"]: e.id})
     elif name == "RumorStrikeOverruled":
         s = replace(s, overruled=s.overruled | {d["strike_id"]})
+    elif name == "RumorStrikeExpired":
+        s = replace(s, expired=s.expired | {d["strike_id"]})
     elif name == "IdentityBlacklisted":
         blacklists = s.blacklists if d["blacklist_id"] in s.blacklists \
             else (*s.blacklists, d["blacklist_id"])

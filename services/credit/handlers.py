@@ -11,7 +11,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -93,6 +93,7 @@ class SweepReport(BaseModel):
     now: str
     accounts: int
     changed: dict[str, str]
+    expired_strikes: list[str] = []
 
 
 # -- scoring -----------------------------------------------------------------------------------
@@ -106,8 +107,9 @@ async def _rescore(deps: Deps, tx: Tx, account_id: str, payloads: list[EventPayl
     def decide(s: Profile | None) -> list[EventPayload]:
         nxt = after(s, payloads, now) or Profile(account_id=account_id)
         sc = rules.score(nxt, now, deps.model)
-        reasons = [f"{c.kind}: {c.note} ({c.points:+d})" for c in sc.contributions
-                   if c.points < 0] or ["no negative contribution"]
+        reasons = [f"management grade {sc.grade} ({sc.model_version}, score {sc.score})",
+                   *(f"{c.kind}: {c.note} ({c.points:+d})" for c in sc.contributions
+                     if c.points < 0)]
         evidence = sorted({c.source_event_id for c in sc.contributions
                            if c.source_event_id and c.source_event_id != "pending"}
                           | ({cause.id} if cause else set()))
@@ -319,6 +321,22 @@ async def rescore(deps: Deps, account_id: str, now: datetime) -> str | None:
                                    now=now)
         return next((e.data["level"] for e in events
                      if e.type == "credit.CreditLevelChanged"), None)
+
+    return await transact(deps.db, work)
+
+
+async def expire_strikes(deps: Deps, identity_blind: str, now: datetime) -> list[str]:
+    """The identity's strikes older than ``CREDIT_STRIKE_EXPIRY_DAYS`` expire (A13.2)."""
+    horizon = now - timedelta(days=deps.model.strike_expiry_days)
+
+    async def work(tx: Tx) -> list[str]:
+        ident = await deps.identities.load(tx, identity_blind)
+        if ident is None:
+            return []
+        accounts = await deps.directory.accounts_of(tx, identity_blind)
+        changed = await deps.identities.decide(tx, identity_blind, lambda s: ident.expire(
+            account_id=accounts[0] if accounts else "", horizon=horizon), state=ident)
+        return [e.data["strike_id"] for e in changed.events]
 
     return await transact(deps.db, work)
 

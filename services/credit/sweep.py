@@ -1,6 +1,6 @@
-"""The clock's decisions: scores recover with clean days, violations age, overrides and
-rumor strikes expire (A13.1, A13.2); an account whose level moved gets its
-``CreditLevelChanged``.
+"""The clock's decisions: scores recover with clean days, violations age, overrides
+expire (A13.1): an account whose level moved gets its ``CreditLevelChanged``; rumor
+strikes older than the expiry get their ``RumorStrikeExpired`` (A13.2).
 
 Runs periodically inside the app (``CREDIT_SWEEP_INTERVAL_SECONDS``), on request
 (``POST /v1/operations/sweep``) and as a command with an injectable clock
@@ -32,8 +32,15 @@ async def run(deps: Deps, *, now: datetime | None = None,
         level = await handlers.rescore(deps, account_id, now)
         if level:
             changed[account_id] = level
+    expired: list[str] = []
+    if only is None:
+        async with deps.db.connect() as conn:
+            identities = await deps.directory.identities(conn)
+        for blind in identities:
+            expired += await handlers.expire_strikes(deps, blind, now)
     deps.committed()
-    return SweepReport(now=now.isoformat(), accounts=len(accounts), changed=changed)
+    return SweepReport(now=now.isoformat(), accounts=len(accounts), changed=changed,
+                       expired_strikes=expired)
 
 
 async def once(deps: Deps, *, key: str | None, digest: str, **kwargs) -> SweepReport:

@@ -36,7 +36,7 @@ def strikes(identity: Identity | None, now: datetime, model: rules.ScoringModel
                 "blacklist_ids": []}
     standing = identity.standing
     live = rules.live_strikes(standing, now, model)
-    return {"live": live, "expired": sorted(set(standing) - set(live)),
+    return {"live": live, "expired": sorted((set(standing) - set(live)) | identity.expired),
             "overruled": sorted(identity.overruled),
             "blacklisted": bool(identity.blacklists), "blacklist_ids": list(identity.blacklists)}
 

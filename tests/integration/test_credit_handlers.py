@@ -181,6 +181,14 @@ async def test_A13_2_strikes_blacklist_every_account_of_the_identity(deps):
     await deliver(deps, violation(a2, 6, "r4"))
     assert len([e for e in await stream(deps, f"credit-identity-{blind}")
                 if e.type == "credit.IdentityBlacklisted"]) == 2
+    # a year on, the sweep expires the strikes (A13.2)
+    assert (await sweep.run(deps, now=T0 + timedelta(days=364))).expired_strikes == []
+    report = await sweep.run(deps, now=T0 + timedelta(days=366))
+    assert sorted(report.expired_strikes) == ["r1", "r2", "r3", "r4"]
+    assert (await sweep.run(deps, now=T0 + timedelta(days=367))).expired_strikes == []
+    deps.clock.now = T0 + timedelta(days=367)
+    strikes = (await handlers.identity_credit(deps, blind))["rumor_strikes"]
+    assert strikes["live"] == [] and strikes["expired"] == ["r1", "r2", "r3", "r4"]
 
 
 @BACKENDS

@@ -148,6 +148,14 @@ def test_A13_2_strikes_expire_and_only_the_window_counts():
     assert rules.live_strikes(strikes, later, M) == ["v2", "v3"]
 
 
+def test_A13_2_strikes_expire_by_the_sweeps_decision():
+    ident = Identity(identity_blind="b", strikes={"v1": T0, "v2": T0 + timedelta(days=30)},
+                     strike_events={"v1": "e1", "v2": "e2"}, overruled=frozenset({"v2"}))
+    [expired] = ident.expire(account_id="a1", horizon=T0 + timedelta(days=40))
+    assert (expired.strike_id, expired.evidence_event_ids) == ("v1", ["e1"])
+    assert ident.expire(account_id="a1", horizon=T0 - timedelta(days=1)) == []
+
+
 def test_A13_2_an_identity_blacklists_each_account_once_and_overrules_strikes():
     ident = Identity(identity_blind="b", strikes={"v1": T0}, strike_events={"v1": "e1"})
     out = ident.blacklist(blacklist_id="bl", strikes=["v1"], accounts=["a1", "a2"],

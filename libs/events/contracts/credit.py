@@ -120,6 +120,15 @@ class RumorStrikeOverruled(_IdentityDecision):
 
 
 @registry.contract
+class RumorStrikeExpired(_IdentityDecision):
+    """A strike older than the expiry no longer counts (A13.2); decided by the sweep."""
+
+    event_type: ClassVar[str] = "credit.RumorStrikeExpired"
+    strike_id: str
+    struck_at: datetime
+
+
+@registry.contract
 class IdentityBlacklisted(_IdentityDecision):
     """Enough live strikes within the window: the identity is blacklisted (A13.2); one event
     per affected account (``account_id``), each listing them all (``account_ids``)."""
