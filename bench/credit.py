@@ -64,17 +64,17 @@ async def _seed(db: Database, batches: list[list[rules.Sample]], rng: random.Ran
         await Baselines().save(tx, memory)  # every metric of each row: whole rows
 
 
-async def run(cfg: Config) -> list[Result]:
-    accounts = int(os.environ.get("BENCH_CREDIT_ACCOUNTS", 200 if cfg.quick else 2000))
-    n = int(os.environ.get("BENCH_CREDIT_BATCHES", 5 if cfg.quick else 20))
-    log(f"== credit_metrics: {n} batches of {accounts * 5:,} samples")
+async def _side(cfg: Config, accounts: int, n: int, keep_samples: bool
+                ) -> tuple[float, float, dict, dict, int]:
+    """One run on a fresh database: ours and the bare INSERT, batch by batch alternately."""
     await reset_db(cfg)
     await asyncio.to_thread(upgrade, cfg.db_url, credit_boot.MIGRATIONS)
     rng = random.Random(12)
     batches = [_batch(rng, accounts, h) for h in range(n)]
     db = Database(cfg.db_url)
     store = EventStore(all_contracts(), dialect=db.dialect)
-    deps = credit_boot.dependencies(Settings(), db, store, clock=lambda: T0 + timedelta(days=1))
+    deps = credit_boot.dependencies(Settings(keep_samples=keep_samples), db, store,
+                                    clock=lambda: T0 + timedelta(days=1))
     conn = await asyncpg.connect(cfg.asyncpg_dsn)
     try:
         await _seed(db, batches, rng, accounts)
@@ -82,9 +82,8 @@ async def run(cfg: Config) -> list[Result]:
         ours: list[float] = []
         raw: list[float] = []
         anomalies = 0
-        ours_total = raw_total = 0.0
-        with maybe_profile(cfg, "credit_metrics"):
-            for i, batch in enumerate(batches):  # alternate the sides batch by batch
+        with maybe_profile(cfg, f"credit_metrics_{keep_samples}"):
+            for batch in batches:
                 t = time.perf_counter()
                 out = await handlers.ingest_metrics(deps, handlers.MetricsBatch(samples=batch),
                                                     key=None, digest="-",
@@ -97,25 +96,31 @@ async def run(cfg: Config) -> list[Result]:
                                        [s.metric for s in batch], [s.at for s in batch],
                                        [s.value for s in batch])
                 raw.append(time.perf_counter() - t)
-                if i == 0:
-                    continue  # warm-up batch not counted
-                ours_total += ours[-1]
-                raw_total += raw[-1]
-        counted = sum(len(b) for b in batches[1:])
-        figure = counted / ours_total
-        baseline = counted / raw_total
-        lat = percentiles(ours[1:])
-        log(f"   ours {figure:,.0f} samples/s (p50 {lat['p50'] * 1000:.0f} ms, p99 "
-            f"{lat['p99'] * 1000:.0f} ms per batch), bare INSERT {baseline:,.0f} samples/s; "
-            f"{anomalies} anomalies flagged")
-        return [Result(
-            name="credit_metrics: samples/s through the detector (PostgreSQL)",
-            figure=figure, unit="samples/s", baseline=baseline,
-            baseline_name="bare batch INSERT of the same rows", target_abs=50_000,
-            ours_latency=lat, baseline_latency=percentiles(raw[1:]),
-            notes=f"{accounts * 5:,} samples per batch, {n - 1} timed batches; "
-                  f"{anomalies} anomalies; " + orjson.dumps(
-                      {k: round(v * 1000, 1) for k, v in lat.items()}).decode() + " ms")]
+        counted = sum(len(b) for b in batches[1:])  # the first batch warms up
+        return (counted / sum(ours[1:]), counted / sum(raw[1:]), percentiles(ours[1:]),
+                percentiles(raw[1:]), anomalies)
     finally:
         await conn.close()
         await db.dispose()
+
+
+async def run(cfg: Config) -> list[Result]:
+    accounts = int(os.environ.get("BENCH_CREDIT_ACCOUNTS", 200 if cfg.quick else 2000))
+    n = int(os.environ.get("BENCH_CREDIT_BATCHES", 5 if cfg.quick else 20))
+    log(f"== credit_metrics: {n} batches of {accounts * 5:,} samples")
+    results = []
+    for keep in (True, False):
+        figure, baseline, lat, raw_lat, anomalies = await _side(cfg, accounts, n, keep)
+        what = "raw samples kept" if keep else "CREDIT_KEEP_SAMPLES=false"
+        log(f"   {what}: ours {figure:,.0f} samples/s (p50 {lat['p50'] * 1000:.0f} ms, p99 "
+            f"{lat['p99'] * 1000:.0f} ms per batch), bare INSERT {baseline:,.0f} samples/s; "
+            f"{anomalies} anomalies flagged")
+        results.append(Result(
+            name=f"credit_metrics: samples/s through the detector ({what})",
+            figure=figure, unit="samples/s", baseline=baseline,
+            baseline_name="bare batch INSERT of the same rows", target_abs=50_000,
+            ours_latency=lat, baseline_latency=raw_lat,
+            notes=f"{accounts * 5:,} samples per batch, {n - 1} timed batches; "
+                  f"{anomalies} anomalies; per batch " + orjson.dumps(
+                      {k: round(v * 1000, 1) for k, v in lat.items()}).decode() + " ms"))
+    return results

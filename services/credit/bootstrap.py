@@ -50,7 +50,8 @@ def dependencies(settings: Settings, db: Database, store: EventStore, *,
         directory=IdentityDirectory(), baselines=Baselines(), model=scoring_model(settings),
         detector=rules.DetectorModel(threshold=settings.detector_threshold,
                                      history=settings.detector_history),
-        clock=clock, committed=committed, catch_up=catch_up, max_batch=settings.max_batch)
+        clock=clock, committed=committed, catch_up=catch_up, max_batch=settings.max_batch,
+        keep_samples=settings.keep_samples)
 
 
 def subscription(deps: Deps) -> Subscription:

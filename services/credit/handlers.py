@@ -60,6 +60,7 @@ class Deps:
     committed: Callable[[], None] = field(default=lambda: None)
     catch_up: Callable[[], Awaitable[None]] = _nothing
     max_batch: int = 100_000
+    keep_samples: bool = True
 
 
 # -- what handlers take and return ---------------------------------------------------------
@@ -276,8 +277,9 @@ async def detect_and_learn(deps: Deps, tx: Tx, samples: list[rules.Sample]
     touched = {(a, k) for a, _, k in changed}
     await deps.baselines.save(tx, {key: v for key, v in {**memory, **changed}.items()
                                    if (key[0], key[2]) in touched})
-    await deps.baselines.samples(tx, [(s.account_id, s.metric, s.at, s.value)
-                                      for s in samples])
+    if deps.keep_samples:
+        await deps.baselines.samples(tx, [(s.account_id, s.metric, s.at, s.value)
+                                          for s in samples])
     return found
 
 

@@ -28,5 +28,7 @@ class Settings(ServiceSettings):
     detector_threshold: float = 6.0
     detector_history: int = Field(6, ge=3)
     max_batch: int = Field(100_000, ge=1)
+    # keep every raw sample in credit_samples (the anomaly events carry their evidence)
+    keep_samples: bool = True
     # how often the app rescores every account (0: never; the command still works)
     sweep_interval_seconds: float = 3600
