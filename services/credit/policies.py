@@ -20,7 +20,10 @@ from libs.events.contracts.enforcement import (
     MeasureLifted,
     ViolationConfirmed,
 )
-from libs.events.contracts.registration import AccountRegistrationSubmitted
+from libs.events.contracts.registration import (
+    AccountRegistrationHeld,
+    AccountRegistrationSubmitted,
+)
 from libs.events.contracts.verification import IdentityVerified
 
 from .domain import Events, Profile
@@ -103,6 +106,7 @@ def when_case_responded_overrule_if_upheld(profile: Profile | None, p: CaseRespo
 
 POLICIES: dict[str, Reaction] = {
     AccountRegistrationSubmitted.event_type: when_registration_submitted_record_identity,
+    AccountRegistrationHeld.event_type: when_registration_submitted_record_identity,
     IdentityVerified.event_type: when_identity_verified_record_level,
     ViolationConfirmed.event_type: when_violation_confirmed_record,
     MeasureApplied.event_type: when_measure_applied_record,
