@@ -20,6 +20,7 @@ from datetime import datetime
 
 from . import (
     consumer,
+    credit,
     filing_export,
     read_all,
     registration,
@@ -56,6 +57,7 @@ BENCHMARKS = {
     "profile_screening": (verification.run, False),
     "filing_export": (filing_export.run, False),
     "violation_latency": (violation_latency.run, True),
+    "credit_metrics": (credit.run, False),
 }
 # in-memory benchmarks: a run of only these neither takes the database lock nor needs one
 NO_DATABASE = frozenset({"name_similarity", "protected_name_screening", "profile_screening"})

@@ -1,15 +1,77 @@
 """The one place where the credit service is wired."""
 
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
+from libs.events import Database, EventStore, Streams, each, events_topic
 from libs.events.contracts import all_contracts
-from libs.runtime.service import ServiceRuntime
+from libs.runtime.service import Periodic, ServiceRuntime, Subscription
 
+from . import rules, sweep
+from .adapters import Baselines, IdentityDirectory
+from .domain import account_stream, evolve_identity, evolve_profile, identity_stream
+from .handlers import Deps, utcnow, when_event
+from .policies import POLICIES
+from .projections import all_projections
 from .settings import Settings
 
 MIGRATIONS = str(Path(__file__).with_name("migrations") / "versions")
+SOURCE = "/credit"
+
+
+async def _nothing() -> None:
+    return None
+
+
+def scoring_model(s: Settings) -> rules.ScoringModel:
+    return rules.ScoringModel(
+        version=s.model_version, start=s.start_score, severe_points=s.severe_points,
+        moderate_points=s.moderate_points, rumor_points=s.rumor_points,
+        clean_day_points=s.clean_day_points, clean_day_cap=s.clean_day_cap,
+        anomaly_points=s.anomaly_points, forced_follow_points=s.forced_follow_points,
+        forced_follow_unit=s.forced_follow_unit, strikes_to_blacklist=s.strikes_to_blacklist,
+        strike_window_days=s.strike_window_days, strike_expiry_days=s.strike_expiry_days)
+
+
+def dependencies(settings: Settings, db: Database, store: EventStore, *,
+                 committed: Callable[[], None] = lambda: None,
+                 catch_up: Callable[[], Awaitable[None]] = _nothing,
+                 clock: Callable = utcnow) -> Deps:
+    """The handlers' dependencies over one database and event store."""
+    return Deps(
+        db=db, store=store,
+        profiles=Streams(store, source=SOURCE, stream_id=account_stream,
+                         evolve=evolve_profile, clock=clock),
+        identities=Streams(store, source=SOURCE, stream_id=identity_stream,
+                           evolve=evolve_identity, clock=clock),
+        directory=IdentityDirectory(), baselines=Baselines(), model=scoring_model(settings),
+        detector=rules.DetectorModel(threshold=settings.detector_threshold,
+                                     history=settings.detector_history),
+        clock=clock, committed=committed, catch_up=catch_up, max_batch=settings.max_batch,
+        keep_samples=settings.keep_samples)
+
+
+def subscription(deps: Deps) -> Subscription:
+    """Registration (identities), verification (levels) and enforcement (violations,
+    measures, appeals), each recorded in the consumer's transaction with its inbox record."""
+    return Subscription(name="credit-inbound",
+                        topics=[events_topic("registration"), events_topic("verification"),
+                                events_topic("enforcement")],
+                        handler=each(partial(when_event, deps)),
+                        event_types=frozenset(POLICIES))
 
 
 def bootstrap(settings: Settings | None = None) -> ServiceRuntime:
-    """Registry, migrations, subscriptions and projections of the credit service."""
-    return ServiceRuntime(settings or Settings(), registry=all_contracts(), migrations=MIGRATIONS)
+    """The runtime, the complete dependencies, the subscription, the read model and the
+    periodic sweep (``CREDIT_SWEEP_INTERVAL_SECONDS``, 0: never)."""
+    settings = settings or Settings()
+    runtime = ServiceRuntime(settings, registry=all_contracts(), migrations=MIGRATIONS)
+    deps = dependencies(settings, runtime.db, runtime.store, committed=runtime.committed,
+                        catch_up=runtime.catch_up_projections)
+    return runtime.serve(
+        deps, subscriptions=[subscription(deps)], projections=all_projections(),
+        periodic=[Periodic("sweep", settings.sweep_interval_seconds,
+                           partial(sweep.periodically, deps))])

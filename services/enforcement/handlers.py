@@ -27,7 +27,7 @@ from libs.runtime.clock import now as utcnow  # UTC; in development a request ma
 from libs.runtime.idempotency import run_idempotent
 from libs.runtime.pii import Sealer
 
-from . import rules, views
+from . import projections, rules, views
 from .adapters import AccountDirectory
 from .domain import (
     POLICY_STREAM,
@@ -40,7 +40,7 @@ from .domain import (
     file_appeal,
     file_complaint,
 )
-from .policies import POLICIES, CreditNoted, Registered, VerificationNoted
+from .policies import POLICIES, BlacklistNoted, CreditNoted, Registered, VerificationNoted
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +172,8 @@ async def when_event(deps: Deps, tx: Tx, event: Envelope) -> None:
     elif isinstance(learned, VerificationNoted):
         await deps.directory.verification(tx, account_id=learned.account_id,
                                           state=learned.state, at=learned.at)
+    elif isinstance(learned, BlacklistNoted):
+        await projections.BLACKLISTS.apply(tx, [learned.event])
 
 
 # -- commands --------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from libs.events import Envelope
-from libs.events.contracts.credit import CreditLevelChanged
+from libs.events.contracts.credit import CreditLevelChanged, IdentityBlacklisted
 from libs.events.contracts.registration import (
     AccountRegistrationHeld,
     AccountRegistrationSubmitted,
@@ -51,7 +51,14 @@ class CreditNoted:
     at: datetime
 
 
-Learned = Registered | CreditNoted | VerificationNoted
+@dataclass(frozen=True)
+class BlacklistNoted:
+    """An identity blacklisted for rumors (A13.2): kept for the regulator's reports."""
+
+    event: Envelope
+
+
+Learned = Registered | CreditNoted | VerificationNoted | BlacklistNoted
 
 
 def when_registration_submitted_index(p: AccountRegistrationSubmitted, event: Envelope
@@ -76,10 +83,15 @@ def when_credit_level_changed_note(p: CreditLevelChanged, event: Envelope) -> Le
     return CreditNoted(p.account_id, p.level, event.time)
 
 
+def when_identity_blacklisted_record(p: IdentityBlacklisted, event: Envelope) -> Learned:
+    return BlacklistNoted(event)
+
+
 POLICIES: dict[str, Callable[[Any, Envelope], Learned]] = {
     AccountRegistrationSubmitted.event_type: when_registration_submitted_index,
     AccountRegistrationHeld.event_type: when_registration_submitted_index,
     CreditLevelChanged.event_type: when_credit_level_changed_note,
     AccountVerified.event_type: when_account_verified_note,
     IdentityVerificationFailed.event_type: when_identity_failed_note,
+    IdentityBlacklisted.event_type: when_identity_blacklisted_record,
 }

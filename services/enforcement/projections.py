@@ -96,3 +96,18 @@ def all_projections() -> list[DocumentProjection]:
         DocumentProjection("enforcement_cases", evolve_case, event_types=CASE_EVENTS,
                            key=_field("case_id")),
     ]
+
+
+def evolve_blacklist(doc: Doc, e: Envelope) -> Doc:
+    """An account closed because its identity was blacklisted for rumors (A13.2), as credit
+    announced it; kept by the consumer (not a fold of enforcement's own log)."""
+    d = e.data
+    return {"account_id": d["account_id"], "identity_blind": d["identity_blind"],
+            "blacklist_id": d["blacklist_id"], "account_ids": d["account_ids"],
+            "strike_ids": d["strike_ids"], "legal_basis": d["legal_basis"], "at": d["at"],
+            "event_id": e.id}
+
+
+BLACKLISTS = DocumentProjection("enforcement_blacklists", evolve_blacklist,
+                                event_types=("credit.IdentityBlacklisted",),
+                                key=lambda e: e.data["account_id"])

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from libs.domain import IllegalTransitionError
 from libs.events import Envelope
 from libs.events.contracts import credit, enforcement, transfer, verification
 
@@ -72,6 +73,21 @@ def when_credit_level_changed_set_capabilities(acc: Account, p: credit.CreditLev
                                   evidence=[e.id])
 
 
+def when_identity_blacklisted_close_account(acc: Account, p: credit.IdentityBlacklisted,
+                                           e: Envelope, ctx: Context) -> Payloads:
+    """A13.2: the identity is blacklisted for rumors: each of its accounts (credit sends one
+    event per account) is closed and its identity barred from registering again."""
+    basis = _basis(p, "A13.2", "A8.3")
+    try:
+        events = acc.close(reason="blacklist", measure_id=p.blacklist_id, legal_basis=basis,
+                           evidence=[e.id])
+    except IllegalTransitionError:  # already closed: the ban still applies
+        events = []
+    until = ban_until("serious", p.at, None)
+    return events + acc.ban(measure_id=p.blacklist_id, severity="serious", until=until,
+                            keys=acc.ban_keys, legal_basis=basis, evidence=[e.id])
+
+
 def when_measure_applied_restrict_account(acc: Account, p: enforcement.MeasureApplied,
                                           e: Envelope, ctx: Context) -> Payloads:
     ev, mid, basis = [e.id], p.measure_id, _basis(p, "A19.2")
@@ -122,6 +138,7 @@ POLICIES: dict[str, Reaction] = {
     "verification.ProfileCheckPassed": when_profile_check_passed_apply_change,
     "verification.IdentityVerificationFailed": when_identity_failed_cease_service,
     "credit.CreditLevelChanged": when_credit_level_changed_set_capabilities,
+    "credit.IdentityBlacklisted": when_identity_blacklisted_close_account,
     "enforcement.MeasureApplied": when_measure_applied_restrict_account,
     "enforcement.MeasureLifted": when_measure_lifted_undo_it,
     "transfer.TransferCompleted": when_transfer_completed_change_owner,

@@ -1,0 +1,71 @@
+"""HTTP routes of the credit service: parse, authorize, call one handler, present."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
+
+from libs.runtime.app import service_deps
+from libs.runtime.auth import Principal, require
+from libs.runtime.idempotency import IdempotencyKey, fingerprint
+
+from . import handlers, sweep
+from .handlers import Deps as Dependencies
+from .schemas import MetricsIn, OverrideIn, SweepIn, aware, metrics
+
+router = APIRouter(prefix="/v1")
+
+Deps = Annotated[Dependencies, Depends(service_deps)]
+Platform = Annotated[Principal, Depends(require("platform"))]
+Operator = Annotated[Principal, Depends(require("operator"))]
+Reader = Annotated[Principal, Depends(require("platform", "operator", "reviewer", "regulator"))]
+
+
+def _digest(request: Request, principal: Principal, body: BaseModel) -> str:
+    return fingerprint(request.method, request.url.path, principal.subject,
+                       body.model_dump(mode="json"))
+
+
+@router.post("/metrics", tags=["traffic"])
+async def ingest_metrics(body: MetricsIn, request: Request, principal: Platform, deps: Deps,
+                         key: IdempotencyKey = None) -> dict:
+    """Counter samples (per account, metric and hour) through the fake-traffic detector
+    (A12.1), and follows with their consent flag (A12.2)."""
+    out = await handlers.ingest_metrics(deps, metrics(body), key=key,
+                                        digest=_digest(request, principal, body),
+                                        max_samples=deps.max_batch)
+    return out.model_dump(mode="json")
+
+
+@router.get("/accounts/{account_id}/credit", tags=["credit"])
+async def account_credit(account_id: str, principal: Reader, deps: Deps) -> dict:
+    """The score, level and management grade, explained: every contribution with its
+    source event; traffic anomalies, forced follows, overrides and rumor strikes."""
+    return await handlers.credit_of(deps, account_id)
+
+
+@router.get("/identities/{identity_blind}/credit", tags=["credit"])
+async def identity_credit(identity_blind: str, principal: Reader, deps: Deps) -> dict:
+    """Every account of one identity (its ID number's blind index) and its strikes."""
+    return await handlers.identity_credit(deps, identity_blind)
+
+
+@router.post("/accounts/{account_id}/credit/overrides", tags=["credit"])
+async def override(account_id: str, body: OverrideIn, request: Request, principal: Operator,
+                   deps: Deps, key: IdempotencyKey = None) -> dict:
+    """An operator's adjustment (points) with a reason and an expiry, recorded as an event."""
+    out = await handlers.override(deps, account_id, points=body.points, reason=body.reason,
+                                  by=principal.subject, expires_at=aware(body.expires_at),
+                                  key=key, digest=_digest(request, principal, body))
+    return out.model_dump(mode="json")
+
+
+@router.post("/operations/sweep", tags=["operations"])
+async def run_sweep(body: SweepIn, principal: Operator, deps: Deps,
+                    key: IdempotencyKey = None) -> dict:
+    """Rescore every account at ``now`` (default: the clock)."""
+    report = await sweep.once(deps, key=key, digest=fingerprint(body.model_dump(mode="json")),
+                              now=aware(body.now), only=body.account_ids)
+    return report.model_dump(mode="json")

@@ -1,0 +1,38 @@
+"""Command-line entries of the credit service::
+
+    python -m services.credit.cli sweep --now 2027-06-01T00:00:00Z
+
+``sweep`` rescores every account at ``--now`` (clean days, ageing, expiries) outside the app
+(no broker needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from libs.runtime.cli import add_now
+
+from . import sweep
+from .bootstrap import bootstrap
+
+
+async def _sweep(now) -> dict:
+    async with bootstrap().offline() as runtime:
+        report = await sweep.run(runtime.deps, now=now)
+    return report.model_dump(mode="json")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m services.credit.cli",
+                                description="Command-line entries of the credit service.")
+    commands = p.add_subparsers(dest="command", required=True)
+    s = commands.add_parser("sweep", help="rescore every account (A13.1, A13.2)")
+    add_now(s)
+    args = p.parse_args(argv)
+    print(json.dumps(asyncio.run(_sweep(args.now)), indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

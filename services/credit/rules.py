@@ -1,0 +1,330 @@
+"""The credit rules, pure: the versioned scoring model (A13.1, A7.2), levels and management
+grades, rumor strikes (A13.2) and the fake-traffic detector (A12.1).
+
+Every parameter is configuration (``ScoringModel``, ``DetectorModel``); the versions are
+on the events and in the explanation, so a score can be recomputed as it was decided.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .domain import Contribution, Profile
+
+LEVELS = ("A", "B", "C", "D", "E")
+HOUR = timedelta(hours=1)
+
+
+class ScoringModel(BaseModel):
+    """``credit-model-v1`` (ADR 0017): start at 100, points per fact, clean days recover."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: str = "credit-model-v1"
+    start: int = 100
+    floor: int = 0
+    verification_points: dict[str, int] = {"two_factor": 0, "three_factor": 5,
+                                            "four_factor": 10}
+    # Art. 18 categories whose violations are severe: impersonation, online violence,
+    # extortion, illegal information (the rest moderate); 6 is rumors
+    severe_categories: frozenset[int] = frozenset({2, 5, 7, 9})
+    severe_points: int = -30
+    moderate_points: int = -15
+    rumor_category: int = 6
+    rumor_points: int = -20
+    commercial_points: int = -10  # Art. 14 categories
+    # age: full weight, then half, then none
+    full_weight_days: int = 365
+    half_weight_days: int = 730
+    measure_points: dict[str, int] = {
+        # light measures only restate their violation; heavy ones count on top of it
+        "warning": 0, "function_limit": 0, "stop_ads": 0, "suspend_updates": -5,
+        "closure": -20, "blacklist": -30, "reregistration_ban": -20}
+    anomaly_points: int = -3
+    anomaly_days: int = 90
+    forced_follow_points: int = -1  # per ``forced_follow_unit`` follows without consent
+    forced_follow_unit: int = 10
+    forced_follow_cap: int = -20
+    forced_follow_days: int = 180
+    clean_day_points: int = 1  # per full day since the last negative fact
+    clean_day_cap: int = 20
+    # lowest score of each level (below D's: E); 60 is the Weibo-like low-credit line
+    thresholds: dict[str, int] = {"A": 100, "B": 80, "C": 60, "D": 40}
+    grades: dict[str, str] = {"A": "trusted", "B": "normal", "C": "watch",
+                              "D": "restricted", "E": "key_supervision"}
+    # A13.2: strikes within a window blacklist the identity; strikes expire
+    strikes_to_blacklist: int = Field(3, ge=1)
+    strike_window_days: int = Field(180, ge=1)
+    strike_expiry_days: int = Field(365, ge=1)
+
+
+@dataclass(frozen=True)
+class Score:
+    score: int
+    level: str
+    grade: str
+    contributions: list[Contribution]
+    model_version: str
+
+
+def level_of(score: int, model: ScoringModel) -> str:
+    for level in LEVELS[:-1]:
+        if score >= model.thresholds[level]:
+            return level
+    return "E"
+
+
+def _age_factor(at: datetime, now: datetime, model: ScoringModel) -> float:
+    days = (now - at).total_seconds() / 86400
+    if days < model.full_weight_days:
+        return 1.0
+    if days < model.half_weight_days:
+        return 0.5
+    return 0.0
+
+
+def violation_points(category: int | str | None, model: ScoringModel) -> int:
+    if isinstance(category, int):
+        if category == model.rumor_category:
+            return model.rumor_points
+        return model.severe_points if category in model.severe_categories \
+            else model.moderate_points
+    return model.commercial_points
+
+
+def score(profile: Profile, now: datetime, model: ScoringModel) -> Score:
+    """The score at ``now`` and every contribution to it, each with its source event."""
+    out: list[Contribution] = [Contribution("start", model.start, None, "starting score")]
+    ceiling = model.start
+    last_negative: datetime | None = None
+    for f in profile.facts:
+        overruled = f.ref is not None and f.ref in profile.overruled
+        if f.kind == "verification":
+            pts = model.verification_points.get(f.detail, 0)
+            ceiling = model.start + pts
+            out = [c for c in out if c.kind != "verification"]
+            out.append(Contribution("verification", pts, f.event_id, f"identity {f.detail}"))
+            continue
+        if f.kind == "violation":
+            base, note = violation_points(f.category, model), f"violation category {f.category}"
+        elif f.kind == "measure":
+            base, note = model.measure_points.get(f.detail, 0), f"measure {f.detail}"
+        elif f.kind == "appeal_upheld":
+            out.append(Contribution("appeal_upheld", 0, f.event_id,
+                                    f"appeal upheld: overrules {', '.join(f.overrules)}"))
+            continue
+        else:
+            continue
+        if overruled:
+            out.append(Contribution(f.kind, 0, f.event_id, note + " (overruled on appeal)"))
+            continue
+        factor = _age_factor(f.at, now, model)
+        pts = round(base * factor)
+        out.append(Contribution(f.kind, pts, f.event_id,
+                                note + ("" if factor == 1 else f" (age weight {factor})")))
+        if pts < 0:
+            last_negative = max(last_negative or f.at, f.at)
+    for a in profile.anomalies:
+        if (now - a.at).days < model.anomaly_days:
+            out.append(Contribution("traffic_anomaly", model.anomaly_points, a.event_id,
+                                    f"{a.kind} of {a.metric}: observed {a.observed:g}, "
+                                    f"expected {a.expected_low:g}-{a.expected_high:g}"))
+            last_negative = max(last_negative or a.at, a.at)
+    recent = [f for f in profile.follows if (now - f.at).days < model.forced_follow_days]
+    forced = sum(f.count for f in recent)
+    if forced:
+        pts = max(model.forced_follow_cap,
+                  (forced // model.forced_follow_unit) * model.forced_follow_points)
+        out.append(Contribution("forced_follows", pts, recent[-1].event_id,
+                                f"{forced} follows without consent"))
+        if pts < 0:
+            last_negative = max(last_negative or recent[-1].at, recent[-1].at)
+    for o in profile.overrides:
+        if o.expires_at > now:
+            out.append(Contribution("override", o.points, o.event_id,
+                                    f"override by {o.by}: {o.reason} (until "
+                                    f"{o.expires_at.isoformat()})"))
+    raw = sum(c.points for c in out)
+    if last_negative is not None:
+        clean = max(0, (now - last_negative).days)
+        bonus = min(model.clean_day_cap, clean * model.clean_day_points)
+        if bonus:
+            out.append(Contribution("clean_days", bonus, None, f"{clean} clean day(s), capped "
+                                                               f"at {model.clean_day_cap}"))
+            raw += bonus
+    value = max(model.floor, min(ceiling + sum(c.points for c in out if c.kind == "override"
+                                               and c.points > 0), raw))
+    level = level_of(value, model)
+    return Score(value, level, model.grades[level], out, model.version)
+
+
+def live_strikes(strikes: dict[str, datetime], now: datetime, model: ScoringModel
+                 ) -> list[str]:
+    """Strikes not expired at ``now`` (A13.2), oldest first."""
+    horizon = now - timedelta(days=model.strike_expiry_days)
+    return [s for s, at in sorted(strikes.items(), key=lambda kv: kv[1]) if at > horizon]
+
+
+def strikes_in_window(strikes: dict[str, datetime], now: datetime, model: ScoringModel
+                      ) -> list[str]:
+    """Live strikes within the blacklist window ending ``now``."""
+    start = now - timedelta(days=min(model.strike_window_days, model.strike_expiry_days))
+    return [s for s, at in sorted(strikes.items(), key=lambda kv: kv[1]) if at > start]
+
+
+# -- the fake-traffic detector (A12.1) -------------------------------------------------------
+METRICS = ("subscribers", "followers", "clicks", "forwards", "comments")
+RATIOS = {"forwards_per_click": ("forwards", "clicks"),
+          "comments_per_click": ("comments", "clicks")}
+
+
+class DetectorModel(BaseModel):
+    """Robust seasonal baselines: per account, metric and hour of week, the last
+    ``history`` values; a sample is anomalous when its robust z-score (against the median
+    and 1.4826 x MAD, floored) exceeds ``threshold``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: str = "traffic-detector-v1"
+    history: int = Field(6, ge=3)  # values kept per hour of week
+    min_history: int = Field(3, ge=2)  # before that, no verdict
+    threshold: float = 6.0
+    swing_threshold: float = 6.0  # followers: both directions
+    floor_fraction: float = 0.1  # the MAD's floor, as a fraction of the median
+    floor_absolute: float = 2.0
+    ratio_history: int = 48  # ratio values kept per account (not seasonal)
+    ratio_threshold: float = 6.0
+    ratio_min_denominator: float = 20.0
+
+
+def hour_of_week(at: datetime) -> int:
+    return at.weekday() * 24 + at.hour
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: str
+    metric: str
+    expected_low: float
+    expected_high: float
+    observed: float
+    score: float
+
+
+def median(values: list[float]) -> float:
+    """The median of a short list (faster than ``statistics.median`` on the hot path)."""
+    s = sorted(values)
+    n = len(s)
+    h = n // 2
+    return s[h] if n % 2 else (s[h - 1] + s[h]) / 2
+
+
+def _band(values: list[float], model: DetectorModel) -> tuple[float, float]:
+    med = median(values)
+    mad = median([abs(v - med) for v in values])
+    return med, max(1.4826 * mad, model.floor_fraction * abs(med), model.floor_absolute)
+
+
+def judge(metric: str, value: float, history: list[float], model: DetectorModel
+          ) -> Verdict | None:
+    """A verdict on one value against its baseline (``None``: normal or no baseline)."""
+    if len(history) < model.min_history:
+        return None
+    med, spread = _band(history, model)
+    z = (value - med) / spread
+    if metric == "followers":
+        if abs(z) > model.swing_threshold:
+            t = model.swing_threshold
+            return Verdict("follower_swing", metric, med - t * spread, med + t * spread,
+                           value, round(z, 3))
+        return None
+    if z > model.threshold:
+        t = model.threshold
+        return Verdict("jump", metric, max(0.0, med - t * spread), med + t * spread, value,
+                       round(z, 3))
+    return None
+
+
+def judge_ratio(name: str, ratio: float, history: list[float], model: DetectorModel
+                ) -> Verdict | None:
+    if len(history) < model.min_history * 4:
+        return None
+    med = median(history)
+    mad = median([abs(v - med) for v in history])
+    spread = max(1.4826 * mad, model.floor_fraction * abs(med), 0.01)
+    z = (ratio - med) / spread
+    if z > model.ratio_threshold:
+        t = model.ratio_threshold
+        return Verdict("ratio", name, max(0.0, med - t * spread), med + t * spread,
+                       round(ratio, 6), round(z, 3))
+    return None
+
+
+def remember(history: list[float], value: float, keep: int) -> list[float]:
+    return [*history, value][-keep:]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One counter sample: the count of ``metric`` in the hour ending at ``at``."""
+
+    account_id: str
+    metric: str
+    at: datetime
+    value: float
+
+
+Key = tuple[str, str, int]
+
+
+_NUMERATORS = {num: name for name, (num, _) in RATIOS.items()}
+
+
+def keys_of(samples: list[Sample]) -> set[Key]:
+    hours: dict[datetime, int] = {}
+    keys: set[Key] = set()
+    for s in samples:
+        h = hours.get(s.at)
+        if h is None:
+            h = hours[s.at] = hour_of_week(s.at)
+        keys.add((s.account_id, s.metric, h))
+        ratio = _NUMERATORS.get(s.metric)
+        if ratio:
+            keys.add((s.account_id, ratio, -1))
+    return keys
+
+
+def detect(samples: list[Sample], memory: dict[Key, list[float]], model: DetectorModel
+           ) -> tuple[list[tuple[Sample, Verdict]], dict[Key, list[float]]]:
+    """Judge each sample against the baselines, oldest first, learning as it goes; the
+    verdicts and the baselines that changed."""
+    changed: dict[Key, list[float]] = {}
+    found: list[tuple[Sample, Verdict]] = []
+    by_time: dict[tuple[str, datetime], dict[str, float]] = {}
+    hours: dict[datetime, int] = {}
+    for s in sorted(samples, key=lambda s: s.at):  # stable: same-time order kept
+        h = hours.get(s.at)
+        if h is None:
+            h = hours[s.at] = hour_of_week(s.at)
+        key = (s.account_id, s.metric, h)
+        history = changed.get(key) or memory.get(key) or []
+        verdict = judge(s.metric, s.value, history, model)
+        if verdict:
+            found.append((s, verdict))
+        changed[key] = remember(history, s.value, model.history)
+        by_time.setdefault((s.account_id, s.at), {})[s.metric] = s.value
+    for (account_id, at), values in by_time.items():
+        for name, (num, den) in RATIOS.items():
+            if num not in values or values.get(den, 0) < model.ratio_min_denominator:
+                continue
+            ratio = values[num] / values[den]
+            key = (account_id, name, -1)
+            history = changed.get(key) or memory.get(key) or []
+            verdict = judge_ratio(name, ratio, history, model)
+            if verdict:
+                found.append((Sample(account_id, name, at, ratio), verdict))
+            changed[key] = remember(history, ratio, model.ratio_history)
+    return found, changed
