@@ -11,7 +11,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -26,6 +26,7 @@ from libs.events.contracts.credit import (
 )
 from libs.events.contracts.registration import AccountRegistrationSubmitted
 from libs.events.db import Tx
+from libs.runtime.clock import now as utcnow  # UTC; in development a request may name it
 from libs.runtime.idempotency import run_idempotent
 
 from . import rules, views
@@ -35,9 +36,6 @@ from .policies import POLICIES, Context
 
 log = logging.getLogger(__name__)
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 async def _nothing() -> None:
