@@ -95,7 +95,7 @@ def subscription(deps: Deps) -> Subscription:
     credit's levels, each kept in the consumer's transaction with its inbox record."""
     return Subscription(name="enforcement-inbound",
                         topics=[events_topic("registration"), events_topic("credit"),
-                                events_topic("verification")],
+                                events_topic("verification"), events_topic("transfer")],
                         handler=each(partial(when_event, deps)),
                         event_types=frozenset(POLICIES))
 

@@ -40,7 +40,14 @@ from .domain import (
     file_appeal,
     file_complaint,
 )
-from .policies import POLICIES, BlacklistNoted, CreditNoted, Registered, VerificationNoted
+from .policies import (
+    POLICIES,
+    BlacklistNoted,
+    CreditNoted,
+    Registered,
+    TradingSuspected,
+    VerificationNoted,
+)
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +179,30 @@ async def when_event(deps: Deps, tx: Tx, event: Envelope) -> None:
     elif isinstance(learned, VerificationNoted):
         await deps.directory.verification(tx, account_id=learned.account_id,
                                           state=learned.state, at=learned.at)
+    elif isinstance(learned, TradingSuspected):
+        await _report_trading(deps, tx, learned)
     elif isinstance(learned, BlacklistNoted):
         await projections.BLACKLISTS.apply(tx, [learned.event])
+
+
+async def _report_trading(deps: Deps, tx: Tx, t: TradingSuspected) -> None:
+    """A suspected Art. 18(8) violation at intake, caused by transfer's event; the id is
+    derived from that event, so a replay reports it once."""
+    known = await deps.directory.get(tx, t.account_id)
+    if known is None or not known.province:
+        log.info("suspected trading of %s: its province is not known; skipped", t.account_id)
+        return
+    violation_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"suspected-trading:{t.event.id}"))
+    if await deps.violations.load(tx, violation_id) is not None:
+        return
+    evidence = Evidence(content_ids=[t.transfer_id, *t.account_ids],
+                        reporter=f"transfer: {t.transfers_in_window} transfers within "
+                                 f"{t.window_days} days")
+    await deps.violations.decide(tx, violation_id, lambda s: Violation.report(
+        violation_id=violation_id, account_id=t.account_id, category=8, evidence=evidence,
+        source="transfer", province=known.province, reported_by="transfer",
+        now=deps.clock(), legal_basis=sorted({*rules.legal_basis_of(8), "A11.1"})),
+        cause=t.event)
 
 
 # -- commands --------------------------------------------------------------------------------

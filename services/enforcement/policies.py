@@ -14,6 +14,7 @@ from libs.events.contracts.registration import (
     AccountRegistrationHeld,
     AccountRegistrationSubmitted,
 )
+from libs.events.contracts.transfer import SuspectedAccountTrading
 from libs.events.contracts.verification import AccountVerified, IdentityVerificationFailed
 
 
@@ -58,7 +59,20 @@ class BlacklistNoted:
     event: Envelope
 
 
-Learned = Registered | CreditNoted | VerificationNoted | BlacklistNoted
+@dataclass(frozen=True)
+class TradingSuspected:
+    """Transfer saw repeated transfers among a group of identities (A11.1): a suspected
+    Art. 18(8) violation for an operator to confirm or dismiss."""
+
+    account_id: str
+    transfer_id: str
+    account_ids: tuple[str, ...]
+    transfers_in_window: int
+    window_days: int
+    event: Envelope
+
+
+Learned = Registered | CreditNoted | VerificationNoted | BlacklistNoted | TradingSuspected
 
 
 def when_registration_submitted_index(p: AccountRegistrationSubmitted, event: Envelope
@@ -87,6 +101,11 @@ def when_identity_blacklisted_record(p: IdentityBlacklisted, event: Envelope) ->
     return BlacklistNoted(event)
 
 
+def when_suspected_trading_report(p: SuspectedAccountTrading, event: Envelope) -> Learned:
+    return TradingSuspected(p.account_id, p.transfer_id, tuple(p.account_ids),
+                            p.transfers_in_window, p.window_days, event)
+
+
 POLICIES: dict[str, Callable[[Any, Envelope], Learned]] = {
     AccountRegistrationSubmitted.event_type: when_registration_submitted_index,
     AccountRegistrationHeld.event_type: when_registration_submitted_index,
@@ -94,4 +113,5 @@ POLICIES: dict[str, Callable[[Any, Envelope], Learned]] = {
     AccountVerified.event_type: when_account_verified_note,
     IdentityVerificationFailed.event_type: when_identity_failed_note,
     IdentityBlacklisted.event_type: when_identity_blacklisted_record,
+    SuspectedAccountTrading.event_type: when_suspected_trading_report,
 }

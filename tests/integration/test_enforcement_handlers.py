@@ -357,3 +357,25 @@ async def test_A3_a_filtered_list_fills_its_pages(deps):
         assert len(items) == 2 or cursor is None
         seen += [d["account_id"] for d in items]
     assert sorted(seen) == sorted(f"acc-page-{i}" for i in range(6) if i % 3)
+
+
+@BACKENDS
+async def test_A11_1_suspected_trading_from_transfer_is_reported_once_under_art_18_8(deps):
+    account = f"acc-{uuid.uuid4().hex[:6]}"
+    await deliver(deps, registered(account, "440000"), "registration.events")
+    suspected = Envelope.new(
+        type="transfer.SuspectedAccountTrading", source="/transfer", subject=account,
+        stream_id="transfer-t1", time=T0,
+        data={"account_id": account, "transfer_id": "t1", "identity_blinds": ["a" * 32],
+              "account_ids": [account], "transfers_in_window": 3, "window_days": 365,
+              "legal_basis": ["A11.1"], "evidence_event_ids": []})
+    await deliver(deps, suspected, "transfer.events")  # delivered twice: kept once
+    async with deps.db.connect() as conn:
+        rows = await conn.fetch(text(
+            "SELECT CAST(data AS text), causation_id FROM events "
+            "WHERE type = 'enforcement.ViolationReported'"))
+    assert len(rows) == 1
+    reported = orjson.loads(rows[0][0])
+    assert (reported["category"], reported["source"], reported["province"]) == (8, "transfer",
+                                                                                "440000")
+    assert "A11.1" in reported["legal_basis"] and rows[0][1] == suspected.id

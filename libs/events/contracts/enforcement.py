@@ -54,7 +54,8 @@ CommercialCategory = Literal["false_advertising", "exaggerated_publicity", "comm
                              "copyright"]
 # An Art. 18 category (1-10) or an Art. 14 commercial one.
 ViolationCategory = Annotated[int, Field(ge=1, le=10)] | CommercialCategory
-ViolationSource = Literal["moderation", "complaint", "regulator", "credit", "verification"]
+ViolationSource = Literal["moderation", "complaint", "regulator", "credit", "verification",
+                          "transfer"]
 
 
 class Evidence(Part):
