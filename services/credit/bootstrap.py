@@ -8,12 +8,14 @@ from pathlib import Path
 
 from libs.events import Database, EventStore, Streams, each, events_topic
 from libs.events.contracts import all_contracts
+from libs.runtime.clock import now as utcnow
+from libs.runtime.deps import nothing_to_catch_up
 from libs.runtime.service import Periodic, ServiceRuntime, Subscription
 
 from . import rules, sweep
 from .adapters import Baselines, IdentityDirectory
 from .domain import account_stream, evolve_identity, evolve_profile, identity_stream
-from .handlers import Deps, utcnow, when_event
+from .handlers import Deps, when_event
 from .policies import POLICIES
 from .projections import all_projections
 from .settings import Settings
@@ -21,9 +23,6 @@ from .settings import Settings
 MIGRATIONS = str(Path(__file__).with_name("migrations") / "versions")
 SOURCE = "/credit"
 
-
-async def _nothing() -> None:
-    return None
 
 
 def scoring_model(s: Settings) -> rules.ScoringModel:
@@ -38,7 +37,7 @@ def scoring_model(s: Settings) -> rules.ScoringModel:
 
 def dependencies(settings: Settings, db: Database, store: EventStore, *,
                  committed: Callable[[], None] = lambda: None,
-                 catch_up: Callable[[], Awaitable[None]] = _nothing,
+                 catch_up: Callable[[], Awaitable[None]] = nothing_to_catch_up,
                  clock: Callable = utcnow) -> Deps:
     """The handlers' dependencies over one database and event store."""
     return Deps(

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from libs.domain import InvalidCommandError, NotFoundError
-from libs.events import Database, Envelope, EventPayload, EventStore, Streams, transact
+from libs.events import Envelope, EventPayload, Streams, transact
 from libs.events.contracts.credit import (
     CreditFactRecorded,
     CreditOverridden,
@@ -26,7 +26,7 @@ from libs.events.contracts.credit import (
 )
 from libs.events.contracts.registration import AccountRegistrationSubmitted
 from libs.events.db import Tx
-from libs.runtime.clock import now as utcnow  # UTC; in development a request may name it
+from libs.runtime.deps import ServiceDeps
 from libs.runtime.idempotency import run_idempotent
 
 from . import rules, views
@@ -38,25 +38,17 @@ log = logging.getLogger(__name__)
 
 
 
-async def _nothing() -> None:
-    return None
 
-
-@dataclass
-class Deps:
+@dataclass(kw_only=True)
+class Deps(ServiceDeps):
     """What the handlers need; built complete in bootstrap."""
 
-    db: Database
-    store: EventStore
     profiles: Streams[Profile]
     identities: Streams[Identity]
     directory: IdentityDirectory
     baselines: Baselines
     model: rules.ScoringModel = field(default_factory=rules.ScoringModel)
     detector: rules.DetectorModel = field(default_factory=rules.DetectorModel)
-    clock: Callable[[], datetime] = utcnow
-    committed: Callable[[], None] = field(default=lambda: None)
-    catch_up: Callable[[], Awaitable[None]] = _nothing
     max_batch: int = 100_000
     keep_samples: bool = True
 

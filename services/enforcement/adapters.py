@@ -38,7 +38,9 @@ _FILED_PAGE = text(
     "SELECT account_id, province, category, entity_type, business_name, registered_address, "
     "uscc, verification, registered_at FROM enforcement_accounts "
     "WHERE province IS NOT NULL AND (:p = '' OR province = :p) "
-    "AND (province > :after_p OR (province = :after_p AND account_id > :after_a)) "
+    # a row comparison, so that each page is a range scan of the (province, account_id)
+    # index from the last row on; the equivalent OR form rescans from the start each page
+    "AND (province, account_id) > (:after_p, :after_a) "
     "ORDER BY province, account_id LIMIT :limit")
 # The columns of a filing row, in the order of the export's columns (views.FILING_COLUMNS).
 FILING_FIELDS = ("account_id", "province", "category", "entity_type", "business_name",

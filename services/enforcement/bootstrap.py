@@ -10,6 +10,8 @@ from pathlib import Path
 
 from libs.events import Database, Envelope, EventStore, Streams, each, events_topic
 from libs.events.contracts import all_contracts
+from libs.runtime.clock import now as utcnow
+from libs.runtime.deps import nothing_to_catch_up
 from libs.runtime.pii import Sealer
 from libs.runtime.service import Periodic, ServiceRuntime, Subscription
 
@@ -24,7 +26,7 @@ from .domain import (
     evolve_violation,
 )
 from .domain import violation_stream as violation_stream_of
-from .handlers import Deps, utcnow, when_event
+from .handlers import Deps, when_event
 from .policies import POLICIES
 from .projections import all_projections
 from .settings import Settings
@@ -33,9 +35,6 @@ MIGRATIONS = str(Path(__file__).with_name("migrations") / "versions")
 SOURCE = "/enforcement"
 log = logging.getLogger(__name__)
 
-
-async def _nothing() -> None:
-    return None
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ def check_calendar(settings: Settings, year: int) -> None:
 
 def dependencies(settings: Settings, db: Database, store: EventStore, *,
                  committed: Callable[[], None] = lambda: None,
-                 catch_up: Callable[[], Awaitable[None]] = _nothing,
+                 catch_up: Callable[[], Awaitable[None]] = nothing_to_catch_up,
                  clock: Callable = utcnow) -> Deps:
     """The handlers' dependencies over one database and event store."""
 

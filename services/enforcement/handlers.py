@@ -12,7 +12,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -20,10 +20,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 
 from libs.domain import DomainError, ForbiddenError, InvalidCommandError, NotFoundError
-from libs.events import Database, Envelope, EventStore, Streams, transact
+from libs.events import Envelope, Streams, transact
 from libs.events.contracts.enforcement import Evidence, MeasureDecided, RegulatorAccessed
 from libs.events.db import Tx
-from libs.runtime.clock import now as utcnow  # UTC; in development a request may name it
+from libs.runtime.deps import ServiceDeps
 from libs.runtime.idempotency import run_idempotent
 from libs.runtime.pii import Sealer
 
@@ -53,16 +53,11 @@ log = logging.getLogger(__name__)
 
 
 
-async def _nothing() -> None:
-    return None
 
-
-@dataclass
-class Deps:
+@dataclass(kw_only=True)
+class Deps(ServiceDeps):
     """What the handlers need; built complete in bootstrap."""
 
-    db: Database
-    store: EventStore
     violations: Streams[Violation]
     records: Streams[Record]
     cases: Streams[Case]
@@ -75,9 +70,6 @@ class Deps:
     appeal_window_days: int = 30
     appeal_working_days: int = 7
     complaint_working_days: int = 10
-    clock: Callable[[], datetime] = utcnow
-    committed: Callable[[], None] = field(default=lambda: None)
-    catch_up: Callable[[], Awaitable[None]] = _nothing
 
 
 # -- what handlers take and return ---------------------------------------------------------------

@@ -8,12 +8,13 @@ from pathlib import Path
 
 from libs.events import each, events_topic
 from libs.events.contracts import all_contracts
+from libs.runtime.clock import now as utcnow
 from libs.runtime.pii import Sealer
 from libs.runtime.service import Periodic, ServiceRuntime, Subscription
 
 from . import handlers, sweep
 from .adapters import ClosedNames
-from .handlers import Deps, account_streams, utcnow
+from .handlers import Deps, account_streams
 from .policies import POLICIES
 from .projections import AccountsProjection
 from .rules import LEGAL, NATURAL, UNINCORPORATED, Limit, Policy, Velocity

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
@@ -17,9 +17,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, RootModel
 
 from libs.domain import IllegalTransitionError
-from libs.events import Changed, ConcurrencyError, Database, Envelope, EventStore, Streams
+from libs.events import Changed, ConcurrencyError, Envelope, EventStore, Streams
 from libs.events.db import Tx
 from libs.runtime.clock import now as utcnow  # UTC; in development a request may name it
+from libs.runtime.deps import ServiceDeps
 from libs.runtime.idempotency import run_idempotent
 from libs.runtime.pii import Sealer
 
@@ -43,9 +44,6 @@ SOURCE = "/registration"
 
 
 
-async def _nothing_to_catch_up() -> None:
-    return None
-
 
 def account_streams(store: EventStore, clock: Callable[[], datetime] = utcnow
                     ) -> Streams[Account]:
@@ -53,20 +51,15 @@ def account_streams(store: EventStore, clock: Callable[[], datetime] = utcnow
     return Streams(store, source=SOURCE, stream_id=stream_of, evolve=evolve, clock=clock)
 
 
-@dataclass(frozen=True)
-class Deps:
+@dataclass(kw_only=True)
+class Deps(ServiceDeps):
     """What the handlers need; built complete in bootstrap (a test database in tests)."""
 
-    db: Database
-    store: EventStore
     accounts: Streams[Account]
     policy: Policy
     agreement_version: str
     names: ClosedNames
     sealer: Sealer
-    clock: Callable[[], datetime] = utcnow
-    committed: Callable[[], None] = lambda: None  # wakes the relay and the projections
-    catch_up: Callable[[], Awaitable[None]] = _nothing_to_catch_up  # the read models, now
 
 
 # -- results ------------------------------------------------------------------------------

@@ -8,13 +8,14 @@ from pathlib import Path
 
 from libs.events import Database, EventStore, Streams, each, events_topic
 from libs.events.contracts import all_contracts
+from libs.runtime.clock import now as utcnow
 from libs.runtime.pii import Sealer
 from libs.runtime.service import Periodic, ServiceRuntime, Subscription
 
 from . import rules, sweep
 from .adapters import Directory
 from .domain import evolve, evolve_signals, ownership_stream, stream_of
-from .handlers import Deps, utcnow, when_event
+from .handlers import Deps, when_event
 from .policies import EVENT_TYPES
 from .settings import Settings
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from libs.domain import DomainError, InvalidCommandError, NotFoundError
-from libs.events import Database, Envelope, EventStore, Streams, transact
+from libs.events import Envelope, Streams, transact
 from libs.events.db import Tx
-from libs.runtime.clock import now as utcnow  # UTC; in development a request may name it
+from libs.runtime.deps import ServiceDeps
 from libs.runtime.idempotency import run_idempotent
 from libs.runtime.pii import Sealer
 
@@ -32,12 +32,10 @@ log = logging.getLogger(__name__)
 
 
 
-@dataclass
-class Deps:
+@dataclass(kw_only=True)
+class Deps(ServiceDeps):
     """What the handlers need; built complete in bootstrap."""
 
-    db: Database
-    store: EventStore
     transfers: Streams[Transfer]
     signals: Streams[Signals]
     directory: Directory
@@ -45,8 +43,6 @@ class Deps:
     rules: rules.TradingRules = rules.TradingRules()
     confirmation_days: int = 15
     ad_revenue_pause_months: int = 3
-    clock: Callable[[], datetime] = utcnow
-    committed: Callable[[], None] = field(default=lambda: None)
 
 
 # -- what handlers take and return ---------------------------------------------------------------

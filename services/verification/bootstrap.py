@@ -9,6 +9,8 @@ from pathlib import Path
 
 from libs.events import Database, EventStore, Streams, each, events_topic
 from libs.events.contracts import all_contracts
+from libs.runtime.clock import now as utcnow
+from libs.runtime.deps import nothing_to_catch_up
 from libs.runtime.pii import Sealer
 from libs.runtime.service import Periodic, ServiceRuntime, Subscription
 
@@ -22,7 +24,7 @@ from .domain import (
     stream_of,
     transferee_stream,
 )
-from .handlers import Deps, catch_up_registry, utcnow, when_event
+from .handlers import Deps, catch_up_registry, when_event
 from .policies import POLICIES
 from .projections import all_projections
 from .rules import Policy
@@ -33,13 +35,10 @@ SOURCE = "/verification"
 log = logging.getLogger(__name__)
 
 
-async def _nothing() -> None:
-    return None
-
 
 def dependencies(settings: Settings, db: Database, store: EventStore, *,
                  committed: Callable[[], None] = lambda: None,
-                 catch_up: Callable[[], Awaitable[None]] = _nothing) -> Deps:
+                 catch_up: Callable[[], Awaitable[None]] = nothing_to_catch_up) -> Deps:
     """The handlers' dependencies over one database and event store."""
     clock = utcnow
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from libs.domain import DomainError, NotFoundError
-from libs.events import Database, Envelope, EventStore, Streams, transact
+from libs.events import Envelope, Streams, transact
 from libs.events.contracts.registration import (
     AccountRegistrationSubmitted,
     ProfileChangeSubmitted,
@@ -30,7 +30,7 @@ from libs.events.contracts.verification import (
     QualificationExpired,
 )
 from libs.events.db import Tx
-from libs.runtime.clock import now as utcnow  # UTC; in development a request may name it
+from libs.runtime.deps import ServiceDeps
 from libs.runtime.idempotency import run_idempotent, run_once
 from libs.runtime.pii import Sealer
 
@@ -55,16 +55,11 @@ log = logging.getLogger(__name__)
 
 
 
-async def _nothing() -> None:
-    return None
 
-
-@dataclass
-class Deps:
+@dataclass(kw_only=True)
+class Deps(ServiceDeps):
     """What the handlers need; built complete in bootstrap."""
 
-    db: Database
-    store: EventStore
     verifications: Streams[Verification]
     protected_names: Streams[ProtectedName]
     word_list: Streams[WordList]
@@ -76,10 +71,7 @@ class Deps:
     min_tenure_months: int = 6
     reinspection_interval_days: int = 180
     sample_fraction: float = 0.02
-    clock: Callable[[], datetime] = utcnow
-    committed: Callable[[], None] = field(default=lambda: None)
     # the read models brought up to the log (before a sweep reads them)
-    catch_up: Callable[[], Awaitable[None]] = _nothing
 
 
 # -- what handlers take and return ---------------------------------------------------------------

@@ -1,0 +1,35 @@
+"""What every service's handlers need, whatever the service: a service's ``Deps`` (in its
+``handlers.py``) derives from :class:`ServiceDeps` and adds its own streams and adapters."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from libs.events import Database, EventStore
+
+from .clock import now
+
+
+def _nothing_to_wake() -> None:
+    return None
+
+
+async def nothing_to_catch_up() -> None:
+    """The default of ``catch_up`` where no read model runs (unit and integration tests)."""
+    return None
+
+
+@dataclass(kw_only=True)
+class ServiceDeps:
+    """The database and the event store; the clock decisions are made by (UTC, or in
+    development a request's ``X-Clock-Now``); ``committed``, called after a handler's
+    transaction commits, wakes the relay and the projections; ``catch_up`` brings the read
+    models up to the log now (before a sweep reads them)."""
+
+    db: Database
+    store: EventStore
+    clock: Callable[[], datetime] = now
+    committed: Callable[[], None] = _nothing_to_wake
+    catch_up: Callable[[], Awaitable[None]] = nothing_to_catch_up
