@@ -7,6 +7,7 @@ never activates them alone) and activated with a published ``AccountVerified``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -15,6 +16,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from libs.events.topics import SERVICES
 from services.enforcement import rules
 from tests.conftest import eventually
 from tests.registration_support import body
@@ -238,6 +240,34 @@ async def test_A19_2_xlsx_totals_equal_the_json_report_and_the_manifest_verifies
     rules.verify_manifest(report["manifest"], {}, public_key=public_key)
 
 
+async def topic_offsets(system) -> dict:
+    """The end offset of every partition of the five services' topics in this run."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=system.bootstrap)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(system.topic(s), p) for s in SERVICES for p in range(3)]
+        return {f"{tp.topic}:{tp.partition}": o
+                for tp, o in (await consumer.end_offsets(parts)).items()}
+    finally:
+        await consumer.stop()
+
+
+async def settled_offsets(system) -> dict:
+    """The end offsets once the earlier tests' events stopped flowing (two reads agree)."""
+    seen: dict = {}
+
+    async def still() -> bool:
+        first = await topic_offsets(system)
+        await asyncio.sleep(1)  # the window in which a relay would publish
+        seen["offsets"] = await topic_offsets(system)
+        return seen["offsets"] == first
+
+    await eventually(still, timeout=60, what="the topics to settle")
+    return seen["offsets"]
+
+
 async def test_A7_3_a_candidate_policy_is_simulated_over_history(system):
     account_id = await active_account(system)
     assert (await confirmed(system, account_id, 6))["measure"] == "warning"
@@ -259,6 +289,11 @@ async def test_A7_3_a_candidate_policy_is_simulated_over_history(system):
 
         await eventually(differs, timeout=30, what=f"a difference in the simulation ({seen})")
         assert seen["candidate_version"] == "2-draft" and seen["different"] >= 1
+        # the what-if leaves every topic as it was: the end offsets do not move
+        before = await settled_offsets(system)
+        again = await ops.post("/v1/policies/simulate", json={"policy": candidate})
+        assert again.status_code == 200 and again.json()["different"] >= 1
+        assert await topic_offsets(system) == before
         broken = {**candidate, "rules": candidate["rules"][1:]}
         bad = await ops.post("/v1/policies/simulate", json={"policy": broken})
     assert bad.status_code == 422 and bad.json()["code"] == "invalid-policy"
