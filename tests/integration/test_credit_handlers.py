@@ -5,7 +5,6 @@ forced follows (A12.2), overrides, redelivery, and a rebuild of the read model."
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from libs.domain import InvalidCommandError, NotFoundError
-from libs.events import Consumer, Database, Envelope, EventStore, ProjectionRunner
+from libs.events import Consumer, Envelope
 from libs.events.contracts import all_contracts
 from libs.events.contracts.enforcement import (
     CaseResponded,
@@ -23,42 +22,24 @@ from libs.events.contracts.enforcement import (
 )
 from libs.events.contracts.verification import IdentityVerified
 from libs.events.kafka_binding import to_kafka
-from libs.events.migrate import upgrade
 from libs.events.testing import FakeBroker, FakeRecord
 from services.credit import bootstrap as boot
 from services.credit import handlers, rules, sweep
 from services.credit.projections import all_projections
 from services.credit.settings import Settings
 from tests.conftest import BACKENDS, eventually
+from tests.service_support import Clock, service_dependencies
 
 pytestmark = pytest.mark.postgres
 CONTRACTS = all_contracts()
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 async def deps(database_url):
-    await asyncio.to_thread(upgrade, database_url, boot.MIGRATIONS)
-    db = Database(database_url)
-    store = EventStore(CONTRACTS, dialect=db.dialect)
-    runners = [ProjectionRunner(db=db, store=store, projection=p) for p in all_projections()]
-
-    async def catch_up() -> None:
-        for r in runners:
-            await r.catch_up()
-
-    d = boot.dependencies(Settings(), db, store, catch_up=catch_up, clock=Clock(T0))
-    d.runners = runners  # type: ignore[attr-defined]
-    yield d
-    await db.dispose()
+    async with service_dependencies(boot, Settings(), database_url, clock=Clock(T0),
+                                    projections=all_projections()) as d:
+        yield d
 
 
 def _submitted(account_id: str, id_number: str | None = None) -> dict:

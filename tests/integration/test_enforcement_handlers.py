@@ -3,7 +3,6 @@ appeals, complaints, reports, the what-if, and its inbound events delivered twic
 
 from __future__ import annotations
 
-import asyncio
 import io
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -13,45 +12,28 @@ import pytest
 from sqlalchemy import text
 
 from libs.domain import ConflictError, ForbiddenError, InvalidCommandError
-from libs.events import Consumer, Database, Envelope, EventStore, ProjectionRunner
+from libs.events import Consumer, Envelope
 from libs.events.contracts import all_contracts
 from libs.events.contracts.enforcement import Evidence
 from libs.events.kafka_binding import to_kafka
-from libs.events.migrate import upgrade
 from libs.events.testing import FakeBroker, FakeRecord
 from services.enforcement import bootstrap as boot
 from services.enforcement import handlers, rules, sweep, views
 from services.enforcement.projections import all_projections
 from services.enforcement.settings import Settings
 from tests.conftest import BACKENDS, eventually
+from tests.service_support import Clock, service_dependencies
 
 pytestmark = pytest.mark.postgres
 CONTRACTS = all_contracts()
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 async def deps(database_url):
-    await asyncio.to_thread(upgrade, database_url, boot.MIGRATIONS)
-    db = Database(database_url)
-    store = EventStore(CONTRACTS, dialect=db.dialect)
-    runners = [ProjectionRunner(db=db, store=store, projection=p) for p in all_projections()]
-
-    async def catch_up() -> None:
-        for r in runners:
-            await r.catch_up()
-
-    d = boot.dependencies(Settings(), db, store, catch_up=catch_up, clock=Clock(T0))
-    yield d
-    await db.dispose()
+    async with service_dependencies(boot, Settings(), database_url, clock=Clock(T0),
+                                    projections=all_projections()) as d:
+        yield d
 
 
 async def count_events(deps) -> int:

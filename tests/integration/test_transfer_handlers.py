@@ -3,7 +3,6 @@ completion, the no-trading rules, ownership signals, and inbound events delivere
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -11,10 +10,9 @@ import pytest
 from sqlalchemy import text
 
 from libs.domain import InvalidCommandError, NotFoundError
-from libs.events import Consumer, Database, Envelope, EventStore
+from libs.events import Consumer, Envelope
 from libs.events.contracts import all_contracts
 from libs.events.kafka_binding import to_kafka
-from libs.events.migrate import upgrade
 from libs.events.testing import FakeBroker, FakeRecord
 from libs.runtime.pii import Sealer
 from libs.runtime.settings import DEV_PII_KEY
@@ -25,6 +23,7 @@ from services.verification.domain import IdentityDecision, check_transferee
 from tests.conftest import BACKENDS
 from tests.integration.test_enforcement_handlers import registered
 from tests.registration_support import phone, resident_id
+from tests.service_support import Clock, service_dependencies
 
 pytestmark = pytest.mark.postgres
 CONTRACTS = all_contracts()
@@ -32,21 +31,10 @@ T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 SEALER = Sealer(DEV_PII_KEY)
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 async def deps(database_url):
-    await asyncio.to_thread(upgrade, database_url, boot.MIGRATIONS)
-    db = Database(database_url)
-    store = EventStore(CONTRACTS, dialect=db.dialect)
-    yield boot.dependencies(Settings(), db, store, clock=Clock(T0))
-    await db.dispose()
+    async with service_dependencies(boot, Settings(), database_url, clock=Clock(T0)) as d:
+        yield d
 
 
 async def deliver(deps, env: Envelope, topic: str) -> None:
