@@ -16,6 +16,7 @@ from .errors import (
     NotFoundError,
     RateLimitedError,
 )
+from .values import as_datetime
 
 __all__ = [
     "ConflictError",
@@ -25,4 +26,5 @@ __all__ = [
     "InvalidCommandError",
     "NotFoundError",
     "RateLimitedError",
+    "as_datetime",
 ]

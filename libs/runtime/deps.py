@@ -6,10 +6,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from libs.events import Database, EventStore
+from libs.events.db import Tx
 
 from .clock import now
+from .idempotency import run_idempotent
+
+R = TypeVar("R")
 
 
 def _nothing_to_wake() -> None:
@@ -33,3 +38,12 @@ class ServiceDeps:
     clock: Callable[[], datetime] = now
     committed: Callable[[], None] = _nothing_to_wake
     catch_up: Callable[[], Awaitable[None]] = nothing_to_catch_up
+
+    async def command(self, key: str | None, scope: str, digest: str,
+                      work: Callable[[Tx], Awaitable[R]], result: Any) -> R:
+        """Run a command's ``work`` in one transaction, once per ``Idempotency-Key``
+        (keeping its ``result``), then wake the relay and the projections."""
+        answer = await run_idempotent(self.db, key, scope=scope, digest=digest, work=work,
+                                      result=result)
+        self.committed()
+        return answer

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +26,6 @@ from libs.events.contracts.credit import (
 from libs.events.contracts.registration import AccountRegistrationSubmitted
 from libs.events.db import Tx
 from libs.runtime.deps import ServiceDeps
-from libs.runtime.idempotency import run_idempotent
 
 from . import rules, views
 from .adapters import Baselines, IdentityDirectory
@@ -187,13 +185,6 @@ async def _overrule_strike(deps: Deps, tx: Tx, profile: Profile, strike_id: str,
 
 
 # -- commands ------------------------------------------------------------------------------
-async def _command(deps: Deps, key: str | None, scope: str, digest: str,
-                   work: Callable[[Tx], Awaitable[Any]], result: type[BaseModel]) -> Any:
-    answer = await run_idempotent(deps.db, key, scope=scope, digest=digest, work=work,
-                                  result=result)
-    deps.committed()
-    return answer
-
 
 def check_batch(batch: MetricsBatch, max_samples: int) -> None:
     if not batch.samples and not batch.follows:
@@ -255,7 +246,7 @@ async def ingest_metrics(deps: Deps, batch: MetricsBatch, *, key: str | None, di
         return IngestOut(samples=len(batch.samples), anomalies=anomalies,
                          forced_follows=forced, level_changes=levels)
 
-    return await _command(deps, key, "credit.metrics", digest, work, IngestOut)
+    return await deps.command(key, "credit.metrics", digest, work, IngestOut)
 
 
 async def detect_and_learn(deps: Deps, tx: Tx, samples: list[rules.Sample]
@@ -298,7 +289,7 @@ async def override(deps: Deps, account_id: str, *, points: int, reason: str, by:
         return LevelOut(account_id=account_id, score=sc.score, level=sc.level,
                         changed=any(e.type == "credit.CreditLevelChanged" for e in events))
 
-    return await _command(deps, key, "credit.overrides", digest, work, LevelOut)
+    return await deps.command(key, "credit.overrides", digest, work, LevelOut)
 
 
 async def rescore(deps: Deps, account_id: str, now: datetime) -> str | None:

@@ -9,7 +9,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from libs.domain import ConflictError, IllegalTransitionError, InvalidCommandError, NotFoundError
+from libs.domain import (
+    ConflictError,
+    IllegalTransitionError,
+    InvalidCommandError,
+    NotFoundError,
+    as_datetime,
+)
 from libs.events import Envelope, EventPayload
 from libs.events.contracts.enforcement import (
     AppealFiled,
@@ -47,11 +53,6 @@ def appeal_case_id(measure_id: str) -> str:
     """One appeal per measure: its case id follows from the measure's."""
     return f"appeal-{measure_id}"
 
-
-def _ts(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(value)
 
 
 # -- a violation (A18, A14, A19.1) ------------------------------------------------------------
@@ -97,7 +98,7 @@ def evolve_violation(state: Violation | None, e: Envelope) -> Violation:
     if name == "ViolationReported":
         return Violation(violation_id=d["violation_id"], account_id=d["account_id"],
                          category=d["category"], province=d["province"], source=d["source"],
-                         reported_at=_ts(d["reported_at"]), report_event_id=e.id,
+                         reported_at=as_datetime(d["reported_at"]), report_event_id=e.id,
                          version=e.stream_version)
     assert state is not None, f"{e.type} before ViolationReported"
     status = {"ViolationConfirmed": "confirmed", "ViolationDismissed": "dismissed"}[name]
@@ -175,8 +176,8 @@ def evolve_record(state: Record | None, e: Envelope) -> Record:
                          province=d["province"], decided_at=e.time)
         return replace(s, measures={**s.measures, m.measure_id: m}, version=e.stream_version)
     if name == "MeasureApplied":
-        m = replace(s.measures[d["measure_id"]], starts_at=_ts(d["starts_at"]),
-                    ends_at=_ts(d.get("ends_at")))
+        m = replace(s.measures[d["measure_id"]], starts_at=as_datetime(d["starts_at"]),
+                    ends_at=as_datetime(d.get("ends_at")))
         return replace(s, measures={**s.measures, m.measure_id: m}, version=e.stream_version)
     if name == "MeasureLifted":
         m = replace(s.measures[d["measure_id"]], active=False, lifted_reason=d["reason"])
@@ -263,7 +264,8 @@ def evolve_case(state: Case | None, e: Envelope) -> Case:
     d, name = e.data, e.type.removeprefix(P)
     if name in ("AppealFiled", "ComplaintFiled"):
         return Case(case_id=d["case_id"], kind="appeal" if name == "AppealFiled" else "complaint",
-                    account_id=d["account_id"], step="received", deadline=_ts(d["deadline"]),
+                    account_id=d["account_id"], step="received",
+                    deadline=as_datetime(d["deadline"]),
                     measure_id=d.get("measure_id"), opened_event_id=e.id,
                     version=e.stream_version)
     assert state is not None, f"{e.type} before the case was filed"

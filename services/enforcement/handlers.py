@@ -11,7 +11,6 @@ import logging
 import os
 import tempfile
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -24,7 +23,6 @@ from libs.events import Envelope, Streams, transact
 from libs.events.contracts.enforcement import Evidence, MeasureDecided, RegulatorAccessed
 from libs.events.db import Tx
 from libs.runtime.deps import ServiceDeps
-from libs.runtime.idempotency import run_idempotent
 from libs.runtime.pii import Sealer
 
 from . import projections, rules, views
@@ -198,13 +196,6 @@ async def _report_trading(deps: Deps, tx: Tx, t: TradingSuspected) -> None:
 
 
 # -- commands --------------------------------------------------------------------------------
-async def _command(deps: Deps, key: str | None, scope: str, digest: str,
-                   work: Callable[[Tx], Awaitable[Any]], result: type[BaseModel]) -> Any:
-    answer = await run_idempotent(deps.db, key, scope=scope, digest=digest, work=work,
-                                  result=result)
-    deps.committed()
-    return answer
-
 
 def _category(category: int | str) -> int | str:
     if isinstance(category, str) and category.isdigit():
@@ -238,7 +229,7 @@ async def report_violation(deps: Deps, new: NewViolation, *, by: str, key: str |
         return ViolationOut(violation_id=violation_id, account_id=new.account_id,
                             category=category, province=province, status="reported")
 
-    return await _command(deps, key, "enforcement.violations", digest, work, ViolationOut)
+    return await deps.command(key, "enforcement.violations", digest, work, ViolationOut)
 
 
 def _measure_out(d: MeasureDecided, starts_at: datetime, ends_at: datetime | None
@@ -294,7 +285,7 @@ async def decide_violation(deps: Deps, violation_id: str, *, confirm: bool, by: 
             cause=decision_event, state=record)
         return out.model_copy(update={"measure": _measure_out(decided, now, ends_at)})
 
-    return await _command(deps, key, "enforcement.violation-decisions", digest, work,
+    return await deps.command(key, "enforcement.violation-decisions", digest, work,
                           ViolationOut)
 
 
@@ -329,7 +320,7 @@ async def lift_measure(deps: Deps, account_id: str, measure_id: str, *, note: st
         return MeasureLiftedOut(measure_id=measure_id, account_id=account_id, reason=reason,
                                 lifted_by=by)
 
-    return await _command(deps, key, "enforcement.measure-lifts", digest, work,
+    return await deps.command(key, "enforcement.measure-lifts", digest, work,
                           MeasureLiftedOut)
 
 
@@ -357,7 +348,7 @@ async def appeal(deps: Deps, *, account_id: str, measure_id: str, reason: str, b
             deadline=deadline, working_days=deps.appeal_working_days), state=case)
         return _case_out(changed.after)
 
-    return await _command(deps, key, "enforcement.appeals", digest, work, CaseOut)
+    return await deps.command(key, "enforcement.appeals", digest, work, CaseOut)
 
 
 async def _province(deps: Deps, tx: Tx, account_id: str) -> str | None:
@@ -389,7 +380,7 @@ async def complain(deps: Deps, new: NewComplaint, *, key: str | None,
             working_days=deps.complaint_working_days))
         return _case_out(changed.after)
 
-    return await _command(deps, key, "enforcement.complaints", digest, work, CaseOut)
+    return await deps.command(key, "enforcement.complaints", digest, work, CaseOut)
 
 
 async def _case(deps: Deps, tx: Tx, case_id: str) -> Case:
@@ -409,7 +400,7 @@ async def take_step(deps: Deps, case_id: str, *, step: str, by: str, assignee: s
             step, by=by, assignee=assignee, note=note, now=deps.clock()), state=case)
         return _case_out(changed.after)
 
-    return await _command(deps, key, "enforcement.case-steps", digest, work, CaseOut)
+    return await deps.command(key, "enforcement.case-steps", digest, work, CaseOut)
 
 
 async def respond(deps: Deps, case_id: str, *, outcome: str, response: str, by: str,
@@ -431,7 +422,7 @@ async def respond(deps: Deps, case_id: str, *, outcome: str, response: str, by: 
                 lifted = True
         return _case_out(changed.after, lifted)
 
-    return await _command(deps, key, "enforcement.case-responses", digest, work, CaseOut)
+    return await deps.command(key, "enforcement.case-responses", digest, work, CaseOut)
 
 
 # -- reports and inspections (A19.2, A3, A21.2) ----------------------------------------------
@@ -627,7 +618,7 @@ async def activate_policy(deps: Deps, candidate: rules.MeasurePolicy, *, by: str
             replayed_violations=simulation.violations, would_differ=simulation.different,
             changes=simulation.changes)
 
-    return await _command(deps, key, "enforcement.policy-activations", digest, work,
+    return await deps.command(key, "enforcement.policy-activations", digest, work,
                           PolicyActivated)
 
 

@@ -21,7 +21,6 @@ from libs.events import Changed, ConcurrencyError, Envelope, EventStore, Streams
 from libs.events.db import Tx
 from libs.runtime.clock import now as utcnow  # UTC; in development a request may name it
 from libs.runtime.deps import ServiceDeps
-from libs.runtime.idempotency import run_idempotent
 from libs.runtime.pii import Sealer
 
 from . import adapters, rules
@@ -140,9 +139,7 @@ async def register(deps: Deps, app: Application, *, key: str | None, digest: str
             extra_verification_required=bool(verdict.extra_verification),
             reasons=[*verdict.reasons, *verdict.extra_verification]))
 
-    result = await run_idempotent(deps.db, key, scope="registration.accounts", digest=digest,
-                                  work=work, result=_Registration)
-    deps.committed()
+    result = await deps.command(key, "registration.accounts", digest, work, _Registration)
     return result.root
 
 
@@ -200,9 +197,7 @@ async def _command(deps: Deps, account_id: str, decide: Callable[[Account], Payl
         return AccountChanged(account_id=account_id, status=changed.after.status,
                               events=changed.types)
 
-    result = await run_idempotent(deps.db, key, scope=f"registration.{scope}", digest=digest,
-                                  work=work, result=AccountChanged)
-    deps.committed()
+    result = await deps.command(key, f"registration.{scope}", digest, work, AccountChanged)
     return result
 
 

@@ -12,9 +12,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from libs import identity as ids
-from libs.events.contracts._common import SealedIdentity
 from libs.events.contracts.registration import Organization, Profile
-from libs.runtime.pii import Sealer, mask_id_number, mask_name, mask_phone
+from libs.runtime.pii import Sealer, mask_name, mask_phone, seal_identity
 from libs.runtime.problems import ProblemError
 
 from .domain import Application, ProfileChange
@@ -156,16 +155,9 @@ def application(body: RegisterAccount, sealer: Sealer) -> Application:
             ids.province(code)
         except ids.IdentityNumberError as exc:
             raise _identity_problem(exc, field) from None
-    sealed = SealedIdentity(
-        id_kind="uscc" if org else "resident_id",
-        id_number_sealed=sealer.seal(number), id_number_blind=sealer.blind("id_number", number),
-        id_number_masked=mask_id_number(number),
-        holder_name_sealed=sealer.seal(i.name), holder_name_masked=mask_name(i.name),
-        phone_sealed=sealer.seal(phone), phone_blind=sealer.blind("phone", phone),
-        phone_masked=mask_phone(phone),
-        representative_name_sealed=(sealer.seal(i.representative_name)
-                                    if i.representative_name else None),
-        representative_id_sealed=sealer.seal(rep_id) if rep_id else None)
+    sealed = seal_identity(
+        sealer, organization=org, number=number, name=i.name, phone=phone,
+        representative_name=i.representative_name, representative_id=rep_id)
     p = body.profile
     return Application(
         entity_type=body.entity_type, category=body.category, identity=sealed,

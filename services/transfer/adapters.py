@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from sqlalchemy import text
 
+from libs.domain import as_datetime
 from libs.events.db import Tx
 
 from .rules import AccountFacts, Move
@@ -50,11 +51,6 @@ _MOVE = text("INSERT INTO transfer_moves (transfer_id, account_id, from_blind, t
 _MOVES = text("SELECT transfer_id, account_id, from_blind, to_blind, completed_at "
               "FROM transfer_moves WHERE completed_at >= :since")
 
-
-def _dt(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(value)
 
 
 @dataclass(frozen=True)
@@ -99,7 +95,7 @@ class Directory:
         if r is None:
             return None
         return Owner(r[0], r[1], r[2], r[3], r[4], orjson.loads(r[5]) if r[5] else {},
-                     _dt(r[6]))
+                     as_datetime(r[6]))
 
     async def measure(self, tx: Tx, *, measure_id: str, account_id: str, measure: str | None,
                       active: bool, at: datetime) -> None:
@@ -127,7 +123,7 @@ class Directory:
     async def applications(self, tx: Tx, account_id: str) -> list[IndexedApplication]:
         rows = await tx.fetch(_APPS, {"a": account_id})
         return [IndexedApplication(r[0], r[1], r[2], r[3], r[4], orjson.loads(r[5]), r[6],
-                                   orjson.loads(r[7]) if r[7] else {}, _dt(r[8]))
+                                   orjson.loads(r[7]) if r[7] else {}, as_datetime(r[8]))
                 for r in rows]
 
     async def due(self, tx: Tx, now: datetime) -> list[str]:
@@ -138,5 +134,5 @@ class Directory:
                                  "f": move.from_blind, "t": move.to_blind, "at": move.at})
 
     async def moves(self, tx: Tx, since: datetime) -> list[Move]:
-        return [Move(r[0], r[1], r[2], r[3], _dt(r[4]))
+        return [Move(r[0], r[1], r[2], r[3], as_datetime(r[4]))
                 for r in await tx.fetch(_MOVES, {"since": since})]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from libs.domain import ConflictError, IllegalTransitionError, InvalidCommandError
+from libs.domain import ConflictError, IllegalTransitionError, InvalidCommandError, as_datetime
 from libs.events import Envelope, EventPayload
 from libs.events.contracts._common import SealedIdentity
 from libs.events.contracts.registration import Organization
@@ -50,11 +50,6 @@ def stream_of(transfer_id: str) -> str:
 def ownership_stream(account_id: str) -> str:
     return f"ownership-{account_id}"
 
-
-def _ts(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(value)
 
 
 @dataclass(frozen=True)
@@ -260,7 +255,7 @@ def _apply(state: Transfer | None, event_type: str, d: dict[str, Any], time: dat
                         entity_type=d["transferee_entity_type"],
                         organization=d.get("transferee_organization"),
                         requested_by=d["requested_by"], requested_at=time,
-                        deadline=_ts(d["deadline"]), request_event_id=event_id)
+                        deadline=as_datetime(d["deadline"]), request_event_id=event_id)
     if state is None:
         raise ValueError(f"{event_type} before TransferRequested")
     s = state

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -20,7 +20,6 @@ from libs.domain import DomainError, InvalidCommandError, NotFoundError
 from libs.events import Envelope, Streams, transact
 from libs.events.db import Tx
 from libs.runtime.deps import ServiceDeps
-from libs.runtime.idempotency import run_idempotent
 from libs.runtime.pii import Sealer
 
 from . import rules
@@ -101,13 +100,6 @@ def present(t: Transfer) -> TransferOut:
         followers_opted_out=len(t.opt_outs), reasons=list(t.reasons),
         trading_suspected=t.trading_suspected, completed_at=t.completed_at)
 
-
-async def _command(deps: Deps, key: str | None, scope: str, digest: str,
-                   work: Callable[[Tx], Awaitable[Any]], result: type[BaseModel]) -> Any:
-    answer = await run_idempotent(deps.db, key, scope=scope, digest=digest, work=work,
-                                  result=result)
-    deps.committed()
-    return answer
 
 
 async def _existing(deps: Deps, tx: Tx, transfer_id: str) -> Transfer:
@@ -226,7 +218,7 @@ async def apply(deps: Deps, app: Application, *, by: str, key: str | None,
         await _index(deps, tx, changed.after, changed.events)
         return present(changed.after)
 
-    return await _command(deps, key, "transfer.applications", digest, work, TransferOut)
+    return await deps.command(key, "transfer.applications", digest, work, TransferOut)
 
 
 async def _on_transfer(deps: Deps, transfer_id: str, decision: Callable[[Transfer, Closing], Any],
@@ -239,7 +231,7 @@ async def _on_transfer(deps: Deps, transfer_id: str, decision: Callable[[Transfe
         await _index(deps, tx, changed.after, changed.events)
         return present(changed.after)
 
-    return await _command(deps, key, scope, digest, work, TransferOut)
+    return await deps.command(key, scope, digest, work, TransferOut)
 
 
 async def confirm(deps: Deps, transfer_id: str, *, party: str, by: str, key: str | None,
@@ -347,4 +339,4 @@ async def ownership_signal(deps: Deps, signal: SignalIn, *, key: str | None,
         return SignalOut(account_id=signal.account_id, signal=signal.signal,
                          unapplied_transfer=covered is None, covered_by=covered)
 
-    return await _command(deps, key, "transfer.ownership-signals", digest, work, SignalOut)
+    return await deps.command(key, "transfer.ownership-signals", digest, work, SignalOut)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from libs import identity as ids
 from libs.events.contracts._common import SealedIdentity
 from libs.events.contracts.registration import Organization
-from libs.runtime.pii import Sealer, mask_id_number, mask_name, mask_phone
+from libs.runtime.pii import Sealer, mask_id_number, mask_name, mask_phone, seal_identity
 from libs.runtime.problems import ProblemError
 
 from .domain import Application
@@ -107,16 +107,9 @@ def sealed_identity(i: IdentityIn, entity_type: str, sealer: Sealer,
             rep_id = ids.resident_id(i.representative_id_number)
         except ids.IdentityNumberError as exc:
             raise _problem(exc, f"{field}.representative_id_number") from None
-    return SealedIdentity(
-        id_kind="uscc" if org else "resident_id",
-        id_number_sealed=sealer.seal(number), id_number_blind=sealer.blind("id_number", number),
-        id_number_masked=mask_id_number(number),
-        holder_name_sealed=sealer.seal(i.name), holder_name_masked=mask_name(i.name),
-        phone_sealed=sealer.seal(phone), phone_blind=sealer.blind("phone", phone),
-        phone_masked=mask_phone(phone),
-        representative_name_sealed=(sealer.seal(i.representative_name)
-                                    if i.representative_name else None),
-        representative_id_sealed=sealer.seal(rep_id) if rep_id else None)
+    return seal_identity(
+        sealer, organization=org, number=number, name=i.name, phone=phone,
+        representative_name=i.representative_name, representative_id=rep_id)
 
 
 def _mask_contact(contact: str) -> str:

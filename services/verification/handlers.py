@@ -31,7 +31,7 @@ from libs.events.contracts.verification import (
 )
 from libs.events.db import Tx
 from libs.runtime.deps import ServiceDeps
-from libs.runtime.idempotency import run_idempotent, run_once
+from libs.runtime.idempotency import run_once
 from libs.runtime.pii import Sealer
 
 from . import views
@@ -231,13 +231,6 @@ async def when_event(deps: Deps, tx: Tx, event: Envelope) -> None:
 
 
 # -- commands on an account ------------------------------------------------------------------------
-async def _command(deps: Deps, key: str | None, scope: str, digest: str,
-                   work: Callable[[Tx], Awaitable[Any]], result: type[BaseModel]) -> Any:
-    answer = await run_idempotent(deps.db, key, scope=scope, digest=digest, work=work,
-                                  result=result)
-    deps.committed()
-    return answer
-
 
 async def submit_qualification(deps: Deps, account_id: str, submission: Submission, *,
                                by: str, key: str | None, digest: str) -> CaseOpened:
@@ -254,7 +247,7 @@ async def submit_qualification(deps: Deps, account_id: str, submission: Submissi
                                                              submitted_by=by), state=state)
         return CaseOpened(case_id=case_id, account_id=account_id)
 
-    return await _command(deps, key, "verification.qualifications", digest, work, CaseOpened)
+    return await deps.command(key, "verification.qualifications", digest, work, CaseOpened)
 
 
 async def decide_review(deps: Deps, case_id: str, *, approve: bool, reviewer: str, note: str,
@@ -270,7 +263,7 @@ async def decide_review(deps: Deps, case_id: str, *, approve: bool, reviewer: st
                            status="approved" if approve else "rejected",
                            account_verified=AccountVerified.event_type in changed.types)
 
-    return await _command(deps, key, "verification.decisions", digest, work, CaseDecision)
+    return await deps.command(key, "verification.decisions", digest, work, CaseDecision)
 
 
 async def reinspect(deps: Deps, account_id: str, *, reason: str) -> str:
@@ -327,7 +320,7 @@ async def _registry_command(deps: Deps, key: str | None, scope: str, digest: str
                             ) -> Any:
     """One change to the registry or the word list, then this process's in-memory registry
     brought up to it (other workers catch up before their next check)."""
-    answer = await _command(deps, key, scope, digest, work, result)
+    answer = await deps.command(key, scope, digest, work, result)
     await catch_up_registry(deps)
     return answer
 
