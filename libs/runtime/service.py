@@ -94,6 +94,7 @@ class ServiceRuntime:
         self.deps: Any = None
         self.periodic: Sequence[Periodic] = ()
         self.on_start: Sequence[Callable[[], Awaitable[Any]]] = ()
+        self.on_stop: Sequence[Callable[[], Awaitable[Any]]] = ()
         self.db = Database(settings.database_url)
         if pool_size is not None:
             self.db.pool_size = pool_size
@@ -118,15 +119,19 @@ class ServiceRuntime:
         projections: Sequence[DocumentProjection] = (),
         periodic: Sequence[Periodic] = (),
         on_start: Sequence[Callable[[], Awaitable[Any]]] = (),
+        on_stop: Sequence[Callable[[], Awaitable[Any]]] = (),
     ) -> ServiceRuntime:
         """What the service adds to the kernel: its handlers' dependencies (what routes
         and commands receive), the subscriptions to other services' events, its read
-        models, its periodic tasks, and steps to run once everything has started."""
+        models, its periodic tasks, steps to run once everything has started, and steps
+        to run at shutdown once requests, consumers and periodic tasks have stopped
+        (while the database is still open)."""
         self.deps = deps
         self.subscriptions = subscriptions
         self.projection_defs = projections
         self.periodic = periodic
         self.on_start = on_start
+        self.on_stop = on_stop
         return self
 
     async def start(self) -> None:
@@ -215,6 +220,11 @@ class ServiceRuntime:
             await asyncio.gather(*self._background, return_exceptions=True)
         for consumer in self.consumers:
             await consumer.stop()
+        for step in self.on_stop:
+            try:
+                await step()
+            except Exception:  # noqa: BLE001 - logged; the rest of the shutdown goes on
+                log.exception("a shutdown step failed")
         if self.relay:
             self.relay.stop()
         for r in self.runners:

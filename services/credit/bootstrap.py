@@ -15,7 +15,7 @@ from libs.runtime.service import Periodic, ServiceRuntime, Subscription
 from . import rules, sweep
 from .adapters import Baselines, IdentityDirectory
 from .domain import account_stream, evolve_identity, evolve_profile, identity_stream
-from .handlers import Deps, when_event
+from .handlers import Deps, flush_baselines, when_event
 from .policies import POLICIES
 from .projections import all_projections
 from .settings import Settings
@@ -40,17 +40,19 @@ def dependencies(settings: Settings, db: Database, store: EventStore, *,
                  catch_up: Callable[[], Awaitable[None]] = nothing_to_catch_up,
                  clock: Callable = utcnow) -> Deps:
     """The handlers' dependencies over one database and event store."""
+    detector = rules.DetectorModel(threshold=settings.detector_threshold,
+                                   history=settings.detector_history)
     return Deps(
         db=db, store=store,
         profiles=Streams(store, source=SOURCE, stream_id=account_stream,
                          evolve=evolve_profile, clock=clock),
         identities=Streams(store, source=SOURCE, stream_id=identity_stream,
                            evolve=evolve_identity, clock=clock),
-        directory=IdentityDirectory(), baselines=Baselines(), model=scoring_model(settings),
-        detector=rules.DetectorModel(threshold=settings.detector_threshold,
-                                     history=settings.detector_history),
-        clock=clock, committed=committed, catch_up=catch_up, max_batch=settings.max_batch,
-        keep_samples=settings.keep_samples)
+        directory=IdentityDirectory(), baselines=Baselines(
+            detector, keep_samples=settings.keep_samples,
+            max_rows=settings.baseline_cache_rows, max_dirty=settings.baseline_max_dirty),
+        model=scoring_model(settings), detector=detector, clock=clock, committed=committed,
+        catch_up=catch_up, max_batch=settings.max_batch)
 
 
 def subscription(deps: Deps) -> Subscription:
@@ -64,8 +66,9 @@ def subscription(deps: Deps) -> Subscription:
 
 
 def bootstrap(settings: Settings | None = None) -> ServiceRuntime:
-    """The runtime, the complete dependencies, the subscription, the read model and the
-    periodic sweep (``CREDIT_SWEEP_INTERVAL_SECONDS``, 0: never)."""
+    """The runtime, the complete dependencies, the subscription, the read model, the
+    periodic sweep (``CREDIT_SWEEP_INTERVAL_SECONDS``, 0: never) and the detector's
+    memory written behind (every ``CREDIT_BASELINE_FLUSH_SECONDS`` and at shutdown)."""
     settings = settings or Settings()
     runtime = ServiceRuntime(settings, registry=all_contracts(), migrations=MIGRATIONS)
     deps = dependencies(settings, runtime.db, runtime.store, committed=runtime.committed,
@@ -73,4 +76,7 @@ def bootstrap(settings: Settings | None = None) -> ServiceRuntime:
     return runtime.serve(
         deps, subscriptions=[subscription(deps)], projections=all_projections(),
         periodic=[Periodic("sweep", settings.sweep_interval_seconds,
-                           partial(sweep.periodically, deps))])
+                           partial(sweep.periodically, deps)),
+                  Periodic("baselines", settings.baseline_flush_seconds,
+                           partial(flush_baselines, deps))],
+        on_stop=[partial(flush_baselines, deps)])

@@ -48,7 +48,6 @@ class Deps(ServiceDeps):
     model: rules.ScoringModel = field(default_factory=rules.ScoringModel)
     detector: rules.DetectorModel = field(default_factory=rules.DetectorModel)
     max_batch: int = 100_000
-    keep_samples: bool = True
 
 
 # -- what handlers take and return ---------------------------------------------------------
@@ -251,17 +250,24 @@ async def ingest_metrics(deps: Deps, batch: MetricsBatch, *, key: str | None, di
 
 async def detect_and_learn(deps: Deps, tx: Tx, samples: list[rules.Sample]
                            ) -> list[tuple[rules.Sample, rules.Verdict]]:
-    """The detector over one batch: baselines loaded, judged, learned, saved; the raw
-    samples kept."""
-    memory = await deps.baselines.load(tx, rules.keys_of(samples))
-    found, changed = rules.detect(samples, memory, deps.detector)
-    touched = {(a, k) for a, _, k in changed}
-    await deps.baselines.save(tx, {key: v for key, v in {**memory, **changed}.items()
-                                   if (key[0], key[2]) in touched})
-    if deps.keep_samples:
-        await deps.baselines.samples(tx, [(s.account_id, s.metric, s.at, s.value)
-                                          for s in samples])
+    """The detector over one batch (ADR 0029): the batch numbered and the memory made
+    current, the samples judged against it and learned, the samples journalled."""
+    memory = deps.baselines
+    epoch = await memory.claim(tx)
+    await memory.ensure(tx, rules.keys_of(samples))
+    found, changed = rules.detect(samples, memory.memory, deps.detector)
+    memory.learn(changed)
+    await memory.journal(tx, epoch, samples)
+    if len(memory.dirty) >= memory.max_dirty:
+        await memory.flush(tx)
     return found
+
+
+async def flush_baselines(deps: Deps) -> int:
+    """Write the detector's learned rows behind (periodically and at shutdown)."""
+    if not deps.baselines.dirty:
+        return 0
+    return await transact(deps.db, deps.baselines.flush)
 
 
 async def override(deps: Deps, account_id: str, *, points: int, reason: str, by: str,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from .domain import Contribution, Profile
@@ -214,59 +215,6 @@ class Verdict:
     score: float
 
 
-def median(values: list[float]) -> float:
-    """The median of a short list (faster than ``statistics.median`` on the hot path)."""
-    s = sorted(values)
-    n = len(s)
-    h = n // 2
-    return s[h] if n % 2 else (s[h - 1] + s[h]) / 2
-
-
-def _band(values: list[float], model: DetectorModel) -> tuple[float, float]:
-    med = median(values)
-    mad = median([abs(v - med) for v in values])
-    return med, max(1.4826 * mad, model.floor_fraction * abs(med), model.floor_absolute)
-
-
-def judge(metric: str, value: float, history: list[float], model: DetectorModel
-          ) -> Verdict | None:
-    """A verdict on one value against its baseline (``None``: normal or no baseline)."""
-    if len(history) < model.min_history:
-        return None
-    med, spread = _band(history, model)
-    z = (value - med) / spread
-    if metric == "followers":
-        if abs(z) > model.swing_threshold:
-            t = model.swing_threshold
-            return Verdict("follower_swing", metric, med - t * spread, med + t * spread,
-                           value, round(z, 3))
-        return None
-    if z > model.threshold:
-        t = model.threshold
-        return Verdict("jump", metric, max(0.0, med - t * spread), med + t * spread, value,
-                       round(z, 3))
-    return None
-
-
-def judge_ratio(name: str, ratio: float, history: list[float], model: DetectorModel
-                ) -> Verdict | None:
-    if len(history) < model.min_history * 4:
-        return None
-    med = median(history)
-    mad = median([abs(v - med) for v in history])
-    spread = max(1.4826 * mad, model.floor_fraction * abs(med), 0.01)
-    z = (ratio - med) / spread
-    if z > model.ratio_threshold:
-        t = model.ratio_threshold
-        return Verdict("ratio", name, max(0.0, med - t * spread), med + t * spread,
-                       round(ratio, 6), round(z, 3))
-    return None
-
-
-def remember(history: list[float], value: float, keep: int) -> list[float]:
-    return [*history, value][-keep:]
-
-
 @dataclass(frozen=True)
 class Sample:
     """One counter sample: the count of ``metric`` in the hour ending at ``at``."""
@@ -297,34 +245,119 @@ def keys_of(samples: list[Sample]) -> set[Key]:
     return keys
 
 
+def _medians(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median and MAD of each row of a NaN-padded matrix (NaN: no value), exactly as
+    :func:`median` computes them on the row's values."""
+    counts = rows.shape[1] - np.isnan(rows).sum(axis=1)
+    lo, hi = (np.maximum(counts - 1, 0) // 2)[:, None], (counts // 2)[:, None]
+    s = np.sort(rows, axis=1)  # NaN last
+    med = (np.take_along_axis(s, lo, 1)[:, 0] + np.take_along_axis(s, hi, 1)[:, 0]) / 2
+    d = np.sort(np.abs(rows - med[:, None]), axis=1)
+    mad = (np.take_along_axis(d, lo, 1)[:, 0] + np.take_along_axis(d, hi, 1)[:, 0]) / 2
+    return med, mad
+
+
+def _matrix(histories: list[list[float]]) -> np.ndarray:
+    """Histories as one float matrix, left-padded with NaN to the longest."""
+    width = max(map(len, histories), default=0) or 1
+    return np.array([[_NAN] * (width - len(h)) + h if len(h) < width else h
+                     for h in histories], dtype=float)
+
+
+_NAN = float("nan")
+
+
 def detect(samples: list[Sample], memory: dict[Key, list[float]], model: DetectorModel
            ) -> tuple[list[tuple[Sample, Verdict]], dict[Key, list[float]]]:
     """Judge each sample against the baselines, oldest first, learning as it goes; the
-    verdicts and the baselines that changed."""
+    verdicts (seasonal ones in sample order, then the ratios) and the baselines that
+    changed.
+
+    The same decisions as :func:`judge` and :func:`judge_ratio` applied one sample at a
+    time, computed a column at a time: the samples of one hour (and, for a key sent twice
+    in that hour, each repetition in turn) are judged together with numpy."""
     changed: dict[Key, list[float]] = {}
-    found: list[tuple[Sample, Verdict]] = []
-    by_time: dict[tuple[str, datetime], dict[str, float]] = {}
-    hours: dict[datetime, int] = {}
-    for s in sorted(samples, key=lambda s: s.at):  # stable: same-time order kept
-        h = hours.get(s.at)
-        if h is None:
-            h = hours[s.at] = hour_of_week(s.at)
-        key = (s.account_id, s.metric, h)
-        history = changed.get(key) or memory.get(key) or []
-        verdict = judge(s.metric, s.value, history, model)
-        if verdict:
-            found.append((s, verdict))
-        changed[key] = remember(history, s.value, model.history)
-        by_time.setdefault((s.account_id, s.at), {})[s.metric] = s.value
-    for (account_id, at), values in by_time.items():
+    seasonal: list[tuple[int, Sample, Verdict]] = []
+    found_ratios: list[tuple[Sample, Verdict]] = []
+    hours: dict[datetime, list[int]] = {}
+    for i, s in enumerate(samples):
+        hours.setdefault(s.at, []).append(i)
+    for at in sorted(hours):
+        h = hour_of_week(at)
+        layers: list[list[int]] = []
+        seen: dict[tuple[str, str], int] = {}
+        values: dict[str, dict[str, float]] = {}
+        for i in hours[at]:
+            s = samples[i]
+            n = seen.get((s.account_id, s.metric), 0)
+            seen[(s.account_id, s.metric)] = n + 1
+            if n == len(layers):
+                layers.append([])
+            layers[n].append(i)
+            values.setdefault(s.account_id, {})[s.metric] = s.value
+        for layer in layers:
+            _judge_layer(samples, layer, h, memory, changed, model, seasonal)
+        _judge_ratios(at, values, memory, changed, model, found_ratios)
+    seasonal.sort(key=lambda t: (t[1].at, t[0]))  # time order, then as sent
+    return [(s, v) for _, s, v in seasonal] + found_ratios, changed
+
+
+def _judge_layer(samples: list[Sample], layer: list[int], h: int,
+                 memory: dict[Key, list[float]], changed: dict[Key, list[float]],
+                 model: DetectorModel, out: list[tuple[int, Sample, Verdict]]) -> None:
+    keys = [(samples[i].account_id, samples[i].metric, h) for i in layer]
+    histories = [changed.get(k) or memory.get(k) or [] for k in keys]
+    observed = np.array([samples[i].value for i in layer], dtype=float)
+    judged = np.array([len(x) >= model.min_history for x in histories])
+    if judged.any():
+        med, mad = _medians(_matrix(histories))
+        spread = np.maximum(np.maximum(1.4826 * mad, model.floor_fraction * np.abs(med)),
+                            model.floor_absolute)
+        z = (observed - med) / spread
+        swing = np.array([samples[i].metric == "followers" for i in layer])
+        hit = judged & np.where(swing, np.abs(z) > model.swing_threshold,
+                                z > model.threshold)
+        for j in np.flatnonzero(hit):
+            s, m, sp = samples[layer[j]], float(med[j]), float(spread[j])
+            if swing[j]:
+                t = model.swing_threshold
+                v = Verdict("follower_swing", s.metric, m - t * sp, m + t * sp, s.value,
+                            round(float(z[j]), 3))
+            else:
+                t = model.threshold
+                v = Verdict("jump", s.metric, max(0.0, m - t * sp), m + t * sp, s.value,
+                            round(float(z[j]), 3))
+            out.append((layer[j], s, v))
+    keep = model.history
+    for k, x, i in zip(keys, histories, layer, strict=True):
+        changed[k] = [*x, samples[i].value][-keep:]
+
+
+def _judge_ratios(at: datetime, values: dict[str, dict[str, float]],
+                  memory: dict[Key, list[float]], changed: dict[Key, list[float]],
+                  model: DetectorModel, out: list[tuple[Sample, Verdict]]) -> None:
+    rows: list[tuple[str, str, float]] = []
+    for account_id, v in values.items():
         for name, (num, den) in RATIOS.items():
-            if num not in values or values.get(den, 0) < model.ratio_min_denominator:
-                continue
-            ratio = values[num] / values[den]
-            key = (account_id, name, -1)
-            history = changed.get(key) or memory.get(key) or []
-            verdict = judge_ratio(name, ratio, history, model)
-            if verdict:
-                found.append((Sample(account_id, name, at, ratio), verdict))
-            changed[key] = remember(history, ratio, model.ratio_history)
-    return found, changed
+            if num in v and v.get(den, 0) >= model.ratio_min_denominator:
+                rows.append((account_id, name, v[num] / v[den]))
+    if not rows:
+        return
+    keys = [(a, name, -1) for a, name, _ in rows]
+    histories = [changed.get(k) or memory.get(k) or [] for k in keys]
+    judged = np.array([len(x) >= model.min_history * 4 for x in histories])
+    if judged.any():
+        ratios = np.array([r for _, _, r in rows], dtype=float)
+        med, mad = _medians(_matrix(histories))
+        spread = np.maximum(np.maximum(1.4826 * mad, model.floor_fraction * np.abs(med)),
+                            0.01)
+        z = (ratios - med) / spread
+        t = model.ratio_threshold
+        for j in np.flatnonzero(judged & (z > t)):
+            a, name, ratio = rows[j]
+            m, sp = float(med[j]), float(spread[j])
+            out.append((Sample(a, name, at, ratio),
+                        Verdict("ratio", name, max(0.0, m - t * sp), m + t * sp,
+                                round(ratio, 6), round(float(z[j]), 3))))
+    for k, x, (_, _, ratio) in zip(keys, histories, rows, strict=True):
+        changed[k] = [*x, ratio][-model.ratio_history:]

@@ -28,7 +28,12 @@ class Settings(ServiceSettings):
     detector_threshold: float = 6.0
     detector_history: int = Field(6, ge=3)
     max_batch: int = Field(100_000, ge=1)
-    # keep every raw sample in credit_samples (the anomaly events carry their evidence)
+    # keep every raw sample in the credit_samples journal (false: pruned once the
+    # baselines hold what was learned from it; the anomaly events carry their evidence)
     keep_samples: bool = True
+    # the detector's memory, cached in the process and written behind (ADR 0029)
+    baseline_flush_seconds: float = Field(5.0, gt=0)
+    baseline_cache_rows: int = Field(2_000_000, ge=1)  # rows held (LRU beyond)
+    baseline_max_dirty: int = Field(500_000, ge=1)  # rows written with a batch beyond
     # how often the app rescores every account (0: never; the command still works)
     sweep_interval_seconds: float = 3600
