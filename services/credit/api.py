@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
+from libs.domain import InvalidCommandError
 from libs.runtime.app import service_deps
 from libs.runtime.auth import Principal, require
 from libs.runtime.idempotency import IdempotencyKey, fingerprint
@@ -32,7 +33,13 @@ def _digest(request: Request, principal: Principal, body: BaseModel) -> str:
 async def ingest_metrics(body: MetricsIn, request: Request, principal: Platform, deps: Deps,
                          key: IdempotencyKey = None) -> dict:
     """Counter samples (per account, metric and hour) through the fake-traffic detector
-    (A12.1), and follows with their consent flag (A12.2)."""
+    (A12.1), and follows with their consent flag (A12.2). An ``Idempotency-Key`` is
+    required: a batch sent again must not be learned twice."""
+    if key is None:
+        raise InvalidCommandError(
+            "POST /v1/metrics needs an Idempotency-Key header: a batch retried without one "
+            "would be learned twice by the detector", code="idempotency-key-required",
+            legal_basis=["A12.1"], title="Idempotency-Key required")
     out = await handlers.ingest_metrics(deps, metrics(body), key=key,
                                         digest=_digest(request, principal, body),
                                         max_samples=deps.max_batch)

@@ -12,6 +12,7 @@ from libs.events import Envelope, EventPayload
 from libs.events.contracts.credit import (
     CreditLevelChanged,
     IdentityBlacklisted,
+    IdentityBlacklistLifted,
     RumorStrikeExpired,
     RumorStrikeOverruled,
     RumorStrikeRecorded,
@@ -165,7 +166,14 @@ class Identity:
     expired: frozenset[str] = frozenset()
     blacklists: tuple[str, ...] = ()  # blacklist ids
     blacklisted_accounts: frozenset[str] = frozenset()
+    blacklist_strikes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    blacklist_accounts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    lifted: frozenset[str] = frozenset()  # blacklist ids lifted on appeal
     version: int = 0
+
+    @property
+    def standing_blacklists(self) -> tuple[str, ...]:
+        return tuple(b for b in self.blacklists if b not in self.lifted)
 
     @property
     def standing(self) -> dict[str, datetime]:
@@ -210,6 +218,26 @@ class Identity:
                 for a in todo]
 
 
+    def lift_blacklists(self, *, account_id: str, overruled: str, threshold: int,
+                        evidence: list[str]) -> Events:
+        """Each standing blacklist that rested on the ``overruled`` strike and keeps fewer
+        than ``threshold`` of its strikes is lifted (A13.2, A20.2): one event per account."""
+        gone = self.overruled | {overruled}
+        out: Events = []
+        for b in self.standing_blacklists:
+            strikes = self.blacklist_strikes.get(b, ())
+            remaining = [x for x in strikes if x not in gone]
+            if overruled not in strikes or len(remaining) >= threshold:
+                continue
+            accounts = sorted(self.blacklist_accounts.get(b, ()))
+            out += [IdentityBlacklistLifted(
+                account_id=a, identity_blind=self.identity_blind, blacklist_id=b,
+                account_ids=accounts, overruled_strike_id=overruled,
+                remaining_strike_ids=remaining, legal_basis=["A13.2", "A20.2"],
+                evidence_event_ids=evidence) for a in accounts or [account_id]]
+        return out
+
+
 def evolve_identity(state: Identity | None, e: Envelope) -> Identity:
     d, name = e.data, e.type.removeprefix(P)
     s = state or Identity(identity_blind=d["identity_blind"])
@@ -223,6 +251,13 @@ def evolve_identity(state: Identity | None, e: Envelope) -> Identity:
     elif name == "IdentityBlacklisted":
         blacklists = s.blacklists if d["blacklist_id"] in s.blacklists \
             else (*s.blacklists, d["blacklist_id"])
+        b = d["blacklist_id"]
         s = replace(s, blacklists=blacklists,
-                    blacklisted_accounts=s.blacklisted_accounts | {d["account_id"]})
+                    blacklisted_accounts=s.blacklisted_accounts | {d["account_id"]},
+                    blacklist_strikes={**s.blacklist_strikes, b: tuple(d["strike_ids"])},
+                    blacklist_accounts={**s.blacklist_accounts, b: tuple(sorted(
+                        {*s.blacklist_accounts.get(b, ()), d["account_id"]}))})
+    elif name == "IdentityBlacklistLifted":
+        s = replace(s, lifted=s.lifted | {d["blacklist_id"]},
+                    blacklisted_accounts=s.blacklisted_accounts - {d["account_id"]})
     return replace(s, version=e.stream_version)

@@ -178,9 +178,17 @@ async def _overrule_strike(deps: Deps, tx: Tx, profile: Profile, strike_id: str,
     ident = await deps.identities.load(tx, blind)
     if ident is None:
         return
-    await deps.identities.decide(tx, blind, lambda s: ident.overrule(
-        account_id=profile.account_id, strike_id=strike_id, evidence=[event.id]),
-        cause=event, state=ident)
+
+    def decide(s: Identity) -> list[EventPayload]:
+        out = s.overrule(account_id=profile.account_id, strike_id=strike_id,
+                         evidence=[event.id])
+        if out:  # a blacklist that rested on it may no longer stand (A13.2, A20.2)
+            out += s.lift_blacklists(account_id=profile.account_id, overruled=strike_id,
+                                     threshold=deps.model.strikes_to_blacklist,
+                                     evidence=[event.id])
+        return out
+
+    await deps.identities.decide(tx, blind, decide, cause=event, state=ident)
 
 
 # -- commands ------------------------------------------------------------------------------

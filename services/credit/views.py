@@ -33,12 +33,14 @@ def strikes(identity: Identity | None, now: datetime, model: rules.ScoringModel
             ) -> dict[str, Any]:
     if identity is None:
         return {"live": [], "expired": [], "overruled": [], "blacklisted": False,
-                "blacklist_ids": []}
+                "blacklist_ids": [], "lifted_blacklist_ids": []}
     standing = identity.standing
     live = rules.live_strikes(standing, now, model)
     return {"live": live, "expired": sorted((set(standing) - set(live)) | identity.expired),
             "overruled": sorted(identity.overruled),
-            "blacklisted": bool(identity.blacklists), "blacklist_ids": list(identity.blacklists)}
+            "blacklisted": bool(identity.standing_blacklists),
+            "blacklist_ids": list(identity.standing_blacklists),
+            "lifted_blacklist_ids": sorted(identity.lifted)}
 
 
 def explain(profile: Profile, identity: Identity | None, now: datetime,

@@ -135,6 +135,19 @@ async def complain(body: ComplaintIn, request: Request, deps: Deps,
                         headers={"Location": f"/v1/cases/{out.case_id}"})
 
 
+@router.get("/blacklists", tags=["measures"])
+async def list_blacklists(principal: Reader, deps: Deps, province: str | None = None,
+                          account_id: str | None = None, cursor: str = "",
+                          limit: int = Query(50, ge=1, le=500)) -> dict:
+    """Accounts closed because their identity was blacklisted for rumors (A13.2), as credit
+    decided it, with the strikes behind it; ``status`` lifted once an upheld appeal
+    overturned it (A20.2)."""
+    items, nxt = await handlers.list_docs(deps, _scope(principal), views.BLACKLISTS,
+                                          province=province, account_id=account_id,
+                                          cursor=cursor, limit=limit)
+    return {"items": items, "next_cursor": nxt}
+
+
 @router.get("/cases", tags=["cases"])
 async def list_cases(principal: Reader, deps: Deps, province: str | None = None,
                      account_id: str | None = None, cursor: str = "",

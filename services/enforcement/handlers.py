@@ -548,7 +548,8 @@ async def filing_export(deps: Deps, scope: Scope, province: str | None,
 async def list_docs(deps: Deps, scope: Scope, projection: str, *, province: str | None,
                     account_id: str | None, cursor: str, limit: int
                     ) -> tuple[list[dict[str, Any]], str | None]:
-    """A page of violations, measures or cases (a regulator's limited to its province)."""
+    """A page of violations, measures, cases or blacklisted accounts (a regulator's limited
+    to its province; a blacklist's province is its account's)."""
     shown = await inspect(deps, scope, province, projection,
                           {"province": province, "account_id": account_id})
     items: list[dict[str, Any]] = []
@@ -558,6 +559,10 @@ async def list_docs(deps: Deps, scope: Scope, projection: str, *, province: str 
         while next_cursor is not None and len(items) < limit:
             docs, more = await views.page(conn, projection, after=next_cursor,
                                           limit=limit - len(items))
+            if projection == views.BLACKLISTS:
+                for d in docs:
+                    known = await deps.directory.get(conn, d["account_id"])
+                    d["province"] = known.province if known else None
             items += [d for d in docs if (shown is None or d.get("province") == shown)
                       and (account_id is None or d["account_id"] == account_id)]
             next_cursor = more

@@ -9,7 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from libs.events import Envelope
-from libs.events.contracts.credit import CreditLevelChanged, IdentityBlacklisted
+from libs.events.contracts.credit import (
+    CreditLevelChanged,
+    IdentityBlacklisted,
+    IdentityBlacklistLifted,
+)
 from libs.events.contracts.registration import (
     AccountRegistrationHeld,
     AccountRegistrationSubmitted,
@@ -54,7 +58,8 @@ class CreditNoted:
 
 @dataclass(frozen=True)
 class BlacklistNoted:
-    """An identity blacklisted for rumors (A13.2): kept for the regulator's reports."""
+    """An identity blacklisted for rumors (A13.2), or its blacklist lifted on appeal
+    (A20.2): kept for operators and the regulator's reports."""
 
     event: Envelope
 
@@ -113,5 +118,6 @@ POLICIES: dict[str, Callable[[Any, Envelope], Learned]] = {
     AccountVerified.event_type: when_account_verified_note,
     IdentityVerificationFailed.event_type: when_identity_failed_note,
     IdentityBlacklisted.event_type: when_identity_blacklisted_record,
+    IdentityBlacklistLifted.event_type: when_identity_blacklisted_record,
     SuspectedAccountTrading.event_type: when_suspected_trading_report,
 }

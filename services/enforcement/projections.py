@@ -100,14 +100,22 @@ def all_projections() -> list[DocumentProjection]:
 
 def evolve_blacklist(doc: Doc, e: Envelope) -> Doc:
     """An account closed because its identity was blacklisted for rumors (A13.2), as credit
-    announced it; kept by the consumer (not a fold of enforcement's own log)."""
+    announced it, and lifted when an upheld appeal overturned it (A20.2); kept by the
+    consumer (not a fold of enforcement's own log)."""
     d = e.data
+    if e.type == "credit.IdentityBlacklistLifted":
+        if doc is None or doc["blacklist_id"] != d["blacklist_id"]:
+            return doc
+        return {**doc, "status": "lifted", "lifted_at": e.time.isoformat(),
+                "overruled_strike_id": d["overruled_strike_id"],
+                "lift_event_id": e.id}
     return {"account_id": d["account_id"], "identity_blind": d["identity_blind"],
             "blacklist_id": d["blacklist_id"], "account_ids": d["account_ids"],
             "strike_ids": d["strike_ids"], "legal_basis": d["legal_basis"], "at": d["at"],
-            "event_id": e.id}
+            "status": "standing", "event_id": e.id}
 
 
 BLACKLISTS = DocumentProjection("enforcement_blacklists", evolve_blacklist,
-                                event_types=("credit.IdentityBlacklisted",),
+                                event_types=("credit.IdentityBlacklisted",
+                                             "credit.IdentityBlacklistLifted"),
                                 key=lambda e: e.data["account_id"])

@@ -25,6 +25,7 @@ from libs.events.db import Tx
 from .rules import CATEGORY_LABELS, MEASURE_LABELS, category_key
 
 VIOLATIONS, MEASURES, CASES = "enforcement_violations", "enforcement_measures", "enforcement_cases"
+BLACKLISTS = "enforcement_blacklists"
 _PAGE = text("SELECT key, doc FROM projection_documents WHERE projection = :p "
              "AND key > :after ORDER BY key LIMIT :limit")
 _GET = text("SELECT doc FROM projection_documents WHERE projection = :p AND key = :key")

@@ -88,6 +88,14 @@ def when_identity_blacklisted_close_account(acc: Account, p: credit.IdentityBlac
                             keys=acc.ban_keys, legal_basis=basis, evidence=[e.id])
 
 
+def when_identity_blacklist_lifted_lift_ban(acc: Account, p: credit.IdentityBlacklistLifted,
+                                            e: Envelope, ctx: Context) -> Payloads:
+    """A13.2, A20.2: the blacklist was overturned on appeal: its re-registration ban goes.
+    The account stays closed (closure is final, ADR 0029): the person may register again."""
+    return acc.lift(measure_id=p.blacklist_id, legal_basis=_basis(p, "A13.2", "A20.2"),
+                    evidence=[e.id])
+
+
 def when_measure_applied_restrict_account(acc: Account, p: enforcement.MeasureApplied,
                                           e: Envelope, ctx: Context) -> Payloads:
     ev, mid, basis = [e.id], p.measure_id, _basis(p, "A19.2")
@@ -139,6 +147,7 @@ POLICIES: dict[str, Reaction] = {
     "verification.IdentityVerificationFailed": when_identity_failed_cease_service,
     "credit.CreditLevelChanged": when_credit_level_changed_set_capabilities,
     "credit.IdentityBlacklisted": when_identity_blacklisted_close_account,
+    "credit.IdentityBlacklistLifted": when_identity_blacklist_lifted_lift_ban,
     "enforcement.MeasureApplied": when_measure_applied_restrict_account,
     "enforcement.MeasureLifted": when_measure_lifted_undo_it,
     "transfer.TransferCompleted": when_transfer_completed_change_owner,

@@ -72,32 +72,11 @@ async def test_A13_1_A17_2_a_confirmed_violation_lowers_the_level_and_capabiliti
     assert not v["capabilities"]["live_stream"]
 
 
-async def test_A13_2_strikes_blacklist_every_account_of_the_identity(system):
-    number = resident_id()
-    first, second = await active(system, number), await active(system, number)
-    for account_id in (first, second, first):
-        await confirmed(system, account_id, 6)
-    for account_id in (first, second):
-        v = await registration_view(system, account_id, "closed (blacklist)",
-                                    lambda v: v["status"] == "closed")
-        assert v["status"] == "closed"
-    c = await credit_view(system, second, "blacklisted",
-                          lambda c: c["rumor_strikes"]["blacklisted"])
-    assert len(c["rumor_strikes"]["live"]) == 3
-    async with system.client("credit", "regulator", province=PROVINCE) as http:
-        r = await http.get(f"/v1/identities/{c['identity_blind']}/credit")
-    assert r.status_code == 200 and set(r.json()["accounts"]) == {first, second}
-
-
-async def test_A20_2_an_upheld_appeal_restores_the_level(system):
-    account_id = await active(system)
-    m = await confirmed(system, account_id, 9)
-    await credit_view(system, account_id, "level C", lambda c: c["level"] == "C")
-    await registration_view(system, account_id, "advertising withheld",
-                            lambda v: not v["capabilities"]["advertise"])
+async def uphold_appeal(system, account_id: str, measure_id: str) -> None:
+    """The operator appeals the measure (A20.1) and a reviewer upholds it (A20.2)."""
     async with system.client("enforcement", "platform") as platform:
         r = await platform.post("/v1/appeals", headers=key(), json={
-            "account_id": account_id, "measure_id": m["measure_id"], "reason": "误判"})
+            "account_id": account_id, "measure_id": measure_id, "reason": "误判"})
         assert r.status_code == 201, r.text
         case = r.json()
     async with system.client("enforcement", "reviewer", subject="reviewer-1") as staff:
@@ -108,6 +87,64 @@ async def test_A20_2_an_upheld_appeal_restores_the_level(system):
         r = await staff.post(f"/v1/cases/{case['case_id']}/response", headers=key(),
                              json={"outcome": "upheld", "response": "撤销"})
         assert r.status_code == 200, r.text
+
+
+async def test_A13_2_strikes_blacklist_every_account_of_the_identity(system):
+    number = resident_id()
+    first, second = await active(system, number), await active(system, number)
+    for account_id in (first, second, first):
+        last = await confirmed(system, account_id, 6)
+    for account_id in (first, second):
+        v = await registration_view(system, account_id, "closed (blacklist)",
+                                    lambda v: v["status"] == "closed")
+        assert v["status"] == "closed"
+    c = await credit_view(system, second, "blacklisted",
+                          lambda c: c["rumor_strikes"]["blacklisted"])
+    assert len(c["rumor_strikes"]["live"]) == 3
+    async with system.client("credit", "regulator", province=PROVINCE) as http:
+        r = await http.get(f"/v1/identities/{c['identity_blind']}/credit")
+    assert r.status_code == 200 and set(r.json()["accounts"]) == {first, second}
+    # enforcement lists the blacklisted accounts, to the regulator of their province only
+    both = {first, second}
+    listed = await blacklists(system, PROVINCE, both, lambda items: len(items) == 2)
+    assert {i["account_id"] for i in listed} == both
+    assert all(i["status"] == "standing" and i["province"] == PROVINCE for i in listed)
+    assert await blacklists(system, "110000", both, lambda items: True) == []
+    # the third strike's measure is appealed and upheld (A20.2): the blacklist goes
+    await uphold_appeal(system, first, last["measure_id"])
+    c = await credit_view(system, second, "blacklist lifted",
+                          lambda c: not c["rumor_strikes"]["blacklisted"])
+    assert c["rumor_strikes"]["lifted_blacklist_ids"]
+    listed = await blacklists(system, PROVINCE, both, lambda items: len(items) == 2 and all(
+        i["status"] == "lifted" for i in items))
+    assert {i["overruled_strike_id"] for i in listed} == set(c["rumor_strikes"]["overruled"])
+
+
+async def blacklists(system, province: str, accounts: set[str], done) -> list[dict]:
+    """Enforcement's blacklist entries of ``accounts`` as the province's regulator sees
+    them, once ``done(entries)``."""
+    seen: dict[str, list[dict]] = {}
+    async with system.client("enforcement", "regulator", province=province) as http:
+        async def listing() -> bool:
+            items, cursor = [], ""
+            while cursor is not None:
+                r = await http.get("/v1/blacklists", params={"limit": 500, "cursor": cursor})
+                assert r.status_code == 200, r.text
+                items += [i for i in r.json()["items"] if i["account_id"] in accounts]
+                cursor = r.json()["next_cursor"]
+            seen["items"] = items
+            return done(items)
+        await eventually(listing, timeout=40, what=f"blacklists of {province}")
+    return seen["items"]
+
+
+async def test_A20_2_an_upheld_appeal_restores_the_level(system):
+    account_id = await active(system)
+    m = await confirmed(system, account_id, 9)
+    await credit_view(system, account_id, "level C", lambda c: c["level"] == "C")
+    await registration_view(system, account_id, "advertising withheld",
+                            lambda v: not v["capabilities"]["advertise"])
+    await uphold_appeal(system, account_id, m["measure_id"])
     c = await credit_view(system, account_id, "level A again", lambda c: c["level"] == "A")
     assert any(x["kind"] == "appeal_upheld" for x in c["contributions"])
     await registration_view(system, account_id, "advertising back",
@@ -134,6 +171,10 @@ async def test_A12_1_A12_2_traffic_anomalies_and_forced_follows_are_reported(sys
         bad = await http.post("/v1/metrics", headers=key(), json={"samples": []})
         assert bad.status_code == 422 and bad.json()["code"] == "empty-metrics-batch"
         assert bad.headers["content-type"].startswith("application/problem+json")
+        # without a key a retried batch would be learned twice: refused, nothing learned
+        nokey = await http.post("/v1/metrics", json={"samples": samples[:1]})
+        assert nokey.status_code == 422, nokey.text
+        assert nokey.json()["code"] == "idempotency-key-required"
     c = await credit_view(system, account_id, "anomaly recorded",
                           lambda c: c["traffic_anomalies"])
     assert c["forced_follows"]["without_consent"] == 20

@@ -173,6 +173,41 @@ async def test_A13_2_strikes_blacklist_every_account_of_the_identity(deps):
 
 
 @BACKENDS
+async def test_A13_2_A20_2_an_upheld_appeal_against_a_strike_lifts_the_blacklist_it_made(deps):
+    idn = "360426199101010071"
+    a1, a2 = f"acc-{uuid.uuid4().hex[:6]}", f"acc-{uuid.uuid4().hex[:6]}"
+    for a in (a1, a2):
+        await deliver(deps, env("registration.AccountRegistrationSubmitted", a,
+                                _submitted(a, idn)))
+    for acc, v in ((a1, "r1"), (a2, "r2"), (a1, "r3")):
+        await deliver(deps, violation(acc, 6, v))
+    await deliver(deps, measure(a1, "r3", "m3"))
+    blind = (await stream(deps, f"credit-account-{a1}"))[0].data["identity_blind"]
+    assert (await handlers.identity_credit(deps, blind))["rumor_strikes"]["blacklisted"]
+    await deliver(deps, env("enforcement.CaseResponded", a1, CaseResponded(
+        account_id=a1, case_id="appeal-m3", outcome="upheld", response="not a rumor",
+        by="r", at=T0, measure_id="m3", legal_basis=["A20.2"]).to_data()))
+    ident = await stream(deps, f"credit-identity-{blind}")
+    lifted = [e for e in ident if e.type == "credit.IdentityBlacklistLifted"]
+    assert sorted(e.data["account_id"] for e in lifted) == sorted([a1, a2])
+    assert all(e.data["overruled_strike_id"] == "r3" and e.data["remaining_strike_ids"] ==
+               ["r1", "r2"] and "A20.2" in e.data["legal_basis"] for e in lifted)
+    strikes = (await handlers.identity_credit(deps, blind))["rumor_strikes"]
+    assert not strikes["blacklisted"] and strikes["lifted_blacklist_ids"] != []
+    # the appeal delivered again changes nothing; a new third strike blacklists again
+    await deliver(deps, env("enforcement.CaseResponded", a1, CaseResponded(
+        account_id=a1, case_id="appeal-m3", outcome="upheld", response="not a rumor",
+        by="r", at=T0, measure_id="m3", legal_basis=["A20.2"]).to_data()))
+    await deliver(deps, violation(a2, 6, "r5"))
+    ident = await stream(deps, f"credit-identity-{blind}")
+    assert [e.type for e in ident].count("credit.IdentityBlacklistLifted") == 2
+    again = [e for e in ident if e.type == "credit.IdentityBlacklisted"][2:]
+    assert sorted(e.data["account_id"] for e in again) == sorted([a1, a2])
+    assert again[0].data["strike_ids"] == ["r1", "r2", "r5"]
+    assert again[0].data["blacklist_id"] != lifted[0].data["blacklist_id"]
+
+
+@BACKENDS
 async def test_A20_2_an_upheld_appeal_overrules_its_strike_and_restores_the_level(deps):
     acc = f"acc-{uuid.uuid4().hex[:6]}"
     await deliver(deps, registered(acc))

@@ -139,3 +139,16 @@ class IdentityBlacklisted(_IdentityDecision):
     strike_ids: list[str]
     window_days: int
     at: datetime
+
+
+@registry.contract
+class IdentityBlacklistLifted(_IdentityDecision):
+    """A blacklist no longer stands: an upheld appeal overruled one of the strikes it rested
+    on, and fewer than the threshold remain (A13.2, A20.2). One event per account of the
+    blacklist (``account_id``); registration lifts that blacklist's re-registration ban."""
+
+    event_type: ClassVar[str] = "credit.IdentityBlacklistLifted"
+    blacklist_id: str
+    account_ids: list[str]
+    overruled_strike_id: str
+    remaining_strike_ids: list[str]
