@@ -91,8 +91,8 @@ async def _side(cfg: Config, accounts: int, n: int, keep_samples: bool, warm: bo
             for i, batch in enumerate(batches):
                 if i == 1 and warm:  # a process that has run for a week holds every row
                     async with db.transaction() as tx:
-                        await deps.baselines.ensure(tx, {k for b in batches
-                                                         for k in rules.keys_of(b)})
+                        await deps.baselines.ensure(tx, rules.rows_of(
+                            [s for b in batches for s in b]))
                 t = time.perf_counter()
                 out = await handlers.ingest_metrics(deps, handlers.MetricsBatch(samples=batch),
                                                     key=None, digest="-",

@@ -165,24 +165,26 @@ class Baselines:
             await self._relearn(tx, batch)
 
     async def _relearn(self, tx: Tx, samples: list[rules.Sample]) -> None:
-        await self.ensure(tx, rules.keys_of(samples))
+        rows = rules.rows_of(samples)
+        await self.ensure(tx, rows)
         _, changed = rules.detect(samples, self.memory, self.model)
-        self.learn(changed)
+        self.learn(changed, rows)
 
-    async def ensure(self, tx: Tx, keys: Iterable[Key]) -> None:
-        """Load the rows of ``keys`` that are not in memory yet."""
-        missing = {(a, k) for a, _, k in keys}.difference(self.rows)
+    async def ensure(self, tx: Tx, rows: set[Row]) -> None:
+        """Load the ``rows`` (account, bucket) that are not in memory yet."""
+        missing = rows.difference(self.rows)
         for row in missing:
             self.rows[row] = set()
         for (a, metric, k), values in (await self.store.load(tx, missing)).items():
             self.memory[(a, metric, k)] = values
             self.rows[(a, k)].add(metric)
 
-    def learn(self, changed: dict[Key, list[float]]) -> None:
+    def learn(self, changed: dict[Key, list[float]], rows: set[Row]) -> None:
+        """Remember what a batch learned; ``rows``: the rows it touched (``rows_of``)."""
         for a, metric, k in changed.keys() - self.memory.keys():
             self.rows.setdefault((a, k), set()).add(metric)
         self.memory.update(changed)
-        self.dirty.update({(a, k) for a, _, k in changed})
+        self.dirty |= rows
 
     async def journal(self, tx: Tx, epoch: int, samples: list[rules.Sample]) -> None:
         await tx.copy_rows("credit_samples", _SAMPLE_COLUMNS,

@@ -262,9 +262,10 @@ async def detect_and_learn(deps: Deps, tx: Tx, samples: list[rules.Sample]
     current, the samples judged against it and learned, the samples journalled."""
     memory = deps.baselines
     epoch = await memory.claim(tx)
-    await memory.ensure(tx, rules.keys_of(samples))
+    rows = rules.rows_of(samples)
+    await memory.ensure(tx, rows)
     found, changed = rules.detect(samples, memory.memory, deps.detector)
-    memory.learn(changed)
+    memory.learn(changed, rows)
     await memory.journal(tx, epoch, samples)
     if len(memory.dirty) >= memory.max_dirty:
         await memory.flush(tx)

@@ -231,18 +231,19 @@ Key = tuple[str, str, int]
 _NUMERATORS = {num: name for name, (num, _) in RATIOS.items()}
 
 
-def keys_of(samples: list[Sample]) -> set[Key]:
+def rows_of(samples: list[Sample]) -> set[tuple[str, int]]:
+    """The (account, bucket) rows of the detector's memory that ``samples`` read and
+    learn: their hours of week, and bucket -1 (the ratios) for accounts with a numerator."""
     hours: dict[datetime, int] = {}
-    keys: set[Key] = set()
+    rows: set[tuple[str, int]] = set()
     for s in samples:
         h = hours.get(s.at)
         if h is None:
             h = hours[s.at] = hour_of_week(s.at)
-        keys.add((s.account_id, s.metric, h))
-        ratio = _NUMERATORS.get(s.metric)
-        if ratio:
-            keys.add((s.account_id, ratio, -1))
-    return keys
+        rows.add((s.account_id, h))
+        if s.metric in _NUMERATORS:
+            rows.add((s.account_id, -1))
+    return rows
 
 
 def _medians(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
