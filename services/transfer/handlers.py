@@ -68,6 +68,7 @@ class OperatorsOut(BaseModel):
     account_id: str
     owner: dict[str, Any]
     owner_entity_type: str | None
+    owner_verified: bool = False  # verification verified the registrant's identity (A8.1)
     operators: list[dict[str, Any]]
     pending: list[dict[str, Any]]
     active_measures: list[str] = []  # as enforcement announced them (A11.1)
@@ -351,6 +352,7 @@ async def operators(deps: Deps, account_id: str) -> OperatorsOut:
                                 code="account-not-known", title="Unknown account")
         apps = await deps.directory.applications(conn, account_id)
         facts = await deps.directory.facts(conn, account_id)
+        verified = await deps.directory.is_verified(conn, account_id)
 
     def shown(a) -> dict[str, Any]:
         return {"transfer_id": a.transfer_id, "kind": a.kind, "status": a.status,
@@ -359,6 +361,7 @@ async def operators(deps: Deps, account_id: str) -> OperatorsOut:
 
     return OperatorsOut(
         account_id=account_id, owner=owner.masked, owner_entity_type=owner.entity_type,
+        owner_verified=verified,
         operators=[shown(a) for a in apps if a.kind != "transfer" and a.status == "completed"],
         pending=[shown(a) for a in apps if a.status in ("verifying", "awaiting_confirmation")],
         active_measures=list(facts.active_measures),
