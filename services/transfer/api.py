@@ -90,8 +90,9 @@ async def list_transfers(principal: Reader, deps: Deps, account_id: str | None =
 
 @router.get("/transfers/{transfer_id}", tags=["transfers"])
 async def get_transfer(transfer_id: str, principal: Reader, deps: Deps) -> dict:
-    """One application as its stream says now."""
-    return (await handlers.get_transfer(deps, transfer_id)).model_dump(mode="json")
+    """One application as its stream says now (a regulator: of its province)."""
+    out = await handlers.get_transfer(deps, transfer_id, province=_province(principal, None))
+    return out.model_dump(mode="json")
 
 
 @router.post("/transfers/{transfer_id}/confirmation", tags=["transfers"])
@@ -132,8 +133,10 @@ async def revoke(transfer_id: str, body: NoteIn, request: Request, principal: St
 
 @router.get("/accounts/{account_id}/operators", tags=["operators"])
 async def operators(account_id: str, principal: Reader, deps: Deps) -> dict:
-    """The owner, granted operators and open applications of an account."""
-    return (await handlers.operators(deps, account_id)).model_dump(mode="json")
+    """The owner, granted operators and open applications of an account (a regulator: of
+    its province)."""
+    out = await handlers.operators(deps, account_id, province=_province(principal, None))
+    return out.model_dump(mode="json")
 
 
 @router.post("/signals/ownership", tags=["signals"])

@@ -338,16 +338,26 @@ async def list_transfers(deps: Deps, *, account_id: str | None, status: str | No
                                 province=province, after=cursor, limit=limit)
 
 
-async def get_transfer(deps: Deps, transfer_id: str) -> TransferOut:
+async def get_transfer(deps: Deps, transfer_id: str, *, province: str | None = None
+                       ) -> TransferOut:
+    """One application; for a provincial regulator (``province``) only of its province."""
     async with deps.db.connect() as conn:
-        return present(await _existing(deps, conn, transfer_id))
+        t = await _existing(deps, conn, transfer_id)
+        if province is not None:
+            owner = await deps.directory.owner(conn, t.account_id)
+            if owner is None or owner.province != province:
+                raise NotFoundError(f"no transfer {transfer_id} in province {province}",
+                                    code="transfer-not-found", title="No such transfer")
+        return present(t)
 
 
-async def operators(deps: Deps, account_id: str) -> OperatorsOut:
-    """The account's owner, its granted operators and open applications (A11.2, A17.3)."""
+async def operators(deps: Deps, account_id: str, *, province: str | None = None
+                    ) -> OperatorsOut:
+    """The account's owner, its granted operators and open applications (A11.2, A17.3);
+    for a provincial regulator (``province``) only an account of its province."""
     async with deps.db.connect() as conn:
         owner = await deps.directory.owner(conn, account_id)
-        if owner is None:
+        if owner is None or (province is not None and owner.province != province):
             raise NotFoundError(f"account {account_id} is not known to transfer",
                                 code="account-not-known", title="Unknown account")
         apps = await deps.directory.applications(conn, account_id)

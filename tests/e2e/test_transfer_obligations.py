@@ -287,6 +287,15 @@ async def test_A11_2_list_of_transfers_is_paged_and_scoped_to_a_regulators_provi
     assert (await listing(("regulator",), "110000", account_id=guangdong)).json()["items"] == []
     refused = await listing(("regulator",), "110000", province="440000")
     assert refused.status_code == 403 and refused.json()["code"] == "province-out-of-scope"
+    async with system.client("transfer", "regulator", province="110000") as http:
+        assert (await http.get(f"/v1/transfers/{ids[beijing][0]}")).status_code == 200
+        hidden = await http.get(f"/v1/transfers/{ids[guangdong][0]}")
+        assert hidden.status_code == 404 and hidden.json()["code"] == "transfer-not-found"
+        assert (await http.get(f"/v1/accounts/{guangdong}/operators")).status_code == 404
+        # the list's typed response in the OpenAPI document
+        spec = (await http.get("/openapi.json")).json()
+    ok = spec["paths"]["/v1/transfers"]["get"]["responses"]["200"]["content"]
+    assert ok["application/json"]["schema"]["$ref"].endswith("/TransferPage")
     # bad input and no token: problems
     bad = await listing(("platform",), status="sold")
     assert bad.status_code == 422

@@ -364,3 +364,11 @@ async def test_A11_2_list_of_transfers_filters_and_pages(deps):
     assert item.province == "110000" and item.status == "withdrawn"
     assert item.transferee["id_number_masked"] == t2.transferee["id_number_masked"]
     assert "id_number_blind" not in item.transferee
+    # one application, or the account's operators, only within a regulator's province
+    assert (await handlers.get_transfer(deps, t2.transfer_id, province="110000")).status == \
+        "withdrawn"
+    with pytest.raises(NotFoundError):
+        await handlers.get_transfer(deps, t1.transfer_id, province="110000")
+    with pytest.raises(NotFoundError):
+        await handlers.operators(deps, a, province="110000")
+    assert (await handlers.operators(deps, b, province="110000")).account_id == b
