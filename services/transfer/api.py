@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from libs.domain import ForbiddenError
 from libs.runtime.app import service_deps
 from libs.runtime.auth import Principal, require
 from libs.runtime.idempotency import IdempotencyKey, fingerprint
@@ -27,6 +28,7 @@ from .schemas import (
     aware,
     signal,
 )
+from .views import Kind, Status, TransferPage
 
 router = APIRouter(prefix="/v1")
 
@@ -63,10 +65,34 @@ async def apply(body: TransferIn, request: Request, principal: Platform, deps: D
     return JSONResponse(out.model_dump(mode="json"), status_code=201)
 
 
+def _province(principal: Principal, province: str | None) -> str | None:
+    """The province a reader may list: a provincial regulator only its own (A3)."""
+    if principal.has("regulator") and not principal.has("platform", "operator", "reviewer") \
+            and principal.province:
+        if province and province != principal.province:
+            raise ForbiddenError(f"a regulator of {principal.province} cannot see {province}",
+                                 code="province-out-of-scope", legal_basis=["A3"],
+                                 title="Province out of scope")
+        return principal.province
+    return province
+
+
+@router.get("/transfers", tags=["transfers"], response_model=TransferPage)
+async def list_transfers(principal: Reader, deps: Deps, account_id: str | None = None,
+                         status: Status | None = None, kind: Kind | None = None,
+                         province: str | None = None, cursor: str = "",
+                         limit: int = Query(50, ge=1, le=500)) -> TransferPage:
+    """Applications by account, status and kind, in pages (a regulator: its province)."""
+    return await handlers.list_transfers(
+        deps, account_id=account_id, status=status, kind=kind,
+        province=_province(principal, province), cursor=cursor, limit=limit)
+
+
 @router.get("/transfers/{transfer_id}", tags=["transfers"])
 async def get_transfer(transfer_id: str, principal: Reader, deps: Deps) -> dict:
-    """One application as its stream says now."""
-    return (await handlers.get_transfer(deps, transfer_id)).model_dump(mode="json")
+    """One application as its stream says now (a regulator: of its province)."""
+    out = await handlers.get_transfer(deps, transfer_id, province=_province(principal, None))
+    return out.model_dump(mode="json")
 
 
 @router.post("/transfers/{transfer_id}/confirmation", tags=["transfers"])
@@ -107,8 +133,10 @@ async def revoke(transfer_id: str, body: NoteIn, request: Request, principal: St
 
 @router.get("/accounts/{account_id}/operators", tags=["operators"])
 async def operators(account_id: str, principal: Reader, deps: Deps) -> dict:
-    """The owner, granted operators and open applications of an account."""
-    return (await handlers.operators(deps, account_id)).model_dump(mode="json")
+    """The owner, granted operators and open applications of an account (a regulator: of
+    its province)."""
+    out = await handlers.operators(deps, account_id, province=_province(principal, None))
+    return out.model_dump(mode="json")
 
 
 @router.post("/signals/ownership", tags=["signals"])
@@ -123,7 +151,8 @@ async def ownership_signal(body: SignalBody, request: Request, principal: Platfo
 @router.post("/operations/sweep", tags=["operations"])
 async def run_sweep(body: SweepIn, principal: Operator, deps: Deps,
                     key: IdempotencyKey = None) -> dict:
-    """Expire applications past their deadline at ``now`` (default: the clock)."""
+    """Expire applications past their deadline and complete transfers whose followers'
+    opt-out period is over, at ``now`` (default: the clock)."""
     report = await sweep.once(deps, key=key, digest=fingerprint(body.model_dump(mode="json")),
                               now=aware(body.now))
     return report.model_dump(mode="json")

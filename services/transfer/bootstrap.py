@@ -40,7 +40,7 @@ def dependencies(settings: Settings, db: Database, store: EventStore, *,
             refuse_under_measure=settings.refuse_under_measure,
             min_days_between_transfers=settings.min_days_between_transfers,
             window_days=settings.trading_window_days, threshold=settings.trading_threshold),
-        confirmation_days=settings.confirmation_days,
+        confirmation_days=settings.confirmation_days, opt_out_days=settings.opt_out_days,
         ad_revenue_pause_months=settings.ad_revenue_pause_months,
         clock=clock, committed=committed)
 

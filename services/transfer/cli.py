@@ -2,7 +2,8 @@
 
     python -m services.transfer.cli sweep --now 2027-06-01T00:00:00Z
 
-``sweep`` expires applications still open past their deadline (A11.2) outside the app.
+``sweep`` expires applications still open past their deadline and completes confirmed
+transfers whose followers' opt-out period is over (A11.2), outside the app.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m services.transfer.cli",
                                 description="Command-line entries of the transfer service.")
     commands = p.add_subparsers(dest="command", required=True)
-    add_now(commands.add_parser("sweep", help="expire applications past their deadline"))
+    add_now(commands.add_parser(
+        "sweep", help="expire applications past their deadline; complete transfers whose "
+                      "followers' opt-out period is over"))
     args = p.parse_args(argv)
     print(json.dumps(asyncio.run(_sweep(args.now)), indent=2, ensure_ascii=False))
 

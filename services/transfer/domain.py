@@ -4,8 +4,10 @@ of ``libs.events.contracts.transfer``; refusals are ``libs.domain`` errors.
 
 Lifecycle: ``verifying`` (the transferee is checked by verification) ->
 ``awaiting_confirmation`` (verified; both parties confirm before the deadline) ->
-``completed``; or ``rejected`` (rules, verification), ``withdrawn``, ``expired``; a
-completed grant may be ``revoked``.
+``opt_out_period`` (a transfer, verified and confirmed, while its followers may still opt
+out: the sweep completes it once ``opt_out_until`` has passed) -> ``completed``; or
+``rejected`` (rules, verification), ``withdrawn``, ``expired``; a completed grant may be
+``revoked``.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from libs.events.contracts._common import SealedIdentity
 from libs.events.contracts.registration import Organization
 from libs.events.contracts.transfer import (
     FollowerOptedOut,
+    FollowerOptOutsApplied,
     FollowersNotified,
     OperatorGranted,
     OperatorGrantRevoked,
     OwnershipSignalCleared,
+    OwnershipSignalUnmatched,
     SuspectedAccountTrading,
     TransferAnnounced,
     TransferCompleted,
@@ -40,7 +44,8 @@ P = "transfer."
 Events = list[EventPayload]
 PARTIES = ("transferor", "transferee")
 GRANTS = ("co_operator", "third_party")
-OPEN = ("verifying", "awaiting_confirmation")
+OPEN = ("verifying", "awaiting_confirmation", "opt_out_period")
+APPROVED = ("awaiting_confirmation", "opt_out_period")  # the transferee verified
 
 
 def stream_of(transfer_id: str) -> str:
@@ -96,6 +101,7 @@ class Transfer:
     verified: bool = False
     confirmations: dict[str, str] = field(default_factory=dict)  # party -> by
     opt_outs: tuple[str, ...] = ()
+    opt_out_until: datetime | None = None  # followers told (a transfer): they may opt out
     reasons: tuple[str, ...] = ()
     completed_at: datetime | None = None
     trading_suspected: bool = False
@@ -114,8 +120,9 @@ class Transfer:
     # -- decisions --------------------------------------------------------------------
     @staticmethod
     def apply(transfer_id: str, app: Application, *, by: str, now: datetime,
-              deadline: datetime, refusals: list[str]) -> Events:
-        """The application, then its refusal by the rules (A11.1) or the followers told."""
+              deadline: datetime, opt_out_until: datetime, refusals: list[str]) -> Events:
+        """The application, then its refusal by the rules (A11.1) or the followers told
+        (a transfer), who may opt out until ``opt_out_until``."""
         basis = ["A11.2"] + (["A17.3"] if app.kind == "third_party" else [])
         decided: Events = [TransferRequested(
             account_id=app.account_id, transfer_id=transfer_id, kind=app.kind,
@@ -131,7 +138,8 @@ class Transfer:
                 detail="refused by the no-trading rules: " + ", ".join(refusals))]
         if app.kind == "transfer":
             decided.append(FollowersNotified(account_id=app.account_id,
-                                             transfer_id=transfer_id, opt_out_until=deadline,
+                                             transfer_id=transfer_id,
+                                             opt_out_until=opt_out_until,
                                              legal_basis=["A11.2"]))
         return decided
 
@@ -174,8 +182,22 @@ class Transfer:
         return decided + self._after(decided, closing)
 
     def _after(self, decided: Events, closing: Closing) -> Events:
+        """The last missing fact completes, unless followers may still opt out: then the
+        sweep completes it when the period is over (``complete_when_due``)."""
         after = fold_payloads(self, decided, closing.now)
-        return after.complete(closing) if after.verified and not after.missing else []
+        if not after.verified or after.missing or after.waits_for_opt_outs(closing.now):
+            return []
+        return after.complete(closing)
+
+    def waits_for_opt_outs(self, now: datetime) -> bool:
+        return (self.kind == "transfer" and self.opt_out_until is not None
+                and now < self.opt_out_until)
+
+    def complete_when_due(self, closing: Closing) -> Events:
+        """A verified, confirmed transfer whose followers' opt-out period is over (A11.2)."""
+        if self.status != "opt_out_period" or self.waits_for_opt_outs(closing.now):
+            return []
+        return self.complete(closing)
 
     def complete(self, c: Closing) -> Events:
         """Verified and confirmed by both: the new owner (and its public notice), or the
@@ -196,7 +218,11 @@ class Transfer:
                               previous_name=c.previous_name, new_entity_type=self.entity_type,
                               new_name=c.new_name, new_owner=new_owner, new_organization=org,
                               ad_revenue_paused_until=c.ad_revenue_paused_until or c.now,
-                              legal_basis=["A11.2"])]
+                              legal_basis=["A11.2"]),
+            FollowerOptOutsApplied(**of, follower_ids=list(self.opt_outs),
+                                   opted_out=len(self.opt_outs),
+                                   opt_out_until=self.opt_out_until or c.now,
+                                   legal_basis=["A11.2"])]
         s = c.suspicion
         if s is not None:
             decided.append(SuspectedAccountTrading(
@@ -219,7 +245,9 @@ class Transfer:
         return [TransferWithdrawn(**self._of(), by=by, reason=reason, legal_basis=["A11.2"])]
 
     def expire(self, now: datetime) -> Events:
-        if not self.open or now < self.deadline:
+        """Open past its deadline with a step missing (a confirmed transfer in its opt-out
+        period does not expire: it completes)."""
+        if not self.open or not self.missing or now < self.deadline:
             return []
         return [TransferExpired(**self._of(), deadline=self.deadline, missing=self.missing,
                                 legal_basis=["A11.2"])]
@@ -261,10 +289,12 @@ def _apply(state: Transfer | None, event_type: str, d: dict[str, Any], time: dat
     s = state
     if name == "TransferRejected":
         return replace(s, status="rejected", reasons=tuple(d["reasons"]))
+    if name == "FollowersNotified":
+        return replace(s, opt_out_until=as_datetime(d["opt_out_until"]))
     if name == "TransfereeApproved":
-        return replace(s, status="awaiting_confirmation", verified=True)
+        return _settled(replace(s, status="awaiting_confirmation", verified=True))
     if name == "TransferConfirmed":
-        return replace(s, confirmations={**s.confirmations, d["party"]: d["by"]})
+        return _settled(replace(s, confirmations={**s.confirmations, d["party"]: d["by"]}))
     if name == "FollowerOptedOut":
         return replace(s, opt_outs=(*s.opt_outs, d["follower_id"]))
     if name in ("TransferCompleted", "OperatorGranted"):
@@ -277,6 +307,13 @@ def _apply(state: Transfer | None, event_type: str, d: dict[str, Any], time: dat
         return replace(s, status="expired")
     if name == "OperatorGrantRevoked":
         return replace(s, status="revoked")
+    return s
+
+
+def _settled(s: Transfer) -> Transfer:
+    """A transfer verified and confirmed by both waits out its followers' opt-out period."""
+    if s.status == "awaiting_confirmation" and not s.missing and s.kind == "transfer":
+        return replace(s, status="opt_out_period")
     return s
 
 
@@ -293,9 +330,15 @@ def evolve_signals(state: Signals | None, e: Envelope) -> Signals:
 
 
 def judge_signal(*, account_id: str, signal: str, covered_by: str | None,
-                 evidence: list[str]) -> Events:
+                 evidence: list[str], unmatched_contact: str | None = None) -> Events:
     """A sign of a new operator: covered (the owner, an operator, an approved application)
-    or an unapplied transfer, which registration applies as a suspension (A11.2)."""
+    or an unapplied transfer, which registration applies as a suspension (A11.2). A changed
+    contact of no verified person (``unmatched_contact``, masked) names nobody: recorded,
+    not judged."""
+    if unmatched_contact is not None:
+        return [OwnershipSignalUnmatched(account_id=account_id, signal=signal,
+                                         contact_masked=unmatched_contact,
+                                         legal_basis=["A11.2"])]
     if covered_by:
         return [OwnershipSignalCleared(account_id=account_id, signal=signal,
                                        covered_by=covered_by, legal_basis=["A11.2"])]

@@ -22,10 +22,10 @@ from libs.events.db import Tx
 from libs.runtime.deps import ServiceDeps
 from libs.runtime.pii import Sealer
 
-from . import rules
+from . import rules, views
 from .adapters import Directory
-from .domain import Application, Closing, Signals, Transfer, judge_signal
-from .policies import LEARN, POLICIES, MeasureNoted, OwnerKnown
+from .domain import APPROVED, Application, Closing, Signals, Transfer, judge_signal
+from .policies import LEARN, POLICIES, MeasureNoted, OwnerKnown, OwnerVerified
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ class Deps(ServiceDeps):
     sealer: Sealer
     rules: rules.TradingRules = rules.TradingRules()
     confirmation_days: int = 15
+    opt_out_days: int = 7
     ad_revenue_pause_months: int = 3
 
 
@@ -57,6 +58,7 @@ class TransferOut(BaseModel):
     confirmations: dict[str, str]
     missing: list[str]
     followers_opted_out: int
+    opt_out_until: datetime | None = None  # a transfer completes no earlier (A11.2)
     reasons: list[str]
     trading_suspected: bool = False
     completed_at: datetime | None = None
@@ -66,6 +68,7 @@ class OperatorsOut(BaseModel):
     account_id: str
     owner: dict[str, Any]
     owner_entity_type: str | None
+    owner_verified: bool = False  # verification verified the registrant's identity (A8.1)
     operators: list[dict[str, Any]]
     pending: list[dict[str, Any]]
     active_measures: list[str] = []  # as enforcement announced them (A11.1)
@@ -73,18 +76,21 @@ class OperatorsOut(BaseModel):
 
 
 class SignalIn(BaseModel):
-    """An ownership signal as the handler takes it (blind-indexed by schemas)."""
+    """An ownership signal as the handler takes it (blind-indexed by schemas): the identity
+    now acting and/or the changed contact phone."""
 
     account_id: str
     signal: Literal["login_identity", "contact_changed"]
-    id_blind: str
+    id_blind: str | None = None
+    masked: str | None = None
     phone_blind: str | None = None
-    masked: str
+    contact_masked: str | None = None
 
 
 class SignalOut(BaseModel):
     account_id: str
     signal: str
+    outcome: Literal["cleared", "unapplied_transfer", "unmatched_contact"]
     unapplied_transfer: bool
     covered_by: str | None = None
 
@@ -97,7 +103,8 @@ def present(t: Transfer) -> TransferOut:
                                           "phone_masked")},
         transferee_entity_type=t.entity_type, deadline=t.deadline, verified=t.verified,
         confirmations=t.confirmations, missing=t.missing if t.open else [],
-        followers_opted_out=len(t.opt_outs), reasons=list(t.reasons),
+        followers_opted_out=len(t.opt_outs), opt_out_until=t.opt_out_until,
+        reasons=list(t.reasons),
         trading_suspected=t.trading_suspected, completed_at=t.completed_at)
 
 
@@ -110,9 +117,9 @@ async def _existing(deps: Deps, tx: Tx, transfer_id: str) -> Transfer:
     return t
 
 
-async def _closing(deps: Deps, tx: Tx, t: Transfer) -> Closing:
+async def _closing(deps: Deps, tx: Tx, t: Transfer, now: datetime | None = None) -> Closing:
     """The facts a completion may need: the previous owner, the pause, trading."""
-    now = deps.clock()
+    now = now or deps.clock()
     owner = await deps.directory.owner(tx, t.account_id)
     suspicion = None
     if t.kind == "transfer":
@@ -130,14 +137,19 @@ async def _closing(deps: Deps, tx: Tx, t: Transfer) -> Closing:
         suspicion=suspicion, window_days=deps.rules.window_days)
 
 
-async def _index(deps: Deps, tx: Tx, t: Transfer, events: list[Envelope]) -> None:
-    """The directory follows what was decided: the application's status, and for a
-    completed transfer the new owner and the move."""
-    now = deps.clock()
+async def _index(deps: Deps, tx: Tx, t: Transfer, events: list[Envelope],
+                 now: datetime | None = None) -> None:
+    """The directory follows what was decided: the application's status, a verified
+    transferee's phone, and for a completed transfer the new owner and the move."""
+    now = now or deps.clock()
     await deps.directory.application(
         tx, transfer_id=t.transfer_id, account_id=t.account_id, kind=t.kind, status=t.status,
         transferee=t.transferee, entity_type=t.entity_type, accepted_by=t.confirmations,
-        deadline=t.deadline, at=now)
+        deadline=t.deadline, opt_out_until=t.opt_out_until, at=now)
+    if any(e.type == "transfer.TransfereeApproved" for e in events):
+        await deps.directory.verified_person(
+            tx, phone_blind=t.transferee["phone_blind"], id_blind=t.transferee["id_number_blind"],
+            source=f"transferee:{t.transfer_id}", at=now)
     if t.kind == "transfer" and any(e.type == "transfer.TransferCompleted" for e in events):
         owner = await deps.directory.owner(tx, t.account_id)
         await deps.directory.moved(tx, rules.Move(
@@ -163,7 +175,21 @@ async def when_event(deps: Deps, tx: Tx, event: Envelope) -> None:
             if await deps.directory.owner(tx, learned.account_id) is None:
                 await deps.directory.owner_is(
                     tx, account_id=learned.account_id, entity_type=learned.entity_type,
-                    name=learned.name, identity=learned.identity, at=learned.at)
+                    name=learned.name, identity=learned.identity, at=learned.at,
+                    province=learned.province)
+            # verification's answer may have come first (another topic)
+            if await deps.directory.is_verified(tx, learned.account_id):
+                await deps.directory.verified_person(
+                    tx, phone_blind=learned.identity["phone_blind"],
+                    id_blind=learned.identity["id_number_blind"],
+                    source=f"registrant:{learned.account_id}", at=learned.at)
+        elif isinstance(learned, OwnerVerified):
+            await deps.directory.account_verified(tx, learned.account_id, learned.at)
+            owner = await deps.directory.owner(tx, learned.account_id)
+            if owner is not None and owner.phone_blind and owner.id_blind:
+                await deps.directory.verified_person(
+                    tx, phone_blind=owner.phone_blind, id_blind=owner.id_blind,
+                    source=f"registrant:{learned.account_id}", at=learned.at)
         elif isinstance(learned, MeasureNoted):
             await deps.directory.measure(tx, measure_id=learned.measure_id,
                                          account_id=learned.account_id,
@@ -214,7 +240,8 @@ async def apply(deps: Deps, app: Application, *, by: str, key: str | None,
                                  kind=app.kind, now=now)
         changed = await deps.transfers.decide(tx, transfer_id, lambda s: Transfer.apply(
             transfer_id, app, by=by, now=now,
-            deadline=now + timedelta(days=deps.confirmation_days), refusals=refused))
+            deadline=now + timedelta(days=deps.confirmation_days),
+            opt_out_until=now + timedelta(days=deps.opt_out_days), refusals=refused))
         await _index(deps, tx, changed.after, changed.events)
         return present(changed.after)
 
@@ -275,25 +302,67 @@ async def expire(deps: Deps, transfer_id: str, now: datetime) -> bool:
     return await transact(deps.db, work)
 
 
+async def complete_due(deps: Deps, transfer_id: str, now: datetime) -> bool:
+    """The transfer completed at ``now`` if its followers' opt-out period is over (A11.2)."""
+
+    async def work(tx: Tx) -> bool:
+        t = await deps.transfers.load(tx, transfer_id)
+        if t is None:
+            return False
+        closing = await _closing(deps, tx, t, now)
+        changed = await deps.transfers.decide(tx, transfer_id,
+                                              lambda s: t.complete_when_due(closing), state=t)
+        if changed.events:
+            await _index(deps, tx, changed.after, changed.events, now)
+        return bool(changed.events)
+
+    return await transact(deps.db, work)
+
+
 async def due(deps: Deps, now: datetime) -> list[str]:
     async with deps.db.connect() as conn:
         return await deps.directory.due(conn, now)
 
 
-async def get_transfer(deps: Deps, transfer_id: str) -> TransferOut:
+async def opt_outs_over(deps: Deps, now: datetime) -> list[str]:
     async with deps.db.connect() as conn:
-        return present(await _existing(deps, conn, transfer_id))
+        return await deps.directory.opt_outs_over(conn, now)
 
 
-async def operators(deps: Deps, account_id: str) -> OperatorsOut:
-    """The account's owner, its granted operators and open applications (A11.2, A17.3)."""
+async def list_transfers(deps: Deps, *, account_id: str | None, status: str | None,
+                         kind: str | None, province: str | None, cursor: str,
+                         limit: int) -> views.TransferPage:
+    """A page of applications in id order (a regulator's limited to its province)."""
+    async with deps.db.connect() as conn:
+        return await views.page(conn, account_id=account_id, status=status, kind=kind,
+                                province=province, after=cursor, limit=limit)
+
+
+async def get_transfer(deps: Deps, transfer_id: str, *, province: str | None = None
+                       ) -> TransferOut:
+    """One application; for a provincial regulator (``province``) only of its province."""
+    async with deps.db.connect() as conn:
+        t = await _existing(deps, conn, transfer_id)
+        if province is not None:
+            owner = await deps.directory.owner(conn, t.account_id)
+            if owner is None or owner.province != province:
+                raise NotFoundError(f"no transfer {transfer_id} in province {province}",
+                                    code="transfer-not-found", title="No such transfer")
+        return present(t)
+
+
+async def operators(deps: Deps, account_id: str, *, province: str | None = None
+                    ) -> OperatorsOut:
+    """The account's owner, its granted operators and open applications (A11.2, A17.3);
+    for a provincial regulator (``province``) only an account of its province."""
     async with deps.db.connect() as conn:
         owner = await deps.directory.owner(conn, account_id)
-        if owner is None:
+        if owner is None or (province is not None and owner.province != province):
             raise NotFoundError(f"account {account_id} is not known to transfer",
                                 code="account-not-known", title="Unknown account")
         apps = await deps.directory.applications(conn, account_id)
         facts = await deps.directory.facts(conn, account_id)
+        verified = await deps.directory.is_verified(conn, account_id)
 
     def shown(a) -> dict[str, Any]:
         return {"transfer_id": a.transfer_id, "kind": a.kind, "status": a.status,
@@ -302,6 +371,7 @@ async def operators(deps: Deps, account_id: str) -> OperatorsOut:
 
     return OperatorsOut(
         account_id=account_id, owner=owner.masked, owner_entity_type=owner.entity_type,
+        owner_verified=verified,
         operators=[shown(a) for a in apps if a.kind != "transfer" and a.status == "completed"],
         pending=[shown(a) for a in apps if a.status in ("verifying", "awaiting_confirmation")],
         active_measures=list(facts.active_measures),
@@ -310,33 +380,50 @@ async def operators(deps: Deps, account_id: str) -> OperatorsOut:
 
 async def ownership_signal(deps: Deps, signal: SignalIn, *, key: str | None,
                            digest: str) -> SignalOut:
-    """A new identity at login or a contact of a different verified person: covered by the
-    owner, a granted operator or an approved application, or an unapplied transfer (A11.2)
-    that registration applies as a suspension."""
+    """A new identity at login, or a changed contact that is the phone of a verified person:
+    covered by the owner, a granted operator or an approved application, or an unapplied
+    transfer (A11.2) that registration applies as a suspension. A contact of no verified
+    person names nobody: recorded, not judged."""
 
     async def work(tx: Tx) -> SignalOut:
         owner = await deps.directory.owner(tx, signal.account_id)
         if owner is None:
             raise NotFoundError(f"account {signal.account_id} is not known to transfer",
                                 code="account-not-known", title="Unknown account")
-        covered = None
-        if signal.id_blind == owner.id_blind:
-            covered = "owner"
-        for a in await deps.directory.applications(tx, signal.account_id):
-            if covered:
-                break
-            if a.id_blind == signal.id_blind and (
-                    a.status == "awaiting_confirmation"
-                    or (a.status == "completed" and a.kind != "transfer")):
-                covered = f"{a.kind}:{a.transfer_id}"
-        what = {"login_identity": "a different identity logged in",
-                "contact_changed": "the contact changed to a different verified person"}
-        evidence = [f"{signal.signal}: {what[signal.signal]} ({signal.masked}); "
-                    "no approved application covers it"]
+        apps = await deps.directory.applications(tx, signal.account_id)
+
+        def cover(id_blind: str) -> str | None:
+            if id_blind == owner.id_blind:
+                return "owner"
+            for a in apps:
+                if a.id_blind == id_blind and (
+                        a.status in APPROVED or (a.status == "completed" and a.kind != "transfer")):
+                    return f"{a.kind}:{a.transfer_id}"
+            return None
+
+        named: list[tuple[str, str]] = []  # (identity blind index, how the signal names it)
+        if signal.id_blind:
+            named.append((signal.id_blind, f"a different identity is acting ({signal.masked})"))
+        unmatched = None
+        if signal.phone_blind:
+            person = (owner.id_blind if signal.phone_blind == owner.phone_blind
+                      else await deps.directory.person_of(tx, signal.phone_blind))
+            if person is None:
+                unmatched = signal.contact_masked or ""
+            else:
+                named.append((person, f"the contact changed to {signal.contact_masked}, the "
+                                      "phone of a different verified person"))
+        covers = [cover(i) for i, _ in named]
+        evidence = [f"{signal.signal}: {how}; no approved application covers it"
+                    for (_, how), c in zip(named, covers, strict=True) if c is None]
+        covered = None if evidence or not named else ", ".join(dict.fromkeys(covers))
+        outcome = ("unmatched_contact" if not named
+                   else "unapplied_transfer" if evidence else "cleared")
         await deps.signals.decide(tx, signal.account_id, lambda s: judge_signal(
             account_id=signal.account_id, signal=signal.signal, covered_by=covered,
-            evidence=evidence))
-        return SignalOut(account_id=signal.account_id, signal=signal.signal,
-                         unapplied_transfer=covered is None, covered_by=covered)
+            evidence=evidence, unmatched_contact=unmatched if not named else None))
+        return SignalOut(account_id=signal.account_id, signal=signal.signal, outcome=outcome,
+                         unapplied_transfer=outcome == "unapplied_transfer",
+                         covered_by=covered)
 
     return await deps.command(key, "transfer.ownership-signals", digest, work, SignalOut)

@@ -1,6 +1,9 @@
 """Other services' events -> transfer (choreography): pure decisions on the typed payload.
 
-- registration's registrations: who owns the account (kept in the directory);
+- registration's registrations: who owns the account, in which province (kept in the
+  directory);
+- verification's identity verified: the owner is a verified person, whose phone a changed
+  contact may name (A11.2);
 - enforcement's measures applied and lifted: the no-trading rules' input (A11.1);
 - verification's answer on a transferee: the application goes on or is refused (A11.2).
 """
@@ -20,6 +23,7 @@ from libs.events.contracts.registration import (
     AccountRegistrationSubmitted,
 )
 from libs.events.contracts.verification import (
+    IdentityVerified,
     TransfereeVerificationFailed,
     TransfereeVerified,
 )
@@ -35,6 +39,7 @@ class OwnerKnown:
     name: str | None
     identity: dict[str, Any]
     at: datetime
+    province: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,13 @@ class MeasureNoted:
     at: datetime
 
 
-Learned = OwnerKnown | MeasureNoted
+@dataclass(frozen=True)
+class OwnerVerified:
+    account_id: str
+    at: datetime
+
+
+Learned = OwnerKnown | MeasureNoted | OwnerVerified
 
 
 def when_registration_submitted_know_owner(p: AccountRegistrationSubmitted, e: Envelope
@@ -54,7 +65,11 @@ def when_registration_submitted_know_owner(p: AccountRegistrationSubmitted, e: E
     org = p.organization.model_dump() if p.organization else None
     return OwnerKnown(p.account_id, p.entity_type,
                       disclosed_name(p.entity_type, p.identity.holder_name_masked, org),
-                      p.identity.model_dump(), e.time)
+                      p.identity.model_dump(), e.time, p.province)
+
+
+def when_identity_verified_note(p: IdentityVerified, e: Envelope) -> Learned:
+    return OwnerVerified(p.account_id, e.time)
 
 
 def when_measure_applied_note(p: MeasureApplied, e: Envelope) -> Learned:
@@ -70,6 +85,7 @@ LEARN: dict[str, Callable[[Any, Envelope], Learned]] = {
     AccountRegistrationHeld.event_type: when_registration_submitted_know_owner,
     MeasureApplied.event_type: when_measure_applied_note,
     MeasureLifted.event_type: when_measure_lifted_note,
+    IdentityVerified.event_type: when_identity_verified_note,
 }
 
 

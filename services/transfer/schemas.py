@@ -132,24 +132,30 @@ def application(body: TransferIn, sealer: Sealer) -> Application:
 
 
 def signal(body: SignalBody, sealer: Sealer) -> SignalIn:
-    """The signal's identity blind-indexed like a registrant's (resident id or USCC)."""
+    """The identity now acting blind-indexed like a registrant's (resident id or USCC), and
+    the changed contact phone like a registrant's phone (E.164), so that both match the
+    blind indexes in registration's and transfer's events."""
     raw = body.identity.id_number if body.identity else body.id_number
-    if not raw:
-        raise ProblemError("a signal names the identity now acting (identity or id_number)",
-                           status=422, code="signal-identity-required", title="Invalid body",
+    if not raw and not body.contact_phone:
+        raise ProblemError("a signal names the identity now acting (identity or id_number) "
+                           "or the changed contact (contact_phone)", status=422,
+                           code="signal-identity-required", title="Invalid body",
                            field="identity")
-    compact = raw.replace(" ", "").upper()
-    try:
-        number = ids.social_credit_code(compact) if len(compact) == 18 and not re.fullmatch(
-            r"\d{17}[\dX]", compact) else ids.resident_id(compact)
-    except ids.IdentityNumberError as exc:
-        raise _problem(exc, "identity.id_number") from None
-    phone_blind = None
+    id_blind = masked = None
+    if raw:
+        compact = raw.replace(" ", "").upper()
+        try:
+            number = ids.social_credit_code(compact) if len(compact) == 18 and not re.fullmatch(
+                r"\d{17}[\dX]", compact) else ids.resident_id(compact)
+        except ids.IdentityNumberError as exc:
+            raise _problem(exc, "identity.id_number") from None
+        id_blind, masked = sealer.blind("id_number", number), mask_id_number(number)
+    phone_blind = contact_masked = None
     if body.contact_phone:
         try:
-            phone_blind = sealer.blind("phone", ids.mobile_number(body.contact_phone))
+            e164 = ids.mobile_number(body.contact_phone)
         except ids.IdentityNumberError as exc:
             raise _problem(exc, "contact_phone") from None
-    return SignalIn(account_id=body.account_id, signal=body.signal,
-                    id_blind=sealer.blind("id_number", number), phone_blind=phone_blind,
-                    masked=mask_id_number(number))
+        phone_blind, contact_masked = sealer.blind("phone", e164), mask_phone(e164)
+    return SignalIn(account_id=body.account_id, signal=body.signal, id_blind=id_blind,
+                    masked=masked, phone_blind=phone_blind, contact_masked=contact_masked)

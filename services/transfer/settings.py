@@ -10,6 +10,9 @@ class Settings(ServiceSettings):
     port: int = 8003
     # A11.2: both parties confirm (and followers may opt out) within this many days
     confirmation_days: int = Field(15, ge=1)
+    # A11.2: an approved transfer completes no earlier than this many days after its
+    # followers were told, so that they can opt out (0: at once)
+    opt_out_days: int = Field(7, ge=0)
     # A11.1: the no-trading rules
     refuse_blacklisted: bool = True
     refuse_under_measure: bool = True
@@ -20,5 +23,6 @@ class Settings(ServiceSettings):
     trading_threshold: int = Field(3, ge=2)
     # after an owner change the account earns no ad revenue for this many months
     ad_revenue_pause_months: int = Field(3, ge=0)
-    # how often the app expires applications past their deadline (0: never)
+    # how often the app expires applications past their deadline and completes transfers
+    # whose opt-out period is over (0: never)
     sweep_interval_seconds: float = 300

@@ -1,14 +1,20 @@
 """Transfer's obligations through the running system (real Kafka and PostgreSQL): the
 transferee verified by verification (A11.2), refusals under an active measure (A11.1), an
-unapplied transfer suspended by registration, and a completed transfer announced on
-verification's public page with the new owner in registration."""
+unapplied transfer suspended by registration (a new identity, or a changed contact of a
+different verified person), a transfer completed by the sweep once its followers' opt-out
+period is over and announced on verification's public page with the new owner in
+registration, and the list of transfers scoped to a regulator's province (A3)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
+from libs.events.kafka_binding import from_kafka
 from tests.conftest import eventually
 from tests.e2e.test_enforcement_obligations import active_account, confirmed, registration_view
 from tests.registration_support import body, phone, resident_id
@@ -33,9 +39,9 @@ async def known_to_transfer(system, account_id: str, check=lambda v: True) -> di
     return seen["v"]
 
 
-async def registered(system) -> str:
+async def registered(system, **kw) -> str:
     async with system.client("registration", "platform") as http:
-        r = await http.post("/v1/accounts", json=body(), headers=key())
+        r = await http.post("/v1/accounts", json=body(**kw), headers=key())
     assert r.status_code == 202, r.text
     account_id = r.json()["account_id"]
     await known_to_transfer(system, account_id)
@@ -125,7 +131,9 @@ async def test_A11_2_completed_transfer_is_announced_and_changes_the_owner(syste
             c = await http.post(f"/v1/transfers/{transfer['transfer_id']}/confirmation",
                                 json={"party": party}, headers=key())
             assert c.status_code == 200, c.text
-    assert c.json()["status"] == "completed"
+    assert c.json()["status"] == "opt_out_period"
+    await swept(system, days=8)
+    await transfer_state(system, transfer["transfer_id"], lambda v: v["status"] == "completed")
     seen: dict = {}
 
     async def announced() -> bool:
@@ -142,3 +150,154 @@ async def test_A11_2_completed_transfer_is_announced_and_changes_the_owner(syste
     await registration_view(
         system, account_id, "new owner",
         lambda v: v["owner"]["id_number_masked"] == transfer["transferee"]["id_number_masked"])
+
+
+async def swept(system, *, days: float) -> dict:
+    """The transfer sweep run as if ``days`` from now (the dev-only clock)."""
+    at = (datetime.now(UTC) + timedelta(days=days)).isoformat()
+    async with system.client("transfer", "operator") as http:
+        r = await http.post("/v1/operations/sweep", json={"now": at}, headers=key())
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def published(system, service: str, event_type: str, check, timeout: float = 40):
+    """The first event of ``event_type`` on the service's topic that passes ``check``."""
+    consumer = AIOKafkaConsumer(system.topic(service), bootstrap_servers=system.bootstrap,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for rec in records:
+                    env = from_kafka(rec.key, rec.value, rec.headers)
+                    if env.type == event_type and check(env.data):
+                        return env
+    finally:
+        await consumer.stop()
+    pytest.fail(f"no {event_type} on {service}.events within {timeout}s")
+
+
+async def test_A11_2_changed_contact_of_a_different_verified_person_ends_in_suspension(system):
+    own_phone, other_phone = phone(), phone()
+    account_id = await registered(system, category="technology", phone_number=own_phone)
+    other = await registered(system, category="technology", phone_number=other_phone)
+    for a in (account_id, other):  # verification verified both registrants
+        await registration_view(system, a, "active", lambda v: v["status"] == "active")
+        await known_to_transfer(system, a, lambda v: v["owner_verified"])
+
+    async def signal(contact: str) -> dict:
+        async with system.client("transfer", "platform") as http:
+            r = await http.post("/v1/signals/ownership", headers=key(), json={
+                "account_id": account_id, "signal": "contact_changed",
+                "contact_phone": contact})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    # the owner's own phone, or a phone of nobody verified: no change of operator
+    assert (await signal(own_phone))["covered_by"] == "owner"
+    unknown = await signal(phone())
+    assert unknown["outcome"] == "unmatched_contact" and not unknown["unapplied_transfer"]
+    async with system.client("transfer", "platform") as http:
+        bad = await http.post("/v1/signals/ownership", headers=key(), json={
+            "account_id": account_id, "signal": "contact_changed", "contact_phone": "12"})
+    assert bad.status_code == 422 and bad.json()["field"] == "contact_phone"
+    assert bad.headers["content-type"].startswith("application/problem+json")
+    await registration_view(system, account_id, "still active",
+                            lambda v: v["status"] == "active")
+    # the phone of a different verified person, with no application: suspended
+    out = await signal(other_phone)
+    assert out["outcome"] == "unapplied_transfer" and out["unapplied_transfer"] is True
+    await registration_view(system, account_id, "suspended",
+                            lambda v: v["status"] == "suspended")
+    await registration_view(system, other, "the other untouched",
+                            lambda v: v["status"] == "active")
+
+
+async def test_A11_2_transfer_completes_only_after_the_followers_opt_out_period(system):
+    account_id = await registered(system)
+    async with system.client("transfer", "platform") as http:
+        r = await http.post("/v1/transfers", json=application(account_id), headers=key())
+    assert r.status_code == 201, r.text
+    transfer_id = r.json()["transfer_id"]
+    opt_out_until = datetime.fromisoformat(r.json()["opt_out_until"])
+    assert timedelta(days=6) < opt_out_until - datetime.now(UTC) <= timedelta(days=7)
+    async with system.client("transfer", "platform") as http:
+        for follower in ("f-1", "f-2", "f-1"):
+            o = await http.post(f"/v1/transfers/{transfer_id}/follower-opt-outs",
+                                json={"follower_id": follower}, headers=key())
+            assert o.status_code == 200, o.text
+    assert o.json()["followers_opted_out"] == 2
+    await transfer_state(system, transfer_id, lambda v: v["status"] == "awaiting_confirmation")
+    async with system.client("transfer", "platform") as http:
+        for party in ("transferor", "transferee"):
+            c = await http.post(f"/v1/transfers/{transfer_id}/confirmation",
+                                json={"party": party}, headers=key())
+            assert c.status_code == 200, c.text
+    assert c.json()["status"] == "opt_out_period" and c.json()["completed_at"] is None
+    early = await swept(system, days=6)
+    assert transfer_id not in early["completed"] and transfer_id not in early["expired"]
+    assert (await transfer_state(system, transfer_id, lambda v: True))["status"] == \
+        "opt_out_period"
+    late = await swept(system, days=7.01)
+    assert transfer_id in late["completed"]
+    done = await transfer_state(system, transfer_id, lambda v: v["status"] == "completed")
+    assert done["followers_opted_out"] == 2
+    carried = await published(system, "transfer", "transfer.FollowerOptOutsApplied",
+                              lambda d: d["transfer_id"] == transfer_id)
+    assert carried.data["follower_ids"] == ["f-1", "f-2"] and carried.data["opted_out"] == 2
+    await registration_view(
+        system, account_id, "new owner",
+        lambda v: v["owner"]["id_number_masked"] == done["transferee"]["id_number_masked"])
+
+
+async def test_A11_2_list_of_transfers_is_paged_and_scoped_to_a_regulators_province(system):
+    guangdong = await registered(system, province="440000")
+    beijing = await registered(system, province="110000")
+    ids: dict[str, list[str]] = {guangdong: [], beijing: []}
+    async with system.client("transfer", "platform") as http:
+        for account_id, kind in ((guangdong, "transfer"), (guangdong, "co_operator"),
+                                 (beijing, "transfer")):
+            r = await http.post("/v1/transfers", headers=key(), json={
+                **application(account_id), "kind": kind})
+            assert r.status_code == 201, r.text
+            ids[account_id].append(r.json()["transfer_id"])
+
+    async def listing(roles: tuple[str, ...], region: str | None = None, **params):
+        async with system.client("transfer", *roles, province=region) as http:
+            return await http.get("/v1/transfers", params=params)
+
+    # pages of one, by keyset cursor, each application once
+    seen, cursor = [], ""
+    while True:
+        r = await listing(("platform",), account_id=guangdong, limit=1, cursor=cursor)
+        assert r.status_code == 200, r.text
+        seen += [i["transfer_id"] for i in r.json()["items"]]
+        if not (cursor := r.json()["next_cursor"]):
+            break
+    assert seen == sorted(ids[guangdong])
+    r = await listing(("reviewer",), account_id=guangdong, kind="co_operator")
+    [grant] = r.json()["items"]
+    assert grant["transfer_id"] == ids[guangdong][1] and grant["province"] == "440000"
+    assert "id_number_blind" not in grant["transferee"]
+    # a regulator of Beijing sees Beijing's, not Guangdong's, and may not ask for them
+    r = await listing(("regulator",), "110000", account_id=beijing)
+    assert [i["transfer_id"] for i in r.json()["items"]] == ids[beijing]
+    assert (await listing(("regulator",), "110000", account_id=guangdong)).json()["items"] == []
+    refused = await listing(("regulator",), "110000", province="440000")
+    assert refused.status_code == 403 and refused.json()["code"] == "province-out-of-scope"
+    async with system.client("transfer", "regulator", province="110000") as http:
+        assert (await http.get(f"/v1/transfers/{ids[beijing][0]}")).status_code == 200
+        hidden = await http.get(f"/v1/transfers/{ids[guangdong][0]}")
+        assert hidden.status_code == 404 and hidden.json()["code"] == "transfer-not-found"
+        assert (await http.get(f"/v1/accounts/{guangdong}/operators")).status_code == 404
+        # the list's typed response in the OpenAPI document
+        spec = (await http.get("/openapi.json")).json()
+    ok = spec["paths"]["/v1/transfers"]["get"]["responses"]["200"]["content"]
+    assert ok["application/json"]["schema"]["$ref"].endswith("/TransferPage")
+    # bad input and no token: problems
+    bad = await listing(("platform",), status="sold")
+    assert bad.status_code == 422
+    assert bad.headers["content-type"].startswith("application/problem+json")
+    assert (await listing(())).status_code == 401

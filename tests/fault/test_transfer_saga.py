@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
@@ -161,7 +162,16 @@ async def test_A11_2_a_transfer_saga_survives_each_service_killed_in_turn(servic
             c = await http.post(f"/v1/transfers/{transfer_id}/confirmation",
                                 json={"party": party}, headers={"Idempotency-Key": party})
         assert c.status_code == 200, c.text
-    # registration and verification killed while TransferCompleted is on its way to them
+    await poll(services, "transfer", f"/v1/transfers/{transfer_id}",
+               lambda v: v["status"] == "opt_out_period", "the followers' opt-out period")
+    await services.restart("transfer")  # killed while the transfer waits out the period
+    # the followers' opt-out period over: the sweep (dev-only clock) completes the transfer,
+    # then registration and verification are killed while TransferCompleted is on its way
+    later = (datetime.now(UTC) + timedelta(days=8)).isoformat()
+    async with services.client("transfer", "operator") as http:
+        s = await http.post("/v1/operations/sweep", json={"now": later},
+                            headers={"Idempotency-Key": "sweep"})
+    assert s.status_code == 200 and s.json()["completed"] == [transfer_id], s.text
     await services.restart("registration")
     await services.restart("verification")
     done = await poll(services, "transfer", f"/v1/transfers/{transfer_id}",

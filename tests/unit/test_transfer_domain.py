@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -38,6 +39,7 @@ def store(state: Transfer | None, payloads, version: int = 0) -> Transfer:
 def opened(kind: str = "transfer", refusals=()) -> Transfer:
     return store(None, Transfer.apply("t1", app(kind), by="platform", now=T0,
                                       deadline=T0 + timedelta(days=15),
+                                      opt_out_until=T0 + timedelta(days=7),
                                       refusals=list(refusals)))
 
 
@@ -55,10 +57,14 @@ def test_A11_2_application_waits_for_verification_and_both_parties():
                                    evidence=["ev"], closing=c)
     assert [p.event_type for p in decided] == ["transfer.TransfereeApproved"]
     t = store(t, decided, t.version)
-    done = t.confirm("transferee", by="p", closing=c)
+    t = store(t, t.confirm("transferee", by="p", closing=c), t.version)
+    assert t.status == "opt_out_period" and t.missing == []
+    c = replace(c, now=T0 + timedelta(days=7))
+    done = t.complete_when_due(c)
     assert [p.event_type for p in done] == [
-        "transfer.TransferConfirmed", "transfer.TransferCompleted", "transfer.TransferAnnounced"]
-    notice = done[2]
+        "transfer.TransferCompleted", "transfer.TransferAnnounced",
+        "transfer.FollowerOptOutsApplied"]
+    notice = done[1]
     assert notice.previous_name == "张*" and notice.new_name == "王*"
     assert notice.ad_revenue_paused_until == datetime(2026, 6, 2, 1, 0, tzinfo=UTC)
     assert notice.history_retained == ["violations", "measures", "credit"]
@@ -144,3 +150,39 @@ def test_A17_3_grant_completes_with_both_acceptances_and_can_be_revoked():
     assert t.status == "revoked"
     with pytest.raises(IllegalTransitionError):
         t.revoke(by="owner", reason="")
+
+
+def test_A11_2_confirmed_transfer_waits_out_the_followers_opt_out_period():
+    t = opened()
+    assert t.opt_out_until == T0 + timedelta(days=7)
+    c = Closing(T0 + timedelta(days=1))
+    t = store(t, t.transferee_checked(verified=True, reasons=[], detail="", level="two_factor",
+                                      evidence=["e"], closing=c), t.version)
+    t = store(t, t.opt_out("f1"), t.version)
+    t = store(t, t.confirm("transferor", by="p", closing=c), t.version)
+    # the last confirmation within the period completes nothing yet
+    assert [p.event_type for p in t.confirm("transferee", by="p", closing=c)] == [
+        "transfer.TransferConfirmed"]
+    t = store(t, t.confirm("transferee", by="p", closing=c), t.version)
+    assert t.status == "opt_out_period" and t.open
+    t = store(t, t.opt_out("f2"), t.version)  # followers may still opt out
+    assert t.complete_when_due(Closing(T0 + timedelta(days=7) - timedelta(seconds=1))) == []
+    assert t.expire(T0 + timedelta(days=30)) == []  # confirmed: it completes, not expires
+    done = t.complete_when_due(Closing(T0 + timedelta(days=7)))
+    assert done[0].event_type == "transfer.TransferCompleted"
+    [carried] = [p for p in done if p.event_type == "transfer.FollowerOptOutsApplied"]
+    assert carried.follower_ids == ["f1", "f2"] and carried.opted_out == 2
+    assert carried.opt_out_until == T0 + timedelta(days=7)
+    t = store(t, done, t.version)
+    assert t.status == "completed" and t.complete_when_due(Closing(T0 + timedelta(days=9))) == []
+
+
+def test_A11_2_confirmation_after_the_opt_out_period_completes_at_once():
+    t = opened()
+    c = Closing(T0 + timedelta(days=8))
+    t = store(t, t.confirm("transferor", by="p", closing=c), t.version)
+    t = store(t, t.confirm("transferee", by="p", closing=c), t.version)
+    decided = t.transferee_checked(verified=True, reasons=[], detail="", level="two_factor",
+                                   evidence=["e"], closing=c)
+    assert [p.event_type for p in decided][:2] == [
+        "transfer.TransfereeApproved", "transfer.TransferCompleted"]

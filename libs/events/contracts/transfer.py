@@ -110,6 +110,19 @@ class FollowerOptedOut(AccountDecision):
 
 
 @registry.contract
+class FollowerOptOutsApplied(AccountDecision):
+    """The followers' opt-out period closed and the transfer completed: these followers
+    opted out, and the platform unfollows them as the account changes hands (A11.2).
+    Published with ``TransferCompleted`` (whose contract registration consumes, unchanged)."""
+
+    event_type: ClassVar[str] = "transfer.FollowerOptOutsApplied"
+    transfer_id: str
+    follower_ids: list[str]
+    opted_out: int
+    opt_out_until: datetime
+
+
+@registry.contract
 class TransferWithdrawn(AccountDecision):
     event_type: ClassVar[str] = "transfer.TransferWithdrawn"
     transfer_id: str
@@ -191,3 +204,14 @@ class OwnershipSignalCleared(AccountDecision):
     event_type: ClassVar[str] = "transfer.OwnershipSignalCleared"
     signal: str
     covered_by: str
+
+
+@registry.contract
+class OwnershipSignalUnmatched(AccountDecision):
+    """A changed contact that belongs to no verified person transfer knows: not a sign of a
+    new operator (nobody verified is behind it), kept for the record; no suspension."""
+
+    event_type: ClassVar[str] = "transfer.OwnershipSignalUnmatched"
+    signal: str
+    contact_masked: str
+    reason: str = "contact-not-a-verified-person"
