@@ -34,7 +34,7 @@ def policy_from(s: Settings) -> Policy:
         velocity={kind: Velocity(win, s.velocity_hold_after, s.velocity_refuse_after)
                   for kind in ("identity", "phone", "device")}
         | {"network": Velocity(win, s.network_hold_after, s.network_refuse_after)},
-        correction_days=s.correction_days)
+        correction_days=s.correction_days, closure_ban_severity=s.closure_ban_severity)
 
 
 def subscription(deps: Deps) -> Subscription:

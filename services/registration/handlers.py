@@ -272,7 +272,8 @@ async def when_event(deps: Deps, tx: Tx, event: Envelope) -> None:
     if acc is None:  # the topics are shared logs: not every account is ours
         log.info("%s %s: unknown account %s, skipped", event.type, event.id, account_id)
         return
-    ctx = Context(now=deps.clock(), correction_days=deps.policy.correction_days)
+    ctx = Context(now=deps.clock(), correction_days=deps.policy.correction_days,
+                  closure_ban_severity=deps.policy.closure_ban_severity)
     try:
         decided = policy(acc, payload, event, ctx)
     except IllegalTransitionError as exc:  # no longer applies (a measure on a closed account)

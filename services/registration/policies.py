@@ -29,6 +29,7 @@ class Context:
 
     now: datetime
     correction_days: int
+    closure_ban_severity: str = "serious"  # A8.3: a closure that names no ban severity
 
 
 Reaction = Callable[[Account, Any, Envelope, Context], Payloads]
@@ -103,15 +104,18 @@ def when_measure_applied_restrict_account(acc: Account, p: enforcement.MeasureAp
                            legal_basis=basis, evidence=ev)
     events: Payloads = []
     if p.measure in ("closure", "blacklist"):
-        events += acc.close(reason="enforcement" if p.measure == "closure" else "blacklist",
-                            measure_id=mid, legal_basis=_basis(p, "A19.2", "A8.3"), evidence=ev)
-    severity = p.ban_severity or {"blacklist": "permanent",
-                                  "reregistration_ban": "serious"}.get(p.measure)
-    if severity:  # A8.3: a closure under enforcement bans re-registration
-        until = ban_until(severity, p.starts_at or ctx.now, p.ban_until)
-        events += acc.ban(measure_id=mid, severity=severity, until=until, keys=acc.ban_keys,
-                          legal_basis=_basis(p, "A8.3", "A19.2"), evidence=ev)
-    return events
+        try:
+            events += acc.close(reason="enforcement" if p.measure == "closure" else "blacklist",
+                                measure_id=mid, legal_basis=_basis(p, "A19.2", "A8.3"),
+                                evidence=ev)
+        except IllegalTransitionError:  # closed or deregistered meanwhile: the ban still applies
+            pass
+    # A8.3: a closure always bans re-registration; enforcement may grade it, else the default.
+    severity = p.ban_severity or {"closure": ctx.closure_ban_severity, "blacklist": "permanent",
+                                  "reregistration_ban": "serious"}[p.measure]
+    until = ban_until(severity, p.starts_at or ctx.now, p.ban_until)
+    return events + acc.ban(measure_id=mid, severity=severity, until=until, keys=acc.ban_keys,
+                            legal_basis=_basis(p, "A8.3", "A19.2"), evidence=ev)
 
 
 def when_measure_lifted_undo_it(acc: Account, p: enforcement.MeasureLifted, e: Envelope,

@@ -87,6 +87,7 @@ class Policy:
     similar_hold: float = 0.85  # pinyin and fuzzy matches: a reviewer decides
     inactivity_months: int = 6
     correction_days: int = 15
+    closure_ban_severity: str = "serious"  # A8.3: the ban of a closure that names none
 
 
 class KeyState(NamedTuple):

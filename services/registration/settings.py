@@ -2,6 +2,8 @@
 (``REGISTRATION_SWEEP_INTERVAL_SECONDS``, libs.runtime.settings); the alias is the older
 name, still honoured when the prefixed one is not set."""
 
+from typing import Literal
+
 from pydantic import Field
 
 from libs.runtime.settings import ServiceSettings
@@ -27,6 +29,9 @@ class Settings(ServiceSettings):
     velocity_refuse_after: int = Field(8, validation_alias="VELOCITY_REFUSE_AFTER")
     network_hold_after: int = Field(6, validation_alias="NETWORK_HOLD_AFTER")
     network_refuse_after: int = Field(30, validation_alias="NETWORK_REFUSE_AFTER")
+    # A8.3: the re-registration ban of a closure whose measure names no severity
+    # (minor 180 days, serious 1 year, grave 3 years, permanent).
+    closure_ban_severity: Literal["minor", "serious", "grave", "permanent"] = "serious"
     # A8.2: days to correct a mismatching profile before service ceases.
     correction_days: int = Field(15, validation_alias="CORRECTION_DAYS")
     # A10.2 sweep: how often the app runs it (0: never; the command still works).

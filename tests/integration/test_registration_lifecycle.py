@@ -26,9 +26,9 @@ from services.registration.adapters import ClosedNames
 from services.registration.api import answer_of
 from services.registration.bootstrap import MIGRATIONS
 from services.registration.handlers import Deps, account_streams
-from services.registration.rules import Policy
+from services.registration.rules import LEGAL, Policy
 from tests.conftest import BACKENDS
-from tests.registration_support import body, phone, resident_id
+from tests.registration_support import body, phone, resident_id, social_credit_code
 
 pytestmark = pytest.mark.postgres
 SEALER = Sealer("test-key")
@@ -98,3 +98,88 @@ async def test_A10_2_activation_after_a_long_review_restarts_the_inactivity_cloc
     later = T0 + timedelta(days=200) + timedelta(days=185)
     assert await handlers.sweep_account(deps, account_id, now=later) == [
         "registration.AccountSuspended"]
+
+
+# -- A8.3 ---------------------------------------------------------------------------------
+async def apply_measure(deps, account_id: str, measure: str, **extra) -> str:
+    measure_id = f"m-{uuid.uuid4().hex[:8]}"
+    await deliver(deps, "enforcement.MeasureApplied", account_id, measure_id=measure_id,
+                  measure=measure, starts_at=deps.clock().isoformat(), policy_version="p-1",
+                  legal_basis=["A19.2"], evidence_event_ids=["violation-1"], **extra)
+    return measure_id
+
+
+async def lift(deps, account_id: str, measure_id: str) -> None:
+    await deliver(deps, "enforcement.MeasureLifted", account_id, measure_id=measure_id,
+                  reason="appeal upheld", legal_basis=["A20.2"])
+
+
+async def refused_as_banned(deps, number: str, **kw) -> ProblemError:
+    with pytest.raises(ProblemError) as e:
+        await register(deps, body(id_number=number, phone_number=phone(), **kw))
+    assert e.value.code == "registration-banned" and e.value.status == 403
+    return e.value
+
+
+@BACKENDS
+async def test_A8_3_a_closure_without_a_severity_still_bans_by_the_default(deps):
+    number = resident_id()
+    account_id = (await register(deps, body(id_number=number))).body["account_id"]
+    await verified(deps, account_id)
+    await apply_measure(deps, account_id, "closure")  # enforcement named no ban_severity
+    acc = await state(deps, account_id)
+    assert acc.status == "closed"
+    assert [b["severity"] for b in acc.bans.values()] == ["serious"]  # Policy's default
+    problem = await refused_as_banned(deps, number)
+    assert problem.extensions["until"].startswith(str(T0.year + 1))  # a year from the measure
+
+
+@BACKENDS
+async def test_A8_3_a_measure_against_a_deregistered_account_still_bans(deps):
+    number = resident_id()
+    account_id = (await register(deps, body(id_number=number))).body["account_id"]
+    await verified(deps, account_id)
+    await handlers.request_deregistration(deps, account_id, "operator", key=None, digest="d")
+    await apply_measure(deps, account_id, "blacklist")  # it arrives after the deregistration
+    acc = await state(deps, account_id)
+    assert acc.status == "deregistered"  # it stays as the operator left it, and is banned
+    assert [b["severity"] for b in acc.bans.values()] == ["permanent"]
+    assert (await refused_as_banned(deps, number)).extensions["until"] is None
+
+
+@BACKENDS
+async def test_A8_3_lifting_one_measure_leaves_another_measures_ban(deps):
+    number = social_credit_code()  # an organization: a limit of 5, not 2
+    first = (await register(deps, body(entity_type=LEGAL, id_number=number))).body["account_id"]
+    second = (await register(deps, body(entity_type=LEGAL, id_number=number, phone_number=phone()))
+              ).body["account_id"]
+    await verified(deps, first)
+    await verified(deps, second)
+    permanent = await apply_measure(deps, first, "blacklist")  # permanent
+    timed = await apply_measure(deps, second, "closure", ban_severity="minor")
+    await lift(deps, second, timed)  # the later, shorter ban is lifted on appeal
+    assert (await refused_as_banned(deps, number, entity_type=LEGAL)).extensions["until"] is None
+    await lift(deps, first, permanent)
+    async with deps.db.connect() as conn:
+        rows = await conn.fetchval(text("SELECT count(*) FROM registration_bans"))
+    assert rows == 0
+    deps.clock.at = T0 + timedelta(days=1)
+    again = await register(deps, body(entity_type=LEGAL, id_number=number, phone_number=phone()))
+    assert again.status == 202, again.body
+
+
+@BACKENDS
+async def test_A8_3_lifting_the_permanent_ban_leaves_a_timed_one_until_it_ends(deps):
+    number = social_credit_code()  # an organization: a limit of 5, not 2
+    first = (await register(deps, body(entity_type=LEGAL, id_number=number))).body["account_id"]
+    second = (await register(deps, body(entity_type=LEGAL, id_number=number, phone_number=phone()))
+              ).body["account_id"]
+    await verified(deps, first)
+    await verified(deps, second)
+    permanent = await apply_measure(deps, first, "blacklist")
+    await apply_measure(deps, second, "reregistration_ban", ban_severity="minor")  # 180 days
+    await lift(deps, first, permanent)
+    problem = await refused_as_banned(deps, number, entity_type=LEGAL)
+    assert problem.extensions["until"] == (T0 + timedelta(days=180)).isoformat()
+    deps.clock.at = T0 + timedelta(days=181)
+    assert (await register(deps, body(entity_type=LEGAL, id_number=number, phone_number=phone()))).status == 202
