@@ -182,4 +182,57 @@ async def test_A8_3_lifting_the_permanent_ban_leaves_a_timed_one_until_it_ends(d
     problem = await refused_as_banned(deps, number, entity_type=LEGAL)
     assert problem.extensions["until"] == (T0 + timedelta(days=180)).isoformat()
     deps.clock.at = T0 + timedelta(days=181)
-    assert (await register(deps, body(entity_type=LEGAL, id_number=number, phone_number=phone()))).status == 202
+    again = await register(deps, body(entity_type=LEGAL, id_number=number,
+                                      phone_number=phone()))
+    assert again.status == 202, again.body
+
+
+# -- A10.1 --------------------------------------------------------------------------------
+@BACKENDS
+async def test_A10_1_an_account_closed_for_a_borrowed_identity_leaves_the_real_persons_quota(
+        deps):
+    number = resident_id()  # someone else registered twice with this person's number
+    borrowed = [(await register(deps, body(id_number=number))).body["account_id"]
+                for _ in range(2)]
+    for account_id in borrowed:
+        await deliver(deps, "verification.IdentityVerificationFailed", account_id,
+                      reasons=["face-mismatch"], detail="the face is not the holder's",
+                      legal_basis=["A8.1"])
+        assert (await state(deps, account_id)).status == "closed"
+    # the real person registers: neither closed account counts, so no extra check either
+    own = await register(deps, body(id_number=number, phone_number=phone()))
+    assert own.status == 202 and own.body["extra_verification_required"] is False, own.body
+    second = await register(deps, body(id_number=number, phone_number=phone()))
+    assert second.status == 202 and second.body["extra_verification_required"] is True
+    third = await register(deps, body(id_number=number, phone_number=phone()))
+    assert third.status == 409 and third.body["code"] == "account-limit-reached"
+
+
+@BACKENDS
+async def test_A10_1_a_registration_refused_on_review_does_not_count(deps):
+    closed_name = "健康科普站"
+    deps.names.add("closed-1", closed_name)
+    number = resident_id()
+    held = await register(deps, body(id_number=number, name="健康科普战"))  # same pinyin
+    assert held.body["status"] == "held_for_review"
+    await handlers.review(deps, held.body["account_id"], approve=False, reviewer="r-1",
+                          note="too close to a closed account", key=None, digest="r")
+    assert (await state(deps, held.body["account_id"])).status == "refused"
+    for extra in (False, True):  # the natural person's two accounts, the second checked
+        answer = await register(deps, body(id_number=number, phone_number=phone()))
+        assert answer.status == 202, answer.body
+        assert answer.body["extra_verification_required"] is extra
+
+
+@BACKENDS
+async def test_A10_1_government_affairs_accounts_have_a_higher_limit_than_other_fields(deps):
+    uscc = social_credit_code()  # a public body with bureaus' accounts under one USCC
+    answers = [await register(deps, body(entity_type=LEGAL, category="government_affairs",
+                                         id_number=uscc, phone_number=phone()))
+               for _ in range(7)]
+    assert [a.status for a in answers] == [202] * 7, [a.body for a in answers]
+    # the same body in an ordinary field meets the legal person's limit (5)
+    other = await register(deps, body(entity_type=LEGAL, category="culture", id_number=uscc,
+                                      phone_number=phone()))
+    assert other.status == 409 and other.body["code"] == "account-limit-reached"
+    assert "5" in other.body["detail"]
