@@ -36,6 +36,7 @@ from libs.events.consumer import BatchHandler
 from libs.events.migrate import upgrade
 from libs.events.topics import SERVICES
 
+from .deps import ServiceDeps
 from .kafka import make_consumer, make_producer
 from .metrics import RuntimeMetrics
 from .settings import ServiceSettings
@@ -122,6 +123,8 @@ class ServiceRuntime:
         """What the service adds to the kernel: its handlers' dependencies (what routes
         and commands receive), the subscriptions to other services' events, its read
         models, its periodic tasks, and steps to run once everything has started."""
+        if isinstance(deps, ServiceDeps):  # what a request may decide depends on where
+            deps.environment = self.settings.environment
         self.deps = deps
         self.subscriptions = subscriptions
         self.projection_defs = projections
