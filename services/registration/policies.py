@@ -19,8 +19,14 @@ from libs.domain import IllegalTransitionError
 from libs.events import Envelope
 from libs.events.contracts import credit, enforcement, transfer, verification
 
-from .domain import Account, Payloads
-from .rules import CAPABILITIES_LIMITED_BY_DEFAULT, CREDIT_WITHHELD, STOP_ADS, ban_until
+from .domain import QUALIFICATION_LAPSED, Account, Payloads
+from .rules import (
+    CAPABILITIES_LIMITED_BY_DEFAULT,
+    CREDIT_WITHHELD,
+    QUALIFICATION_LAPSED_WITHHELD,
+    STOP_ADS,
+    ban_until,
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,18 @@ def when_identity_failed_cease_service(acc: Account,
                                        e: Envelope, ctx: Context) -> Payloads:
     return acc.close(reason="identity_verification_failed", legal_basis=_basis(p, "A8.1"),
                      evidence=[e.id])
+
+
+def when_qualification_lapsed_restrict_service(acc: Account,
+                                              p: verification.QualificationRequired,
+                                              e: Envelope, ctx: Context) -> Payloads:
+    """A9.1, A5: an approved qualification or news permit expired and none other holds:
+    the service that needs it goes (AccountVerified, once a new one passes, restores it)."""
+    if p.reason != "expired":  # a new account's needs: it is not active yet anyway
+        return []
+    return acc.restrict(restriction_id=QUALIFICATION_LAPSED,
+                        capabilities=QUALIFICATION_LAPSED_WITHHELD, until=None,
+                        legal_basis=_basis(p), evidence=[e.id])
 
 
 def when_credit_level_changed_set_capabilities(acc: Account, p: credit.CreditLevelChanged,
@@ -141,6 +159,7 @@ POLICIES: dict[str, Reaction] = {
     "verification.ProfileMismatchFound": when_profile_mismatch_request_correction,
     "verification.ProfileCheckPassed": when_profile_check_passed_apply_change,
     "verification.IdentityVerificationFailed": when_identity_failed_cease_service,
+    "verification.QualificationRequired": when_qualification_lapsed_restrict_service,
     "credit.CreditLevelChanged": when_credit_level_changed_set_capabilities,
     "credit.IdentityBlacklisted": when_identity_blacklisted_close_account,
     "enforcement.MeasureApplied": when_measure_applied_restrict_account,

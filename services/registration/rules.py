@@ -49,6 +49,10 @@ CREDIT_WITHHELD: dict[str, frozenset[str]] = {
     "E": frozenset({"advertise", "follow_recommendation", "live_stream", "comment", "message",
                     "tipping", "paid_content", "ecommerce"}),
 }
+# A9.1, A5: what an account may not do while its field's qualification or its news permit
+# has lapsed: provide the content that needs it (the account itself stays, interactive
+# functions too, so its operator can still answer followers while renewing).
+QUALIFICATION_LAPSED_WITHHELD = ("live_stream", "paid_content", "publish")
 # A19.2: capabilities a "stop ads" measure withholds.
 STOP_ADS = ("advertise", "ecommerce")
 

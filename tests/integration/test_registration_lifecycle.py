@@ -236,3 +236,37 @@ async def test_A10_1_government_affairs_accounts_have_a_higher_limit_than_other_
                                       phone_number=phone()))
     assert other.status == 409 and other.body["code"] == "account-limit-reached"
     assert "5" in other.body["detail"]
+
+
+# -- A9.1, A5 -----------------------------------------------------------------------------
+@BACKENDS
+async def test_A9_1_an_expired_qualification_withdraws_the_service_until_a_new_one_passes(deps):
+    account_id = (await register(deps, body(category="health"))).body["account_id"]
+    await verified(deps, account_id)
+    await deliver(deps, "verification.QualificationRequired", account_id, kinds=["professional"],
+                  category="health", reason="expired", legal_basis=["A9.1"])
+    acc = await state(deps, account_id)
+    assert acc.status == "restricted"
+    assert not acc.capabilities["publish"] and not acc.capabilities["live_stream"]
+    assert acc.capabilities["comment"]  # the account stays; what needs the qualification goes
+    # a new qualification passes: verification verifies the account again
+    await verified(deps, account_id)
+    acc = await state(deps, account_id)
+    assert acc.status == "active" and acc.capabilities["publish"]
+
+
+@BACKENDS
+async def test_A5_an_expired_news_permit_withdraws_publishing(deps):
+    account_id = (await register(deps, body(entity_type=LEGAL, category="news"))
+                  ).body["account_id"]
+    await verified(deps, account_id)
+    await deliver(deps, "verification.QualificationRequired", account_id, kinds=["news_permit"],
+                  category="news", reason="expired", legal_basis=["A5"])
+    acc = await state(deps, account_id)
+    assert acc.status == "restricted" and not acc.capabilities["publish"]
+    assert "A5" in (await history_of(deps, account_id))[-1].data["legal_basis"]
+
+
+async def history_of(deps, account_id: str):
+    async with deps.db.connect() as conn:
+        return await deps.store.read_stream(conn, f"account-{account_id}")
