@@ -270,3 +270,28 @@ async def test_A5_an_expired_news_permit_withdraws_publishing(deps):
 async def history_of(deps, account_id: str):
     async with deps.db.connect() as conn:
         return await deps.store.read_stream(conn, f"account-{account_id}")
+
+
+# -- migration 0004: the bans already held move to one row per measure -------------------
+@BACKENDS
+async def test_A8_3_migration_keeps_the_bans_already_held(database_url):
+    await asyncio.to_thread(upgrade, database_url, MIGRATIONS, "0003_registration")
+    db = Database(database_url)
+    try:
+        async with db.transaction() as tx:
+            await tx.execute(text(
+                "INSERT INTO registration_keys (key, kind, accounts, banned_until, "
+                "ban_permanent, ban_measure_id) VALUES ('k1', 'identity', 1, NULL, true, 'm1'),"
+                " ('k2', 'phone', 1, 1800000000.0, false, 'm2'), ('k3', 'device', 0, NULL,"
+                " false, NULL)"))
+        await asyncio.to_thread(upgrade, database_url, MIGRATIONS)
+        async with db.connect() as conn:
+            bans = await conn.fetch(text("SELECT key, measure_id, kind, banned_until, permanent"
+                                         " FROM registration_bans ORDER BY key"))
+            keys = await conn.fetch(text("SELECT key, accounts FROM registration_keys"
+                                         " ORDER BY key"))
+    finally:
+        await db.dispose()
+    assert [tuple(r[:4]) + (bool(r[4]),) for r in bans] == [
+        ("k1", "m1", "identity", None, True), ("k2", "m2", "phone", 1800000000.0, False)]
+    assert [tuple(r) for r in keys] == [("k1", 1), ("k2", 1), ("k3", 0)]
