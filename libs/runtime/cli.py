@@ -20,4 +20,18 @@ def utc_time(value: str) -> datetime:
 
 def add_now(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--now", type=utc_time, default=None,
-                        help="the clock of this run, e.g. 2027-06-01T00:00:00Z (default: now)")
+                        help="the clock of this run, e.g. 2027-06-01T00:00:00Z (default: now; "
+                             "development only)")
+
+
+def clock_of_run(now: datetime | None, environment: str) -> datetime | None:
+    """``--now`` as the clock of a run, in development only; elsewhere the command stops
+    with the reason (the clock is the server's: libs.runtime.clock)."""
+    from .clock import ClockNotSettableError, refuse_outside_development
+
+    if now is not None:
+        try:
+            refuse_outside_development("--now", environment)
+        except ClockNotSettableError as exc:
+            raise SystemExit(f"error: {exc.detail}") from None
+    return now

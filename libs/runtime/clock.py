@@ -4,15 +4,41 @@ Deadlines, expiries and "6 months inactive" are decided from the clock. Tests dr
 injecting a clock into a service's dependencies; a test that talks to the running system
 over HTTP cannot, so in development only (``ENVIRONMENT=development``, which ``make run``
 and the test suite set) a request may carry ``X-Clock-Now: <ISO 8601 time>`` and every
-handler it reaches reads that time instead. Outside development the header is ignored.
+handler it reaches reads that time instead.
+
+Outside development the clock is the server's: a request carrying the header, a sweep's
+``now`` (:meth:`libs.runtime.deps.ServiceDeps.requested_clock`) and a command's ``--now``
+(:func:`libs.runtime.cli.clock_of_run`) are refused with :class:`ClockNotSettableError`
+(422 ``clock-not-settable``), rather than silently ignored: a caller who meant to move
+the clock learns it did not.
 """
 
 from __future__ import annotations
 
+import json
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
+from libs.domain import InvalidCommandError
+
 HEADER = "x-clock-now"
+DEVELOPMENT = "development"
+
+
+class ClockNotSettableError(InvalidCommandError):
+    """A request or command named the clock where only the server's clock counts."""
+
+    code = "clock-not-settable"
+    title = "The clock is the server's"
+
+
+def refuse_outside_development(what: str, environment: str) -> None:
+    """Raise :class:`ClockNotSettableError` unless ``environment`` is development."""
+    if environment != DEVELOPMENT:
+        raise ClockNotSettableError(
+            f"{what} sets the clock, which only a service in development allows "
+            f"(ENVIRONMENT={DEVELOPMENT}); here decisions are made at the server's clock: "
+            f"leave it out", legal_basis=["A10.2"], environment=environment)
 _override: ContextVar[datetime | None] = ContextVar("clock_override", default=None)
 
 
@@ -31,25 +57,29 @@ def parse(value: str) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def _in_development(scope) -> bool:
+def _environment(scope) -> str | None:
     runtime = getattr(getattr(scope.get("app"), "state", None), "runtime", None)
-    return runtime is not None and runtime.settings.environment == "development"
+    return None if runtime is None else runtime.settings.environment
 
 
 class DevelopmentClock:
     """ASGI middleware (every app of :func:`libs.runtime.app.create_app` has it): in a
     service running in development, a request's ``X-Clock-Now`` becomes the clock of
-    everything it runs; elsewhere the header changes nothing."""
+    everything it runs; elsewhere a request carrying it is refused (422 problem)."""
 
     def __init__(self, app) -> None:
         self.app = app
 
     async def __call__(self, scope, receive, send) -> None:
         at = None
-        if scope["type"] == "http" and _in_development(scope):
-            for name, value in scope.get("headers", ()):
-                if name == HEADER.encode():
-                    at = parse(value.decode("latin-1"))
+        if scope["type"] == "http":
+            value = next((v for n, v in scope.get("headers", ()) if n == HEADER.encode()), None)
+            environment = _environment(scope)
+            if value is not None and environment is not None:
+                if environment != DEVELOPMENT:
+                    await _refuse(scope, send, environment)
+                    return
+                at = parse(value.decode("latin-1"))
         if at is None:
             await self.app(scope, receive, send)
             return
@@ -58,3 +88,17 @@ class DevelopmentClock:
             await self.app(scope, receive, send)
         finally:
             _override.reset(token)
+
+
+async def _refuse(scope, send, environment: str) -> None:
+    try:
+        refuse_outside_development("the X-Clock-Now header", environment)
+    except ClockNotSettableError as exc:
+        body = json.dumps({
+            "type": f"/problems/{exc.code}", "title": exc.title, "status": 422,
+            "detail": exc.detail, "instance": scope.get("path", ""), "code": exc.code,
+            "legal_basis": exc.legal_basis, **exc.extra}).encode()
+    await send({"type": "http.response.start", "status": 422,
+                "headers": [(b"content-type", b"application/problem+json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

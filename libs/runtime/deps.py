@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from libs.events import Database, EventStore
 from libs.events.db import Tx
 
-from .clock import now
+from .clock import now, refuse_outside_development
 from .idempotency import run_idempotent
 
 R = TypeVar("R")
@@ -38,6 +38,17 @@ class ServiceDeps:
     clock: Callable[[], datetime] = now
     committed: Callable[[], None] = _nothing_to_wake
     catch_up: Callable[[], Awaitable[None]] = nothing_to_catch_up
+    # Where the service runs (the runtime sets it from ENVIRONMENT when it serves these
+    # dependencies); only development lets a request name a sweep's clock (A10.2).
+    environment: str = "production"
+
+    def requested_clock(self, requested: datetime | None, *, what: str = "`now`"
+                        ) -> datetime | None:
+        """A request's clock for a sweep: accepted in development, else refused
+        (:class:`libs.runtime.clock.ClockNotSettableError`); None: the server's clock."""
+        if requested is not None:
+            refuse_outside_development(what, self.environment)
+        return requested
 
     async def command(self, key: str | None, scope: str, digest: str,
                       work: Callable[[Tx], Awaitable[R]], result: Any) -> R:

@@ -36,6 +36,7 @@ from libs.events.consumer import BatchHandler
 from libs.events.migrate import upgrade
 from libs.events.topics import SERVICES
 
+from .deps import ServiceDeps
 from .kafka import make_consumer, make_producer
 from .metrics import RuntimeMetrics
 from .settings import ServiceSettings
@@ -126,6 +127,8 @@ class ServiceRuntime:
         models, its periodic tasks, steps to run once everything has started, and steps
         to run at shutdown once requests, consumers and periodic tasks have stopped
         (while the database is still open)."""
+        if isinstance(deps, ServiceDeps):  # what a request may decide depends on where
+            deps.environment = self.settings.environment
         self.deps = deps
         self.subscriptions = subscriptions
         self.projection_defs = projections

@@ -74,5 +74,6 @@ async def run_sweep(body: SweepIn, principal: Operator, deps: Deps,
                     key: IdempotencyKey = None) -> dict:
     """Rescore every account at ``now`` (default: the clock)."""
     report = await sweep.once(deps, key=key, digest=fingerprint(body.model_dump(mode="json")),
-                              now=aware(body.now), only=body.account_ids)
+                              now=deps.requested_clock(aware(body.now)),
+                              only=body.account_ids)
     return report.model_dump(mode="json")

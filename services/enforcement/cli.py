@@ -19,14 +19,17 @@ import json
 import sys
 from pathlib import Path
 
-from libs.runtime.cli import add_now
+from libs.runtime.cli import add_now, clock_of_run
 
 from . import rules, sweep
 from .bootstrap import bootstrap
+from .settings import Settings
 
 
 async def _sweep(now) -> dict:
-    async with bootstrap().offline() as runtime:
+    settings = Settings()
+    now = clock_of_run(now, settings.environment)  # development only (A10.2)
+    async with bootstrap(settings).offline() as runtime:
         report = await sweep.run(runtime.deps, now=now)
     return report.model_dump(mode="json")
 

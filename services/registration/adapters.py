@@ -10,6 +10,7 @@ first one counted (docs/decisions/0009-registration-limits-under-concurrency.md)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -20,7 +21,7 @@ from libs.events.db import Tx
 
 from .rules import KeyState
 
-_RETURNING = "RETURNING key, kind, accounts, win_count, banned_until, ban_permanent"
+_RETURNING = "RETURNING key, kind, accounts, win_count"
 _ON_CONFLICT = """
     ON CONFLICT (key) DO UPDATE SET
       accounts = r.accounts + excluded.accounts,
@@ -52,19 +53,20 @@ _ADD_ACCOUNT = text("""
     INSERT INTO registration_keys AS r (key, kind, accounts) VALUES (:key, :kind, 1)
     ON CONFLICT (key) DO UPDATE SET accounts = r.accounts + 1
 """)
+# One row per measure: lifting a measure removes its own ban and no other (A8.3).
 _BAN = text("""
-    INSERT INTO registration_keys AS r (key, kind, banned_until, ban_permanent, ban_measure_id)
-    VALUES (:key, :kind, :until, :permanent, :measure)
-    ON CONFLICT (key) DO UPDATE SET
-      banned_until = CASE WHEN r.banned_until IS NULL OR excluded.banned_until > r.banned_until
-                          THEN excluded.banned_until ELSE r.banned_until END,
-      ban_permanent = r.ban_permanent OR excluded.ban_permanent,
-      ban_measure_id = excluded.ban_measure_id
+    INSERT INTO registration_bans (key, measure_id, kind, banned_until, permanent)
+    VALUES (:key, :measure, :kind, :until, :permanent)
+    ON CONFLICT (key, measure_id) DO NOTHING
 """)
-_UNBAN = text("""
-    UPDATE registration_keys SET banned_until = NULL, ban_permanent = false, ban_measure_id = NULL
-    WHERE key = :key AND ban_measure_id = :measure
-""")
+_UNBAN = text("DELETE FROM registration_bans WHERE key = :key AND measure_id = :measure")
+# The ban in force on each key: the latest end of its timed bans, and whether any is permanent.
+_BANS_OF = """
+    SELECT key, MAX(banned_until), MAX(CASE WHEN permanent THEN 1 ELSE 0 END)
+    FROM registration_bans WHERE key {} GROUP BY key
+"""
+_BANS_OF_PG = text(_BANS_OF.format("= ANY(CAST(:keys AS text[]))"))
+_BANS_OF_SQLITE = text(_BANS_OF.format("IN (SELECT value FROM json_each(:keys))"))
 _CLOSE_NAME = text("""
     INSERT INTO registration_closed_names (account_id, name, closed_at)
     VALUES (:account_id, :name, :closed_at) ON CONFLICT (account_id) DO NOTHING
@@ -88,7 +90,11 @@ async def count_attempt(tx: Tx, keys: Sequence[tuple[str, str, int, float]], now
         rows = [await tx.fetchrow(_COUNT_SQLITE, {"key": k, "kind": kd, "inc": inc,
                                                    "now": now, "win": float(win)})
                 for k, kd, inc, win in keys]
-    return [KeyState(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows]
+    names = [k[0] for k in keys]
+    found = (await tx.fetch(_BANS_OF_PG, {"keys": names}) if tx.dialect == "postgresql"
+             else await tx.fetch(_BANS_OF_SQLITE, {"keys": json.dumps(names)}))
+    bans = {r[0]: (r[1], bool(r[2])) for r in found}
+    return [KeyState(r[0], r[1], r[2], r[3], *bans.get(r[0], (None, False))) for r in rows]
 
 
 async def uncount(tx: Tx, keys: Sequence[str]) -> None:

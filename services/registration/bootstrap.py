@@ -30,11 +30,12 @@ def policy_from(s: Settings) -> Policy:
         limits={NATURAL: Limit(s.threshold_natural_person, s.limit_natural_person),
                 LEGAL: Limit(s.threshold_legal_person, s.limit_legal_person),
                 UNINCORPORATED: Limit(s.threshold_unincorporated, s.limit_unincorporated)},
+        category_limits={c: Limit(v.threshold, v.limit) for c, v in s.category_limits.items()},
         phone_limit=s.limit_phone,
         velocity={kind: Velocity(win, s.velocity_hold_after, s.velocity_refuse_after)
                   for kind in ("identity", "phone", "device")}
         | {"network": Velocity(win, s.network_hold_after, s.network_refuse_after)},
-        correction_days=s.correction_days)
+        correction_days=s.correction_days, closure_ban_severity=s.closure_ban_severity)
 
 
 def subscription(deps: Deps) -> Subscription:

@@ -40,6 +40,8 @@ from .rules import Policy
 
 log = logging.getLogger(__name__)
 SOURCE = "/registration"
+# Closures after which the account never was the identity holder's own (A8.1, A10.1).
+NEVER_HELD = frozenset({"identity_verification_failed"})
 
 
 
@@ -123,7 +125,8 @@ async def register(deps: Deps, app: Application, *, key: str | None, digest: str
         states = await adapters.count_attempt(tx, keys, now.timestamp())
         rules.check_bans(states, now.timestamp())
         verdict = rules.decide_registration(entity_type=app.entity_type, keys=states,
-                                            matches=matches, policy=policy)
+                                            matches=matches, policy=policy,
+                                            category=app.category)
         if verdict.outcome == "refuse":  # the attempt counts (A10.3), the account does not
             await adapters.uncount(tx, [id_blind, phone_blind])
         # A new stream: appended at version 0 without reading it first.
@@ -177,6 +180,12 @@ async def _keep_lookups(tx: Tx, changed: Changed[Account]) -> None:
                      acc.owner.get("phone_blind", ""): "phone"}
             await adapters.ban(tx, [(k, kinds.get(k, "identity")) for k in d["keys"]],
                                until=until, measure_id=d["measure_id"])
+        elif name == "AccountRegistrationRefused" or (
+                name == "AccountClosed" and d["reason"] in NEVER_HELD):
+            # A10.1 counts what the person really holds: not a registration refused on
+            # review, nor an account that someone else opened with a borrowed or false
+            # identity (a refusal at registration is uncounted in its own transaction).
+            await adapters.uncount(tx, acc.ban_keys)
         elif name == "ReregistrationBanLifted":
             await adapters.unban(tx, d["keys"], measure_id=d["measure_id"])
         elif name == "AccountClosed" and d["reason"] in ("enforcement", "blacklist"):
@@ -272,7 +281,8 @@ async def when_event(deps: Deps, tx: Tx, event: Envelope) -> None:
     if acc is None:  # the topics are shared logs: not every account is ours
         log.info("%s %s: unknown account %s, skipped", event.type, event.id, account_id)
         return
-    ctx = Context(now=deps.clock(), correction_days=deps.policy.correction_days)
+    ctx = Context(now=deps.clock(), correction_days=deps.policy.correction_days,
+                  closure_ban_severity=deps.policy.closure_ban_severity)
     try:
         decided = policy(acc, payload, event, ctx)
     except IllegalTransitionError as exc:  # no longer applies (a measure on a closed account)

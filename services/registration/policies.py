@@ -19,8 +19,14 @@ from libs.domain import IllegalTransitionError
 from libs.events import Envelope
 from libs.events.contracts import credit, enforcement, transfer, verification
 
-from .domain import Account, Payloads
-from .rules import CAPABILITIES_LIMITED_BY_DEFAULT, CREDIT_WITHHELD, STOP_ADS, ban_until
+from .domain import QUALIFICATION_LAPSED, Account, Payloads
+from .rules import (
+    CAPABILITIES_LIMITED_BY_DEFAULT,
+    CREDIT_WITHHELD,
+    QUALIFICATION_LAPSED_WITHHELD,
+    STOP_ADS,
+    ban_until,
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,7 @@ class Context:
 
     now: datetime
     correction_days: int
+    closure_ban_severity: str = "serious"  # A8.3: a closure that names no ban severity
 
 
 Reaction = Callable[[Account, Any, Envelope, Context], Payloads]
@@ -65,6 +72,18 @@ def when_identity_failed_cease_service(acc: Account,
                                        e: Envelope, ctx: Context) -> Payloads:
     return acc.close(reason="identity_verification_failed", legal_basis=_basis(p, "A8.1"),
                      evidence=[e.id])
+
+
+def when_qualification_lapsed_restrict_service(acc: Account,
+                                              p: verification.QualificationRequired,
+                                              e: Envelope, ctx: Context) -> Payloads:
+    """A9.1, A5: an approved qualification or news permit expired and none other holds:
+    the service that needs it goes (AccountVerified, once a new one passes, restores it)."""
+    if p.reason != "expired":  # a new account's needs: it is not active yet anyway
+        return []
+    return acc.restrict(restriction_id=QUALIFICATION_LAPSED,
+                        capabilities=QUALIFICATION_LAPSED_WITHHELD, until=None,
+                        legal_basis=_basis(p), evidence=[e.id])
 
 
 def when_credit_level_changed_set_capabilities(acc: Account, p: credit.CreditLevelChanged,
@@ -111,15 +130,18 @@ def when_measure_applied_restrict_account(acc: Account, p: enforcement.MeasureAp
                            legal_basis=basis, evidence=ev)
     events: Payloads = []
     if p.measure in ("closure", "blacklist"):
-        events += acc.close(reason="enforcement" if p.measure == "closure" else "blacklist",
-                            measure_id=mid, legal_basis=_basis(p, "A19.2", "A8.3"), evidence=ev)
-    severity = p.ban_severity or {"blacklist": "permanent",
-                                  "reregistration_ban": "serious"}.get(p.measure)
-    if severity:  # A8.3: a closure under enforcement bans re-registration
-        until = ban_until(severity, p.starts_at or ctx.now, p.ban_until)
-        events += acc.ban(measure_id=mid, severity=severity, until=until, keys=acc.ban_keys,
-                          legal_basis=_basis(p, "A8.3", "A19.2"), evidence=ev)
-    return events
+        try:
+            events += acc.close(reason="enforcement" if p.measure == "closure" else "blacklist",
+                                measure_id=mid, legal_basis=_basis(p, "A19.2", "A8.3"),
+                                evidence=ev)
+        except IllegalTransitionError:  # closed or deregistered meanwhile: the ban still applies
+            pass
+    # A8.3: a closure always bans re-registration; enforcement may grade it, else the default.
+    severity = p.ban_severity or {"closure": ctx.closure_ban_severity, "blacklist": "permanent",
+                                  "reregistration_ban": "serious"}[p.measure]
+    until = ban_until(severity, p.starts_at or ctx.now, p.ban_until)
+    return events + acc.ban(measure_id=mid, severity=severity, until=until, keys=acc.ban_keys,
+                            legal_basis=_basis(p, "A8.3", "A19.2"), evidence=ev)
 
 
 def when_measure_lifted_undo_it(acc: Account, p: enforcement.MeasureLifted, e: Envelope,
@@ -145,6 +167,7 @@ POLICIES: dict[str, Reaction] = {
     "verification.ProfileMismatchFound": when_profile_mismatch_request_correction,
     "verification.ProfileCheckPassed": when_profile_check_passed_apply_change,
     "verification.IdentityVerificationFailed": when_identity_failed_cease_service,
+    "verification.QualificationRequired": when_qualification_lapsed_restrict_service,
     "credit.CreditLevelChanged": when_credit_level_changed_set_capabilities,
     "credit.IdentityBlacklisted": when_identity_blacklisted_close_account,
     "credit.IdentityBlacklistLifted": when_identity_blacklist_lifted_lift_ban,

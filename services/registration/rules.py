@@ -49,6 +49,10 @@ CREDIT_WITHHELD: dict[str, frozenset[str]] = {
     "E": frozenset({"advertise", "follow_recommendation", "live_stream", "comment", "message",
                     "tipping", "paid_content", "ecommerce"}),
 }
+# A9.1, A5: what an account may not do while its field's qualification or its news permit
+# has lapsed: provide the content that needs it (the account itself stays, interactive
+# functions too, so its operator can still answer followers while renewing).
+QUALIFICATION_LAPSED_WITHHELD = ("live_stream", "paid_content", "publish")
 # A19.2: capabilities a "stop ads" measure withholds.
 STOP_ADS = ("advertise", "ecommerce")
 
@@ -77,8 +81,13 @@ class Velocity:
 
 @dataclass(frozen=True)
 class Policy:
+    # A10.1, per entity type, and per category where a field needs more (the README gives
+    # the reason for each default): a public body runs accounts for its departments, a
+    # news organization for its editions and columns.
     limits: Mapping[str, Limit] = field(default_factory=lambda: {
         NATURAL: Limit(threshold=1, limit=2), LEGAL: Limit(2, 5), UNINCORPORATED: Limit(2, 5)})
+    category_limits: Mapping[str, Limit] = field(default_factory=lambda: {
+        "government_affairs": Limit(threshold=10, limit=50), "news": Limit(5, 20)})
     phone_limit: int = 5
     velocity: Mapping[str, Velocity] = field(default_factory=lambda: {
         "identity": Velocity(600, 4, 8), "phone": Velocity(600, 4, 8),
@@ -87,6 +96,7 @@ class Policy:
     similar_hold: float = 0.85  # pinyin and fuzzy matches: a reviewer decides
     inactivity_months: int = 6
     correction_days: int = 15
+    closure_ban_severity: str = "serious"  # A8.3: the ban of a closure that names none
 
 
 class KeyState(NamedTuple):
@@ -149,18 +159,30 @@ def check_bans(keys: Sequence[KeyState], now: float) -> None:
                 code="registration-banned", legal_basis=["A8.3", "A19.2"], until=until)
 
 
+def limit_for(policy: Policy, entity_type: str, category: str) -> tuple[Limit, str]:
+    """A10.1: the limit a registration in ``category`` meets, and whose it is: the
+    category's where it has one, else the entity type's."""
+    if category in policy.category_limits:
+        return policy.category_limits[category], f"in {category!r}"
+    return policy.limits[entity_type], f"for a {entity_type.replace('_', ' ')}"
+
+
 def decide_registration(*, entity_type: str, keys: Sequence[KeyState],
-                        matches: Sequence[Match], policy: Policy) -> Verdict:
-    """Accept, hold or refuse a registration; bans are checked first (:func:`check_bans`)."""
+                        matches: Sequence[Match], policy: Policy, category: str = ""
+                        ) -> Verdict:
+    """Accept, hold or refuse a registration; bans are checked first (:func:`check_bans`).
+
+    ``accounts`` on the identity's key counts the accounts the person really holds
+    (README, "What counts against the limit"), this registration included."""
     by_kind = {k.kind: k for k in keys}
-    limit = policy.limits[entity_type]
+    limit, whose = limit_for(policy, entity_type, category)
     identity = by_kind["identity"]
     phone = by_kind["phone"]
     before = identity.accounts - 1  # the accounts this identity already had
     if before >= limit.limit:
         return Verdict("refuse", "account-limit-reached", "conflict", (
-            f"the identity already has {before} account(s); the limit for a "
-            f"{entity_type.replace('_', ' ')} is {limit.limit}",), ("A10.1",))
+            f"the identity already has {before} account(s); the limit {whose} is "
+            f"{limit.limit}",), ("A10.1",))
     if phone.accounts - 1 >= policy.phone_limit:
         return Verdict("refuse", "account-limit-reached", "conflict", (
             f"the phone number already has {phone.accounts - 1} account(s); the limit is "

@@ -2,9 +2,25 @@
 (``REGISTRATION_SWEEP_INTERVAL_SECONDS``, libs.runtime.settings); the alias is the older
 name, still honoured when the prefixed one is not set."""
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
 
 from libs.runtime.settings import ServiceSettings
+
+
+class CategoryLimit(BaseModel):
+    """Accounts per identity in one category: extra verification from ``threshold``
+    accounts on, refusal at ``limit``."""
+
+    threshold: int = Field(ge=0)
+    limit: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _threshold_below_limit(self) -> "CategoryLimit":
+        if self.threshold > self.limit:
+            raise ValueError("the extra-verification threshold cannot exceed the limit")
+        return self
 
 
 class Settings(ServiceSettings):
@@ -21,12 +37,20 @@ class Settings(ServiceSettings):
     limit_unincorporated: int = Field(5, validation_alias="LIMIT_UNINCORPORATED")
     threshold_unincorporated: int = Field(2, validation_alias="THRESHOLD_UNINCORPORATED")
     limit_phone: int = Field(5, validation_alias="LIMIT_PHONE")
+    # A10.1 limits of the fields that need more than their entity type's (README: the
+    # reasons); JSON, e.g. REGISTRATION_CATEGORY_LIMITS='{"news": {"threshold": 5, "limit": 20}}'.
+    category_limits: dict[str, CategoryLimit] = Field(default_factory=lambda: {
+        "government_affairs": CategoryLimit(threshold=10, limit=50),
+        "news": CategoryLimit(threshold=5, limit=20)})
     # A10.3: registrations per key within the window: held for review / refused from.
     velocity_window_seconds: int = Field(600, validation_alias="VELOCITY_WINDOW_SECONDS")
     velocity_hold_after: int = Field(4, validation_alias="VELOCITY_HOLD_AFTER")
     velocity_refuse_after: int = Field(8, validation_alias="VELOCITY_REFUSE_AFTER")
     network_hold_after: int = Field(6, validation_alias="NETWORK_HOLD_AFTER")
     network_refuse_after: int = Field(30, validation_alias="NETWORK_REFUSE_AFTER")
+    # A8.3: the re-registration ban of a closure whose measure names no severity
+    # (minor 180 days, serious 1 year, grave 3 years, permanent).
+    closure_ban_severity: Literal["minor", "serious", "grave", "permanent"] = "serious"
     # A8.2: days to correct a mismatching profile before service ceases.
     correction_days: int = Field(15, validation_alias="CORRECTION_DAYS")
     # A10.2 sweep: how often the app runs it (0: never; the command still works).

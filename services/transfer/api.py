@@ -154,5 +154,5 @@ async def run_sweep(body: SweepIn, principal: Operator, deps: Deps,
     """Expire applications past their deadline and complete transfers whose followers'
     opt-out period is over, at ``now`` (default: the clock)."""
     report = await sweep.once(deps, key=key, digest=fingerprint(body.model_dump(mode="json")),
-                              now=aware(body.now))
+                              now=deps.requested_clock(aware(body.now)))
     return report.model_dump(mode="json")

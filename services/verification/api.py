@@ -168,7 +168,8 @@ async def sample_reinspections(body: SampleIn, principal: Operator, deps: Deps,
     """Re-inspect a random sample of verified accounts (A9.3)."""
     report = await sweep.once(deps, key=key, scope="verification.sample",
                               digest=fingerprint(body.model_dump(mode="json")),
-                              now=body.now and aware(body.now), fraction=body.fraction,
+                              now=deps.requested_clock(body.now and aware(body.now)),
+                              fraction=body.fraction,
                               seed=body.seed, periodic=False)
     return report.model_dump(mode="json")
 
@@ -179,6 +180,7 @@ async def run_sweep(body: SweepIn, principal: Operator, deps: Deps,
     """Expire qualifications and run due and sampled re-inspections at ``now``."""
     report = await sweep.once(deps, key=key, scope="verification.sweep",
                               digest=fingerprint(body.model_dump(mode="json")),
-                              now=body.now and aware(body.now), fraction=body.fraction,
+                              now=deps.requested_clock(body.now and aware(body.now)),
+                              fraction=body.fraction,
                               seed=body.seed, only=body.account_ids)
     return report.model_dump(mode="json")

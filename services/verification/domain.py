@@ -30,6 +30,7 @@ from libs.events.contracts.verification import (
     ProtectedLogo,
     ProtectedNameAdded,
     ProtectedNameRemoved,
+    PublicStandingChanged,
     QualificationApproved,
     QualificationExpired,
     QualificationRejected,
@@ -137,6 +138,8 @@ class Verification:
     reinspections: dict[str, str] = field(default_factory=dict)
     evidence: dict[str, str] = field(default_factory=dict)  # what -> event id
     owner_changes: tuple[dict, ...] = ()  # public notices of completed transfers (A11.2)
+    standing: str = "in_service"  # as registration decided (A9.2): PublicStandingChanged
+    suspensions: tuple[str, ...] = ()
     version: int = 0
 
     # -- queries ----------------------------------------------------------------------
@@ -302,13 +305,36 @@ class Verification:
         if any(c["transfer_id"] == notice.transfer_id for c in self.owner_changes):
             return []
         n = notice
+        badge = badge_for(n.new_entity_type, self.category)
+        rebadged: Events = [BadgeGranted(account_id=self.account_id, badge=badge,
+                                         legal_basis=["A9.2", "A11.2"],
+                                         evidence_event_ids=evidence)
+                            ] if self.badge_active and badge != self.badge else []
         return [OwnerChangeDisclosed(
             account_id=self.account_id, transfer_id=n.transfer_id, changed_at=n.changed_at,
             previous_entity_type=n.previous_entity_type or self.entity_type,
             previous_name=n.previous_name, new_entity_type=n.new_entity_type,
             new_name=n.new_name, new_owner=n.new_owner, new_organization=n.new_organization,
             ad_revenue_paused_until=n.ad_revenue_paused_until, legal_basis=["A11.2"],
-            evidence_event_ids=evidence)]
+            evidence_event_ids=evidence), *rebadged]
+
+    def follow_standing(self, *, suspended: str | None = None, reinstated: str | None = None,
+                        ended: str | None = None, evidence: list[str]) -> Events:
+        """The account's standing on the platform, for its public page (A9.2): suspended
+        while any suspension holds, closed or deregistered for good."""
+        if self.standing in ("closed", "deregistered"):
+            return []
+        held = set(self.suspensions)
+        if suspended:
+            held.add(suspended)
+        if reinstated:
+            held.discard(reinstated)
+        standing = ended or ("suspended" if held else "in_service")
+        if standing == self.standing and tuple(sorted(held)) == self.suspensions:
+            return []
+        return [PublicStandingChanged(account_id=self.account_id, standing=standing,
+                                      suspensions=sorted(held), legal_basis=["A9.2"],
+                                      evidence_event_ids=evidence)]
 
     def evolve_all(self, decided: Events, now: datetime) -> Verification:
         return fold_payloads(self, decided, now)
@@ -394,6 +420,8 @@ def _apply(state: Verification | None, event_type: str, d: dict[str, Any], time:
         return replace(s, badge=d["badge"], badge_active=True)
     if name == "BadgeSuspended":
         return replace(s, badge_active=False)
+    if name == "PublicStandingChanged":
+        return replace(s, standing=d["standing"], suspensions=tuple(d["suspensions"]))
     if name == "ReinspectionScheduled":
         return replace(s, reinspections={**s.reinspections, d["reinspection_id"]: "scheduled"})
     if name == "ReinspectionPassed":

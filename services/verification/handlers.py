@@ -203,10 +203,16 @@ async def _announcement_facts(deps: Deps, tx: Tx, state: Verification | None,
     return Facts(deps.clock())
 
 
+async def _time_facts(deps: Deps, tx: Tx, state: Verification | None, p: Any) -> Facts:
+    return Facts(deps.clock())
+
+
 _FACTS = {AccountRegistrationSubmitted.event_type: _registration_facts,
           ProfileChangeSubmitted.event_type: _change_facts,
           TransferRequested.event_type: _transferee_facts,
           TransferAnnounced.event_type: _announcement_facts}
+# The account's standing (A9.2) needs nothing but the time.
+_FACTS |= dict.fromkeys((t for t in POLICIES if t not in _FACTS), _time_facts)
 
 
 async def when_event(deps: Deps, tx: Tx, event: Envelope) -> None:

@@ -16,7 +16,11 @@ from typing import Any
 from libs.domain import ConflictError, NotFoundError
 from libs.events import Envelope, EventPayload
 from libs.events.contracts.registration import (
+    AccountClosed,
+    AccountDeregistered,
     AccountRegistrationSubmitted,
+    AccountReinstated,
+    AccountSuspended,
     ProfileChangeSubmitted,
 )
 from libs.events.contracts.transfer import TransferAnnounced, TransferRequested
@@ -77,10 +81,27 @@ def when_transfer_announced_disclose(state: Verification | None, payload: Transf
     return state.disclose_owner_change(payload, evidence=[event.id])
 
 
+def when_account_standing_changed_follow(state: Verification | None, payload: Any,
+                                         event: Envelope, ctx: Facts) -> list[EventPayload]:
+    """The public page follows the account (A9.2): a suspension hides the badge until it
+    is lifted, a closure or deregistration for good."""
+    if state is None:
+        raise NotFoundError(f"no verification for account {payload.account_id}")
+    if isinstance(payload, AccountSuspended):
+        return state.follow_standing(suspended=payload.suspension_id, evidence=[event.id])
+    if isinstance(payload, AccountReinstated):
+        return state.follow_standing(reinstated=payload.suspension_id, evidence=[event.id])
+    ended = "closed" if isinstance(payload, AccountClosed) else "deregistered"
+    return state.follow_standing(ended=ended, evidence=[event.id])
+
+
 Reaction = Callable[[Any, Any, Envelope, Facts], list[EventPayload]]
 POLICIES: dict[str, Reaction] = {
     AccountRegistrationSubmitted.event_type: when_registration_submitted_verify,
     ProfileChangeSubmitted.event_type: when_profile_change_submitted_check,
     TransferRequested.event_type: when_transfer_requested_verify_transferee,
     TransferAnnounced.event_type: when_transfer_announced_disclose,
+    **dict.fromkeys((AccountSuspended.event_type, AccountReinstated.event_type,
+                     AccountClosed.event_type, AccountDeregistered.event_type),
+                    when_account_standing_changed_follow),
 }

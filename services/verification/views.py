@@ -101,6 +101,7 @@ def present(s: Verification) -> dict[str, Any]:
         "qualifications": {"needs": list(s.needs), "missing": list(s.missing),
                            "cases": s.cases, "labels": s.labels},
         "badge": {"kind": s.badge, "active": s.badge_active},
+        "standing": {"status": s.standing, "suspensions": list(s.suspensions)},
         "verified": s.verified,
         "verified_at": s.verified_at.isoformat() if s.verified_at else None,
         "last_inspected_at": s.last_inspected_at.isoformat() if s.last_inspected_at else None,
@@ -118,7 +119,9 @@ def disclose(s: Verification, sealer: Sealer) -> dict[str, Any]:
                if c["kind"] == "news_permit" and c["status"] == "approved"]
     body: dict[str, Any] = {
         "account_id": s.account_id, "verified": s.verified,
-        "badge": s.badge if s.badge_active else None,
+        # A9.2: no badge while the account is suspended, none once closed or deregistered
+        "badge": s.badge if s.badge_active and s.standing == "in_service" else None,
+        "standing": s.standing,
         "entity_type": s.entity_type, "category": s.category, "province": s.province,
         "qualification_labels": s.labels, "news_permit_number": permits[0] if permits else None,
         "profile": {"name": s.profile.get("name"), "description": s.profile.get("description")},

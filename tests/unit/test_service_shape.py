@@ -138,4 +138,8 @@ def test_a_request_names_the_clock_in_development_only(environment, honoured):
         return {"now": clock.now().isoformat()}
 
     r = TestClient(app).get("/now", headers={"X-Clock-Now": "2026-09-29T10:00:00+08:00"})
-    assert (r.json()["now"] == "2026-09-29T10:00:00+08:00") is honoured
+    if honoured:
+        assert r.json()["now"] == "2026-09-29T10:00:00+08:00"
+    else:  # refused rather than ignored: the caller learns the clock did not move (A10.2)
+        assert r.status_code == 422 and r.json()["code"] == "clock-not-settable"
+        assert TestClient(app).get("/now").status_code == 200  # without it: the server's

@@ -183,6 +183,21 @@ class BadgeSuspended(AccountDecision):
     reason: str
 
 
+Standing = Literal["in_service", "suspended", "closed", "deregistered"]
+
+
+@registry.contract
+class PublicStandingChanged(AccountDecision):
+    """The account's standing as registration decided it, for its public page (A9.2): no
+    badge while it is suspended (``suspensions`` names why), none once it is closed or
+    deregistered. Follows ``registration.AccountSuspended``, ``AccountReinstated``,
+    ``AccountClosed`` and ``AccountDeregistered``."""
+
+    event_type: ClassVar[str] = "verification.PublicStandingChanged"
+    standing: Standing
+    suspensions: list[str] = []
+
+
 # -- the protected-name registry and the prohibited words (A8.2) ------------------------
 class ProtectedLogo(Part):
     sha256: str

@@ -18,6 +18,7 @@ from .account import (
     HELD,
     LIVE,
     PENDING,
+    QUALIFICATION_LAPSED,
     REFUSED,
     STATUSES,
     TERMINAL,
@@ -31,7 +32,8 @@ from .application import REGISTRATION_BASIS, Application, ProfileChange, Verdict
 from .fold import P, evolve
 
 __all__ = [
-    "CLOSED", "DEREGISTERED", "HELD", "LIVE", "PENDING", "P", "REFUSED", "REGISTRATION_BASIS",
+    "CLOSED", "DEREGISTERED", "HELD", "LIVE", "PENDING", "P", "QUALIFICATION_LAPSED",
+    "REFUSED", "REGISTRATION_BASIS",
     "STATUSES", "TERMINAL", "Account", "AccountNotFoundError", "Application", "Payloads",
     "ProfileChange", "Verdict", "add_months", "evolve", "first_events", "stream_of",
 ]

@@ -28,6 +28,9 @@ class AccountNotFoundError(NotFoundError):
 HELD, PENDING, LIVE, CLOSED, DEREGISTERED, REFUSED = (
     "held_for_review", "pending_verification", "live", "closed", "deregistered", "refused")
 TERMINAL = frozenset({CLOSED, DEREGISTERED, REFUSED})
+# A9.1, A5: the restriction while a field's qualification or news permit has lapsed; it
+# ends when verification verifies the account again (a new qualification approved).
+QUALIFICATION_LAPSED = "qualification_lapsed"
 STATUSES = frozenset({HELD, PENDING, "active", "restricted", "suspended", CLOSED, DEREGISTERED,
                       REFUSED})
 
@@ -125,6 +128,10 @@ class Account:
                                               evidence_event_ids=evidence))
         if "correction_pending" in self.suspensions:
             events.append(self._reinstated("correction_pending", ["A8.2"], evidence))
+        if QUALIFICATION_LAPSED in self.restrictions:
+            events.append(ev.AccountRestrictionLifted(
+                account_id=self.account_id, restriction_id=QUALIFICATION_LAPSED,
+                legal_basis=["A5", "A9.1"], evidence_event_ids=evidence))
         return events
 
     def request_correction(self, *, deadline: datetime, findings: Sequence[Finding | dict],

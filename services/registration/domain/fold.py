@@ -54,8 +54,9 @@ def _evolve(acc: Account | None, name: str, d: dict[str, Any], time: datetime) -
         return replace(acc, phase=REFUSED, application={})
     if acc is None:
         raise ValueError(f"{P}{name} before the account was registered")
-    if name == "AccountActivated":
-        return replace(acc, phase=LIVE)
+    if name == "AccountActivated":  # A10.2: unused "after registration" counts from here,
+        # not from an application that waited months for review
+        return replace(acc, phase=LIVE, last_active_at=max(acc.last_active_at, time))
     if name == "AccountSuspended":
         return replace(acc, suspensions={**acc.suspensions, d["suspension_id"]: d["reason"]},
                        expiries=_expiring(acc.expiries, d["suspension_id"], d.get("until")))
