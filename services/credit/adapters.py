@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 
 import orjson
 from sqlalchemy import text
 
-from libs.domain import as_datetime
 from libs.events.db import Tx
 
 from . import rules
@@ -44,41 +44,39 @@ class IdentityDirectory:
         return [r[0] for r in await tx.fetch(_IDENTITIES)]
 
 
-Key = rules.Key  # account, metric, bucket
 
 _LOAD_PG = text(  # one index probe per row (no scan of the whole table)
-    "SELECT u.a, u.k, b.vals "
+    "SELECT u.a, u.k, b.data "
     "FROM unnest(CAST(:a AS text[]), CAST(:k AS int[])) AS u(a, k) "
-    "CROSS JOIN LATERAL (SELECT vals FROM credit_baselines WHERE account_id = u.a "
-    "AND metric = '*' AND bucket = u.k) AS b")
-_LOAD_ONE = text("SELECT account_id, bucket, vals FROM credit_baselines "
-                 "WHERE account_id = :a AND metric = '*' AND bucket = :k")
+    "CROSS JOIN LATERAL (SELECT data FROM credit_baselines WHERE account_id = u.a "
+    "AND bucket = u.k) AS b")
+_LOAD_ONE = text("SELECT account_id, bucket, data FROM credit_baselines "
+                 "WHERE account_id = :a AND bucket = :k")
 _SAVE_PG = text(
-    "INSERT INTO credit_baselines (account_id, metric, bucket, vals) "
-    "SELECT u.a, '*', u.k, u.v FROM unnest(CAST(:a AS text[]), CAST(:k AS int[]), "
-    "CAST(:v AS text[])) AS u(a, k, v) ON CONFLICT (account_id, metric, bucket) "
-    "DO UPDATE SET vals = excluded.vals")
-_SAVE = text("INSERT INTO credit_baselines (account_id, metric, bucket, vals) "
-             "VALUES (:a, '*', :k, :v) ON CONFLICT (account_id, metric, bucket) "
-             "DO UPDATE SET vals = excluded.vals")
+    "INSERT INTO credit_baselines (account_id, bucket, data) "
+    "SELECT * FROM unnest(CAST(:a AS text[]), CAST(:k AS int[]), CAST(:v AS bytea[])) "
+    "ON CONFLICT (account_id, bucket) DO UPDATE SET data = excluded.data")
+_SAVE = text("INSERT INTO credit_baselines (account_id, bucket, data) VALUES (:a, :k, :v) "
+             "ON CONFLICT (account_id, bucket) DO UPDATE SET data = excluded.data")
 _CLAIM = text(  # the row lock every batch and flush takes first: one writer at a time
     "UPDATE credit_detector SET epoch = epoch + 1, prev_writer = writer, writer = :me "
     "WHERE id = 1 RETURNING epoch, prev_writer, flushed")
 _MARK_FLUSHED = text("UPDATE credit_detector SET flushed = epoch "
                      "WHERE id = 1 AND writer = :me RETURNING epoch")
-_JOURNAL = text("SELECT batch, account_id, metric, at, value FROM credit_samples "
-                "WHERE batch > :after AND batch < :before ORDER BY batch, seq")
-_PRUNE = text("DELETE FROM credit_samples WHERE batch <= :upto")
-_SAMPLE_COLUMNS = ("batch", "seq", "account_id", "metric", "at", "value")
-Row = tuple[str, int]  # account, bucket
+_JOURNAL = text("SELECT samples FROM credit_sample_batches "
+                "WHERE batch > :after AND batch < :before ORDER BY batch")
+_JOURNAL_ADD = text("INSERT INTO credit_sample_batches (batch, count, samples) "
+                    "VALUES (:batch, :n, :payload)")
+_PRUNE = text("DELETE FROM credit_sample_batches WHERE batch <= :upto")
+Row = rules.Row
 
 
 class BaselineRows:
-    """The detector's memory in SQL: recent values per account, metric and hour of week
-    (bucket -1: the ratios), one row per account and bucket holding every metric."""
+    """The detector's memory in SQL: one row per account and bucket (hour of week; -1 the
+    ratios), its block of values as float64 bytes (``rules.DetectorMemory``'s layout)."""
 
-    async def load(self, tx: Tx, rows: Iterable[Row]) -> dict[Key, list[float]]:
-        """The values of every metric of ``rows`` (absent rows: no values)."""
+    async def load(self, tx: Tx, rows: Iterable[Row]) -> dict[Row, bytes]:
+        """The stored ``rows`` (absent ones are left out)."""
         wanted = sorted(set(rows))
         if not wanted:
             return {}
@@ -89,27 +87,18 @@ class BaselineRows:
             found = []
             for a, k in wanted:
                 found += await tx.fetch(_LOAD_ONE, {"a": a, "k": k})
-        out: dict[Key, list[float]] = {}
-        for a, k, vals in found:
-            for metric, values in orjson.loads(vals).items():
-                out[(a, metric, k)] = values
-        return out
+        return {(a, k): data for a, k, data in found}
 
-    async def save(self, tx: Tx, values: dict[Key, list[float]]) -> None:
-        """Write whole rows: ``values`` must hold every metric of each row it touches."""
-        if not values:
+    async def save(self, tx: Tx, rows: list[Row], data: list[bytes]) -> None:
+        """Write whole rows."""
+        if not rows:
             return
-        rows: dict[Row, dict[str, list[float]]] = {}
-        for (a, metric, k), v in values.items():
-            rows.setdefault((a, k), {})[metric] = v
-        items = sorted(rows.items())
-        docs = [orjson.dumps(d).decode() for _, d in items]
         if tx.dialect == "postgresql":
-            await tx.execute(_SAVE_PG, {"a": [r[0] for r, _ in items],
-                                        "k": [r[1] for r, _ in items], "v": docs})
+            await tx.execute(_SAVE_PG, {"a": [r[0] for r in rows], "k": [r[1] for r in rows],
+                                        "v": data})
         else:
             await tx.executemany(_SAVE, [{"a": r[0], "k": r[1], "v": d}
-                                         for (r, _), d in zip(items, docs, strict=True)])
+                                         for r, d in zip(rows, data, strict=True)])
 
 
 class Baselines:
@@ -121,9 +110,9 @@ class Baselines:
     cached is forgotten and rebuilt: the rows from ``credit_baselines``, then the journal
     of samples that the rows do not hold yet (batches after ``flushed``), learned again
     batch by batch exactly as they were. Samples go to the journal in the batch's own
-    transaction (binary COPY), so nothing learned is lost with the process; the rows are
-    written by :meth:`flush` (periodically, at shutdown, and when too many are dirty).
-    With ``keep_samples`` off, the journal is pruned up to what the rows hold.
+    transaction, so nothing learned is lost with the process; the rows are written by
+    :meth:`flush` (periodically, at shutdown, and when too many are dirty). With
+    ``keep_samples`` off, the journal is pruned up to what the rows hold.
     """
 
     def __init__(self, model: rules.DetectorModel, *, keep_samples: bool = True,
@@ -134,14 +123,14 @@ class Baselines:
         self.max_dirty = max_dirty
         self.writer = uuid.uuid4().hex
         self.epoch: int | None = None  # the batch this process last wrote
-        self.memory: dict[Key, list[float]] = {}
-        self.rows: dict[Row, set[str]] = {}  # loaded rows, oldest first: their metrics
+        self.memory = rules.DetectorMemory(model)
+        self.loaded: set[Row] = set()  # rows read from the table (or known to be absent)
         self.dirty: set[Row] = set()
         self.store = BaselineRows()
 
     def forget(self) -> None:
         self.epoch = None
-        self.memory, self.rows, self.dirty = {}, {}, set()
+        self.memory, self.loaded, self.dirty = rules.DetectorMemory(self.model), set(), set()
 
     async def claim(self, tx: Tx) -> int:
         """Number this batch and make the memory current; the batch's epoch."""
@@ -153,43 +142,29 @@ class Baselines:
         return epoch
 
     async def _recover(self, tx: Tx, flushed: int, epoch: int) -> None:
-        batch: list[rules.Sample] = []
-        current = None
-        for b, a, m, at, v in await tx.fetch(_JOURNAL, {"after": flushed, "before": epoch}):
-            if b != current and batch:
-                await self._relearn(tx, batch)
-                batch = []
-            current = b
-            batch.append(rules.Sample(a, m, as_datetime(at), v))
-        if batch:
-            await self._relearn(tx, batch)
+        for (payload,) in await tx.fetch(_JOURNAL, {"after": flushed, "before": epoch}):
+            await self.learn(tx, samples_of(payload))
 
-    async def _relearn(self, tx: Tx, samples: list[rules.Sample]) -> None:
-        rows = rules.rows_of(samples)
-        await self.ensure(tx, rows)
-        _, changed = rules.detect(samples, self.memory, self.model)
-        self.learn(changed, rows)
+    async def learn(self, tx: Tx, samples: list[rules.Sample]
+                    ) -> list[tuple[rules.Sample, rules.Verdict]]:
+        """Judge and learn one batch (the rows it needs loaded first); its verdicts."""
+        await self.ensure(tx, rules.rows_of(samples))
+        found, touched = rules.detect(samples, self.memory)
+        self.dirty |= touched
+        return found
 
     async def ensure(self, tx: Tx, rows: set[Row]) -> None:
-        """Load the ``rows`` (account, bucket) that are not in memory yet."""
-        missing = rows.difference(self.rows)
-        for row in missing:
-            self.rows[row] = set()
-        for (a, metric, k), values in (await self.store.load(tx, missing)).items():
-            self.memory[(a, metric, k)] = values
-            self.rows[(a, k)].add(metric)
-
-    def learn(self, changed: dict[Key, list[float]], rows: set[Row]) -> None:
-        """Remember what a batch learned; ``rows``: the rows it touched (``rows_of``)."""
-        for a, metric, k in changed.keys() - self.memory.keys():
-            self.rows.setdefault((a, k), set()).add(metric)
-        self.memory.update(changed)
-        self.dirty |= rows
+        """Load the ``rows`` (account, bucket) that were never read."""
+        missing = rows - self.loaded
+        if missing:
+            for row, data in (await self.store.load(tx, missing)).items():
+                self.memory.put_block(row, data)
+            self.loaded |= missing
 
     async def journal(self, tx: Tx, epoch: int, samples: list[rules.Sample]) -> None:
-        await tx.copy_rows("credit_samples", _SAMPLE_COLUMNS,
-                           [(epoch, i, s.account_id, s.metric, s.at, s.value)
-                            for i, s in enumerate(samples)])
+        """The batch's samples, one journal row (columns as JSON)."""
+        await tx.execute(_JOURNAL_ADD, {"batch": epoch, "n": len(samples),
+                                        "payload": journal_payload(samples)})
 
     async def flush(self, tx: Tx) -> int:
         """Write the dirty rows and mark the journal as held up to the last batch; the
@@ -199,19 +174,23 @@ class Baselines:
             self.forget()
             return 0
         dirty = sorted(self.dirty)
-        await self.store.save(tx, {(a, m, k): self.memory[(a, m, k)]
-                                   for a, k in dirty for m in self.rows[(a, k)]})
+        await self.store.save(tx, dirty, self.memory.blocks(dirty))
         if not self.keep_samples:
             await tx.execute(_PRUNE, {"upto": epoch})
         self.dirty = set()
-        self._evict()
+        if len(self.memory) > self.max_rows:  # all clean now: refilled on demand
+            self.memory, self.loaded = rules.DetectorMemory(self.model), set()
         return len(dirty)
 
-    def _evict(self) -> None:
-        """Past ``max_rows``, the rows loaded first leave the memory (all are clean
-        here: just written)."""
-        excess = len(self.rows) - self.max_rows
-        for row in list(self.rows)[:max(excess, 0)]:
-            if row not in self.dirty:
-                for m in self.rows.pop(row):
-                    self.memory.pop((row[0], m, row[1]), None)
+
+def journal_payload(samples: list[rules.Sample]) -> bytes:
+    return orjson.dumps({"account_id": [s.account_id for s in samples],
+                         "metric": [s.metric for s in samples],
+                         "at": [s.at for s in samples],
+                         "value": [s.value for s in samples]})
+
+
+def samples_of(payload: bytes) -> list[rules.Sample]:
+    cols = orjson.loads(payload)
+    return [rules.Sample(a, m, datetime.fromisoformat(t), v) for a, m, t, v in zip(
+        cols["account_id"], cols["metric"], cols["at"], cols["value"], strict=True)]

@@ -262,10 +262,7 @@ async def detect_and_learn(deps: Deps, tx: Tx, samples: list[rules.Sample]
     current, the samples judged against it and learned, the samples journalled."""
     memory = deps.baselines
     epoch = await memory.claim(tx)
-    rows = rules.rows_of(samples)
-    await memory.ensure(tx, rows)
-    found, changed = rules.detect(samples, memory.memory, deps.detector)
-    memory.learn(changed, rows)
+    found = await memory.learn(tx, samples)
     await memory.journal(tx, epoch, samples)
     if len(memory.dirty) >= memory.max_dirty:
         await memory.flush(tx)

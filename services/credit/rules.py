@@ -247,8 +247,8 @@ def rows_of(samples: list[Sample]) -> set[tuple[str, int]]:
 
 
 def _medians(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Median and MAD of each row of a NaN-padded matrix (NaN: no value), exactly as
-    :func:`median` computes them on the row's values."""
+    """Median and MAD of each row of a NaN-padded matrix (NaN: no value), exactly as the
+    median of a short list is computed on the row's values."""
     counts = rows.shape[1] - np.isnan(rows).sum(axis=1)
     lo, hi = (np.maximum(counts - 1, 0) // 2)[:, None], (counts // 2)[:, None]
     s = np.sort(rows, axis=1)  # NaN last
@@ -258,107 +258,244 @@ def _medians(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return med, mad
 
 
-def _matrix(histories: list[list[float]]) -> np.ndarray:
-    """Histories as one float matrix, left-padded with NaN to the longest."""
-    width = max(map(len, histories), default=0) or 1
-    return np.array([[_NAN] * (width - len(h)) + h if len(h) < width else h
-                     for h in histories], dtype=float)
+_METRIC = {m: i for i, m in enumerate(METRICS)}
+_RATIO_NAMES = tuple(RATIOS)
+_RATIO_COLS = tuple((_METRIC[num], _METRIC[den]) for num, den in RATIOS.values())
+Row = tuple[str, int]  # account, bucket (hour of week; -1: the ratios)
 
 
-_NAN = float("nan")
+class DetectorMemory:
+    """The detector's memory, a column per value: for each (account, hour of week) row the
+    last ``history`` values of every metric, and per account the last ``ratio_history``
+    values of each ratio; oldest first, right-aligned, NaN where nothing is known yet.
+
+    :func:`detect` reads and updates it in place, a matrix at a time."""
+
+    def __init__(self, model: DetectorModel) -> None:
+        self.model = model
+        self.rows: dict[int, dict[str, int]] = {}  # hour -> account -> seasonal slot
+        self.ratio_rows: dict[str, int] = {}  # account -> ratio slot
+        self.seasonal = np.full((1024, len(METRICS), model.history), np.nan)
+        self.ratios = np.full((256, len(RATIOS), model.ratio_history), np.nan)
+        self.size = self.ratio_size = 0
+
+    def __len__(self) -> int:
+        return self.size + self.ratio_size
+
+    def __contains__(self, row: Row) -> bool:
+        account, bucket = row
+        if bucket < 0:
+            return account in self.ratio_rows
+        return account in self.rows.get(bucket, ())
+
+    def _slot(self, account: str, hour: int) -> int:
+        by_account = self.rows.setdefault(hour, {})
+        slot = by_account.get(account)
+        if slot is None:
+            if self.size == len(self.seasonal):
+                self.seasonal = np.concatenate([self.seasonal,
+                                                np.full_like(self.seasonal, np.nan)])
+            slot = by_account[account] = self.size
+            self.size += 1
+        return slot
+
+    def _ratio_slot(self, account: str) -> int:
+        slot = self.ratio_rows.get(account)
+        if slot is None:
+            if self.ratio_size == len(self.ratios):
+                self.ratios = np.concatenate([self.ratios, np.full_like(self.ratios, np.nan)])
+            slot = self.ratio_rows[account] = self.ratio_size
+            self.ratio_size += 1
+        return slot
+
+    def put(self, row: Row, values: dict[str, list[float]]) -> None:
+        """A row as stored (``{metric or ratio name: values}``); more values than the model
+        keeps: the oldest are dropped."""
+        account, bucket = row
+        if bucket < 0:
+            slot = self._ratio_slot(account)  # first: it may grow the array
+            target, names = self.ratios[slot], _RATIO_NAMES
+        else:
+            slot = self._slot(account, bucket)
+            target, names = self.seasonal[slot], METRICS
+        for i, name in enumerate(names):
+            kept = values.get(name, [])[-target.shape[1]:]
+            target[i, :] = np.nan
+            if kept:
+                target[i, -len(kept):] = kept
+
+    def put_block(self, row: Row, data: bytes) -> None:
+        """A row as stored by :meth:`blocks` (float64 bytes, one line per metric or ratio,
+        NaN where nothing is known); kept at the model's width (the oldest values dropped,
+        or NaN in front)."""
+        account, bucket = row
+        if bucket < 0:
+            slot = self._ratio_slot(account)
+            target = self.ratios[slot]
+        else:
+            slot = self._slot(account, bucket)
+            target = self.seasonal[slot]
+        block = np.frombuffer(data, dtype=np.float64).reshape(target.shape[0], -1)
+        width = min(block.shape[1], target.shape[1])
+        target[:, :] = np.nan
+        target[:, target.shape[1] - width:] = block[:, block.shape[1] - width:]
+
+    def blocks(self, rows: list[Row]) -> list[bytes]:
+        """The ``rows``' blocks as stored (float64 bytes; see :meth:`put_block`)."""
+        out = []
+        for account, bucket in rows:
+            if bucket < 0:
+                out.append(self.ratios[self.ratio_rows[account]].tobytes())
+            else:
+                out.append(self.seasonal[self.rows[bucket][account]].tobytes())
+        return out
+
+    def get(self, row: Row) -> dict[str, list[float]]:
+        """A row as stored: the values known, per metric (or ratio) that has any."""
+        account, bucket = row
+        if bucket < 0:
+            slot, names, source = self.ratio_rows.get(account), _RATIO_NAMES, self.ratios
+        else:
+            slot, names, source = self.rows.get(bucket, {}).get(account), METRICS, \
+                self.seasonal
+        if slot is None:
+            return {}
+        out = {}
+        for i, name in enumerate(names):
+            values = source[slot, i]
+            known = values[~np.isnan(values)].tolist()
+            if known:
+                out[name] = known
+        return out
+
+    def as_dict(self) -> dict[Key, list[float]]:
+        """Everything known, one list per (account, metric or ratio, bucket)."""
+        out: dict[Key, list[float]] = {}
+        rows = [(a, h) for h, by in self.rows.items() for a in by]
+        for a, h in [*rows, *((a, -1) for a in self.ratio_rows)]:
+            for name, values in self.get((a, h)).items():
+                out[(a, name, h)] = values
+        return out
 
 
-def detect(samples: list[Sample], memory: dict[Key, list[float]], model: DetectorModel
-           ) -> tuple[list[tuple[Sample, Verdict]], dict[Key, list[float]]]:
-    """Judge each sample against the baselines, oldest first, learning as it goes; the
-    verdicts (seasonal ones in sample order, then the ratios) and the baselines that
-    changed.
+def detect(samples: list[Sample], memory: DetectorMemory
+           ) -> tuple[list[tuple[Sample, Verdict]], set[Row]]:
+    """Judge each sample against the baselines, oldest first, learning as it goes: the
+    verdicts (seasonal ones in time order, then as sent; then the ratios) and the memory
+    rows learned. ``memory`` is updated in place.
 
-    The same decisions as :func:`judge` and :func:`judge_ratio` applied one sample at a
-    time, computed a column at a time: the samples of one hour (and, for a key sent twice
-    in that hour, each repetition in turn) are judged together with numpy."""
-    changed: dict[Key, list[float]] = {}
-    seasonal: list[tuple[int, Sample, Verdict]] = []
+    The decisions of the one-sample-at-a-time definition (the unit tests hold it to it),
+    computed a column at a time: the samples of one hour (and, for a key sent twice in
+    that hour, each repetition in turn) are judged together with numpy."""
+    seasonal: list[tuple[datetime, int, Sample, Verdict]] = []
     found_ratios: list[tuple[Sample, Verdict]] = []
+    touched: set[Row] = set()
     hours: dict[datetime, list[int]] = {}
     for i, s in enumerate(samples):
         hours.setdefault(s.at, []).append(i)
     for at in sorted(hours):
         h = hour_of_week(at)
-        layers: list[list[int]] = []
-        seen: dict[tuple[str, str], int] = {}
-        values: dict[str, dict[str, float]] = {}
-        for i in hours[at]:
-            s = samples[i]
-            n = seen.get((s.account_id, s.metric), 0)
-            seen[(s.account_id, s.metric)] = n + 1
-            if n == len(layers):
-                layers.append([])
-            layers[n].append(i)
-            values.setdefault(s.account_id, {})[s.metric] = s.value
+        idx = hours[at]
+        group = [samples[i] for i in idx]
+        accounts = [s.account_id for s in group]
+        metrics = np.array([_METRIC[s.metric] for s in group], dtype=np.intp)
+        values = np.array([s.value for s in group], dtype=float)
+        order = list(dict.fromkeys(accounts))  # the hour's accounts, first seen first
+        position = {a: p for p, a in enumerate(order)}
+        pos = np.array([position[a] for a in accounts], dtype=np.intp)
+        slots = np.array([memory._slot(a, h) for a in order], dtype=np.intp)[pos]
+        flat = slots * len(METRICS) + metrics
+        touched.update((a, h) for a in order)
+        if len(np.unique(flat)) == len(flat):
+            layers = [np.arange(len(flat))]
+        else:  # a key sent twice in the hour: each repetition after the one before
+            seen: dict[int, int] = {}
+            nth = []
+            for f in flat.tolist():
+                nth.append(seen.get(f, 0))
+                seen[f] = nth[-1] + 1
+            nth_arr = np.array(nth)
+            layers = [np.flatnonzero(nth_arr == n) for n in range(max(nth) + 1)]
+        latest = np.full((len(order), len(METRICS)), np.nan)
         for layer in layers:
-            _judge_layer(samples, layer, h, memory, changed, model, seasonal)
-        _judge_ratios(at, values, memory, changed, model, found_ratios)
-    seasonal.sort(key=lambda t: (t[1].at, t[0]))  # time order, then as sent
-    return [(s, v) for _, s, v in seasonal] + found_ratios, changed
+            for j, v in _judge(memory, flat[layer], values[layer], metrics[layer]):
+                k = int(layer[j])
+                seasonal.append((at, idx[k], group[k], v))
+            latest[pos[layer], metrics[layer]] = values[layer]
+        found_ratios += _judge_ratios(memory, at, order, latest, touched)
+    seasonal.sort(key=lambda t: (t[0], t[1]))
+    return [(s, v) for _, _, s, v in seasonal] + found_ratios, touched
 
 
-def _judge_layer(samples: list[Sample], layer: list[int], h: int,
-                 memory: dict[Key, list[float]], changed: dict[Key, list[float]],
-                 model: DetectorModel, out: list[tuple[int, Sample, Verdict]]) -> None:
-    keys = [(samples[i].account_id, samples[i].metric, h) for i in layer]
-    histories = [changed.get(k) or memory.get(k) or [] for k in keys]
-    observed = np.array([samples[i].value for i in layer], dtype=float)
-    judged = np.array([len(x) >= model.min_history for x in histories])
+def _judge(memory: DetectorMemory, flat: np.ndarray, values: np.ndarray,
+           metrics: np.ndarray) -> list[tuple[int, Verdict]]:
+    """One column of samples (no key twice) against their histories, then learned."""
+    model = memory.model
+    store = memory.seasonal.reshape(-1, model.history)
+    history = store[flat]
+    out: list[tuple[int, Verdict]] = []
+    judged = (model.history - np.isnan(history).sum(axis=1)) >= model.min_history
     if judged.any():
-        med, mad = _medians(_matrix(histories))
+        med, mad = _medians(history)
         spread = np.maximum(np.maximum(1.4826 * mad, model.floor_fraction * np.abs(med)),
                             model.floor_absolute)
-        z = (observed - med) / spread
-        swing = np.array([samples[i].metric == "followers" for i in layer])
+        z = (values - med) / spread
+        swing = metrics == _METRIC["followers"]
         hit = judged & np.where(swing, np.abs(z) > model.swing_threshold,
                                 z > model.threshold)
-        for j in np.flatnonzero(hit):
-            s, m, sp = samples[layer[j]], float(med[j]), float(spread[j])
+        for j in np.flatnonzero(hit).tolist():
+            m, sp, v = float(med[j]), float(spread[j]), float(values[j])
+            name = METRICS[int(metrics[j])]
             if swing[j]:
                 t = model.swing_threshold
-                v = Verdict("follower_swing", s.metric, m - t * sp, m + t * sp, s.value,
-                            round(float(z[j]), 3))
+                out.append((j, Verdict("follower_swing", name, m - t * sp, m + t * sp, v,
+                                       round(float(z[j]), 3))))
             else:
                 t = model.threshold
-                v = Verdict("jump", s.metric, max(0.0, m - t * sp), m + t * sp, s.value,
-                            round(float(z[j]), 3))
-            out.append((layer[j], s, v))
-    keep = model.history
-    for k, x, i in zip(keys, histories, layer, strict=True):
-        changed[k] = [*x, samples[i].value][-keep:]
+                out.append((j, Verdict("jump", name, max(0.0, m - t * sp), m + t * sp, v,
+                                       round(float(z[j]), 3))))
+    store[flat, :-1] = history[:, 1:]
+    store[flat, -1] = values
+    return out
 
 
-def _judge_ratios(at: datetime, values: dict[str, dict[str, float]],
-                  memory: dict[Key, list[float]], changed: dict[Key, list[float]],
-                  model: DetectorModel, out: list[tuple[Sample, Verdict]]) -> None:
-    rows: list[tuple[str, str, float]] = []
-    for account_id, v in values.items():
-        for name, (num, den) in RATIOS.items():
-            if num in v and v.get(den, 0) >= model.ratio_min_denominator:
-                rows.append((account_id, name, v[num] / v[den]))
-    if not rows:
-        return
-    keys = [(a, name, -1) for a, name, _ in rows]
-    histories = [changed.get(k) or memory.get(k) or [] for k in keys]
-    judged = np.array([len(x) >= model.min_history * 4 for x in histories])
+def _judge_ratios(memory: DetectorMemory, at: datetime, order: list[str],
+                  latest: np.ndarray, touched: set[Row]) -> list[tuple[Sample, Verdict]]:
+    """Forwards and comments per click of each account in the hour (``latest``: the
+    hour's last value of each metric per account, in ``order``), judged and learned."""
+    model = memory.model
+    cols = []
+    for r, (num, den) in enumerate(_RATIO_COLS):
+        ok = ~np.isnan(latest[:, num]) & (latest[:, den] >= model.ratio_min_denominator)
+        for p in np.flatnonzero(ok).tolist():
+            cols.append((p, r))
+    if not cols:
+        return []
+    cols.sort()  # per account, each ratio in turn
+    accounts = [order[p] for p, _ in cols]
+    flat = np.array([memory._ratio_slot(a) * len(RATIOS) + r
+                     for a, (_, r) in zip(accounts, cols, strict=True)], dtype=np.intp)
+    num = np.array([_RATIO_COLS[r][0] for _, r in cols])
+    den = np.array([_RATIO_COLS[r][1] for _, r in cols])
+    rows = np.array([p for p, _ in cols])
+    ratios = latest[rows, num] / latest[rows, den]
+    touched.update((a, -1) for a in accounts)
+    store = memory.ratios.reshape(-1, model.ratio_history)  # after any slot was added
+    history = store[flat]
+    out: list[tuple[Sample, Verdict]] = []
+    judged = (model.ratio_history - np.isnan(history).sum(axis=1)) >= model.min_history * 4
     if judged.any():
-        ratios = np.array([r for _, _, r in rows], dtype=float)
-        med, mad = _medians(_matrix(histories))
+        med, mad = _medians(history)
         spread = np.maximum(np.maximum(1.4826 * mad, model.floor_fraction * np.abs(med)),
                             0.01)
         z = (ratios - med) / spread
         t = model.ratio_threshold
-        for j in np.flatnonzero(judged & (z > t)):
-            a, name, ratio = rows[j]
-            m, sp = float(med[j]), float(spread[j])
-            out.append((Sample(a, name, at, ratio),
+        for j in np.flatnonzero(judged & (z > t)).tolist():
+            name = _RATIO_NAMES[cols[j][1]]
+            m, sp, ratio = float(med[j]), float(spread[j]), float(ratios[j])
+            out.append((Sample(accounts[j], name, at, ratio),
                         Verdict("ratio", name, max(0.0, m - t * sp), m + t * sp,
                                 round(ratio, 6), round(float(z[j]), 3))))
-    for k, x, (_, _, ratio) in zip(keys, histories, rows, strict=True):
-        changed[k] = [*x, ratio][-model.ratio_history:]
+    store[flat, :-1] = history[:, 1:]
+    store[flat, -1] = ratios
+    return out

@@ -5,6 +5,7 @@ with the journal pruned."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -57,11 +58,10 @@ def _batches(accounts: list[str], weeks: int, seed: int = 1) -> list[list[rules.
 
 def _oracle(batches):
     """What one memory that learned every batch in order decides."""
-    memory: dict = {}
+    memory = rules.DetectorMemory(rules.DetectorModel())
     verdicts = []
     for b in batches:
-        found, changed = rules.detect(b, memory, rules.DetectorModel())
-        memory.update(changed)
+        found, _ = rules.detect(b, memory)
         verdicts.append([(s.account_id, s.metric, s.at, v.kind) for s, v in found])
     return verdicts
 
@@ -107,7 +107,7 @@ async def test_A12_1_written_behind_rows_and_a_pruned_journal_keep_the_memory(de
     assert got == want
     async with deps.db.connect() as conn:
         flushed, epoch = await conn.fetchrow(text("SELECT flushed, epoch FROM credit_detector"))
-        kept = await conn.fetchval(text("SELECT min(batch) FROM credit_samples"))
+        kept = await conn.fetchval(text("SELECT min(batch) FROM credit_sample_batches"))
     assert flushed == 21 and epoch == len(batches)
     assert kept == 22  # pruned up to what the rows hold; the rest still journalled
 
@@ -131,9 +131,43 @@ async def test_A12_1_a_rolled_back_batch_is_not_remembered(deps):
     # the same process goes on: what the rolled-back batch taught is not in its memory
     later = rules.Sample(acc, "clicks", at + timedelta(weeks=1), 5000.0)
     assert [k for *_, k in await _ingest(deps, [later])] == ["jump"]
-    key = (acc, "clicks", rules.hour_of_week(at))
-    assert deps.baselines.memory[key] == [105.0, 104.0, 103.0, 102.0, 101.0, 5000.0]
+    row = deps.baselines.memory.get((acc, rules.hour_of_week(at)))
+    assert row["clicks"] == [105.0, 104.0, 103.0, 102.0, 101.0, 5000.0]
     async with deps.db.connect() as conn:
-        journal = await conn.fetchval(text(
-            "SELECT count(*) FROM credit_samples WHERE value = 9000000"))
-    assert journal == 0
+        journal = await conn.fetchval(text("SELECT count(*) FROM credit_sample_batches"))
+    assert journal == len(history) + 1  # the rolled-back batch left nothing
+
+
+@BACKENDS
+async def test_A12_1_migration_keeps_what_the_detector_had_learned(database_url):
+    """Revision 0004: a baseline row stored as JSON before is the same memory after, and
+    the samples kept before are the journal's batch 0 (already learned)."""
+    from libs.events import Database
+    from libs.events.migrate import upgrade
+
+    await asyncio.to_thread(upgrade, database_url, boot.MIGRATIONS, "0003_credit")
+    db = Database(database_url)
+    try:
+        async with db.transaction() as tx:
+            await tx.execute(text(
+                "INSERT INTO credit_baselines (account_id, metric, bucket, vals) VALUES "
+                "('a1', '*', 20, :s), ('a1', '*', -1, :r)"),
+                {"s": '{"clicks": [100, 101, 99], "followers": [5, 6, 7, 8, 9, 10, 11]}',
+                 "r": '{"forwards_per_click": [0.05, 0.06]}'})
+            await tx.execute(text(
+                "INSERT INTO credit_samples (account_id, metric, at, value) VALUES "
+                "('a1', 'clicks', :at, 99)"), {"at": T0})
+        await asyncio.to_thread(upgrade, database_url, boot.MIGRATIONS)
+        deps = boot.dependencies(Settings(), db, EventStore(all_contracts(),
+                                                            dialect=db.dialect))
+        async with db.transaction() as tx:
+            await deps.baselines.claim(tx)
+            await deps.baselines.ensure(tx, {("a1", 20), ("a1", -1)})
+            journal = await tx.fetch(text("SELECT batch, count FROM credit_sample_batches"))
+    finally:
+        await db.dispose()
+    memory = deps.baselines.memory
+    assert memory.get(("a1", 20)) == {"clicks": [100.0, 101.0, 99.0],
+                                      "followers": [6.0, 7.0, 8.0, 9.0, 10.0, 11.0]}
+    assert memory.get(("a1", -1)) == {"forwards_per_click": [0.05, 0.06]}
+    assert [tuple(r) for r in journal] == [(0, 1)]

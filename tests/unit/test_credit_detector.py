@@ -65,7 +65,7 @@ MODEL = rules.DetectorModel()
 
 def evaluate(samples, injected, model=MODEL, batch_hours: int = 24):
     """Run the detector batch by batch (a day at a time); precision and recall per kind."""
-    memory: dict = {}
+    memory = rules.DetectorMemory(model)
     found = []
     by_batch: dict[int, list] = {}
     for s in samples:
@@ -73,8 +73,7 @@ def evaluate(samples, injected, model=MODEL, batch_hours: int = 24):
                             ).append(s)
     for b in sorted(by_batch):
         batch = by_batch[b]
-        verdicts, changed = rules.detect(batch, memory, model)
-        memory.update(changed)
+        verdicts, _ = rules.detect(batch, memory)
         found += verdicts
     detected = {(s.account_id, s.at, v.kind) for s, v in found}
     figures = {}
@@ -104,8 +103,9 @@ def test_A12_1_detector_precision_and_recall_per_kind_on_generated_series():
 def _judge(metric: str, value: float, history: list[float], model=MODEL):
     """The verdict on one sample whose slot remembers ``history``."""
     at = T0 + timedelta(hours=20)
-    memory = {("a", metric, rules.hour_of_week(at)): [float(v) for v in history]}
-    found, _ = rules.detect([rules.Sample("a", metric, at, float(value))], memory, model)
+    memory = rules.DetectorMemory(model)
+    memory.put(("a", rules.hour_of_week(at)), {metric: [float(v) for v in history]})
+    found, _ = rules.detect([rules.Sample("a", metric, at, float(value))], memory)
     assert len(found) <= 1
     return found[0][1] if found else None
 
@@ -124,17 +124,16 @@ def test_A12_2_follower_swings_in_both_directions_are_flagged():
 
 
 def test_A12_1_seasonality_a_busy_hour_is_judged_against_the_same_hour_of_week():
-    model = rules.DetectorModel()
-    memory = {}
+    memory = rules.DetectorMemory(rules.DetectorModel())
     week = timedelta(days=7)
     samples = []
     for w in range(4):  # every Monday 20:00 busy (1000), Monday 04:00 quiet (50)
         samples += [rules.Sample("a", "clicks", T0 + w * week + timedelta(hours=20), 1000.0),
                     rules.Sample("a", "clicks", T0 + w * week + timedelta(hours=4), 50.0)]
-    found, memory = rules.detect(samples, memory, model)
+    found, _ = rules.detect(samples, memory)
     assert found == []
     late = [rules.Sample("a", "clicks", T0 + 4 * week + timedelta(hours=4), 1000.0)]
-    found, _ = rules.detect(late, memory, model)
+    found, _ = rules.detect(late, memory)
     assert [v.kind for _, v in found] == ["jump"]
 
 
@@ -196,7 +195,7 @@ def test_A12_1_column_at_a_time_detector_decides_as_one_sample_at_a_time():
     by_day: dict[int, list] = {}
     for s in samples:
         by_day.setdefault(int((s.at - T0).total_seconds() // 86400), []).append(s)
-    ours: dict = {}
+    ours = rules.DetectorMemory(MODEL)
     oracle: dict = {}
     verdicts = 0
     for day in sorted(by_day):
@@ -204,11 +203,26 @@ def test_A12_1_column_at_a_time_detector_decides_as_one_sample_at_a_time():
         if day % 5 == 0:  # repeated keys and out-of-order samples
             batch = batch + rng.sample(batch, 20)
             rng.shuffle(batch)
-        got, got_changed = rules.detect(batch, ours, MODEL)
+        got, touched = rules.detect(batch, ours)
         want, want_changed = _one_at_a_time(batch, oracle, MODEL)
         assert got == want, day
-        assert got_changed == want_changed, day
-        ours.update(got_changed)
         oracle.update(want_changed)
+        assert ours.as_dict() == oracle, day
+        assert touched == {(a, k) for a, _, k in want_changed}, day
         verdicts += len(got)
     assert verdicts > 20  # the comparison covered anomalies, not only quiet traffic
+
+
+def test_A12_1_the_memory_grows_past_its_first_size_and_gives_back_what_it_was_given():
+    memory = rules.DetectorMemory(MODEL)
+    rows = {(f"acc-{i}", i % 168 if i % 3 else -1): (
+        {"clicks": [float(i), i + 1.0], "followers": [2.0]} if i % 3 else
+        {"forwards_per_click": [0.1 * i]}) for i in range(5000)}
+    for row, values in rows.items():
+        memory.put(row, values)
+    assert len(memory) == len(rows)
+    assert all(memory.get(row) == values for row, values in rows.items())
+    assert memory.get(("nobody", 3)) == {} and ("nobody", 3) not in memory
+    # more values than the model keeps: the oldest go
+    memory.put(("acc-1", 1), {"clicks": [float(v) for v in range(10)]})
+    assert memory.get(("acc-1", 1)) == {"clicks": [4.0, 5.0, 6.0, 7.0, 8.0, 9.0]}
