@@ -1,6 +1,6 @@
 """The outside world behind small interfaces: which identity runs which account (kept from
 registration's events by the consumer), and the traffic detector's memory (cached in the
-process, written behind to SQL; its samples journalled with each batch)."""
+process, written behind to SQL; the samples journalled with each batch)."""
 
 from __future__ import annotations
 
