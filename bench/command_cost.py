@@ -127,7 +127,7 @@ async def run(cfg: Config) -> list[Result]:
         for length in sizes:
             with maybe_profile(cfg, f"command_cost_{length}"):
                 ours = percentiles(await timed(snapped, ids[length], n_snap, warmup=5))
-            count = max(3, min(n_full, 2_000_000 // max(length, 1)))
+            count = max(3, min(n_full, 200_000 // max(length, 1)))
             base = percentiles(await timed(full, ids[length], count, warmup=1))
             p50s[length] = ours
             log(f"   {length:>7,} events: snapshots {_ms(ours)}; whole stream {_ms(base)} "

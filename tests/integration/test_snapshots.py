@@ -16,29 +16,14 @@ from libs.domain import IllegalTransitionError
 from libs.events import Envelope, EventStore, Snapshots, Streams
 from libs.events.contracts import all_contracts
 from libs.events.contracts._common import CAPABILITIES
-from libs.events.contracts.registration import AccountRegistrationSubmitted
 from services.registration.domain import ACCOUNT_SCHEMA, Account, ProfileChange, evolve
 from services.registration.handlers import account_streams
 from services.registration.rules import CREDIT_WITHHELD
 from tests.conftest import BACKENDS, Noted
+from tests.registration_support import submitted
 
 pytestmark = pytest.mark.postgres
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-OWNER = {"id_kind": "resident_id", "id_number_sealed": "v1:x", "id_number_blind": "b" * 32,
-         "id_number_masked": "440106********1234", "holder_name_sealed": "v1:y",
-         "holder_name_masked": "张*", "phone_sealed": "v1:z", "phone_blind": "c" * 32,
-         "phone_masked": "139****0000"}
-
-
-def submitted(account_id: str) -> AccountRegistrationSubmitted:
-    return AccountRegistrationSubmitted(
-        account_id=account_id, entity_type="natural_person", identity=OWNER,
-        profile={"name": "健康小站", "description": "d", "avatar_sha256": "ab" * 32},
-        category="health", province="440000", operations_province="440000",
-        contact_sealed="v1:c", contact_masked="138****8000", agreement_version="2025-01",
-        legal_basis=["A2"])
-
-
 class Clock:
     def __init__(self) -> None:
         self.now = T0
@@ -272,3 +257,4 @@ async def test_an_account_snapshot_of_an_older_account_schema_is_not_used(db):
     assert tuple(await snapshot_row(db, stream)) == (ACCOUNT_SCHEMA + 1, 4)
     async with db.connect() as conn:
         assert (await newer.load(conn, account_id)).warnings == 0
+
