@@ -8,8 +8,9 @@ transactions of 1,000), then ``VACUUM ANALYZE``. On each, the command
 decide, append, one transaction) is timed one after the other:
 
 - ours: the account streams as the service wires them, from a snapshot every 100 events
-  (libs.events.snapshots); a few untimed commands first (the first one writes the snapshot
-  a stream of that age has not had yet);
+  (libs.events.snapshots), the lengths taken in turn (one command on each per round, so
+  that all see the same load); a few untimed rounds first (the first command writes the
+  snapshot a stream of that age has not had yet);
 - baseline: the same command folding the whole stream (``snapshot_every=0``, the code
   before issue 16), fewer commands on long streams (``BENCH_COMMANDS_FULL``).
 
@@ -85,15 +86,28 @@ async def seed(deps: Deps, length: int) -> str:
     return account_id
 
 
-async def timed(deps: Deps, account_id: str, count: int, warmup: int) -> list[float]:
+async def command(deps: Deps, account_id: str) -> float:
     loop = asyncio.get_running_loop()
-    out: list[float] = []
+    t = loop.time()
+    await handlers.record_activity(deps, account_id, "login", key=None, digest="")
+    return loop.time() - t
+
+
+async def interleaved(deps: Deps, ids: dict[int, str], count: int, warmup: int
+                      ) -> dict[int, list[float]]:
+    """``count`` timed commands on each account, taking the accounts in turn, so that the
+    lengths are compared under the same load (the machine is shared and noisy)."""
+    out: dict[int, list[float]] = {length: [] for length in ids}
     for i in range(warmup + count):
-        t = loop.time()
-        await handlers.record_activity(deps, account_id, "login", key=None, digest="")
-        if i >= warmup:
-            out.append(loop.time() - t)
+        for length, account_id in ids.items():
+            took = await command(deps, account_id)
+            if i >= warmup:
+                out[length].append(took)
     return out
+
+
+async def timed(deps: Deps, account_id: str, count: int, warmup: int) -> list[float]:
+    return [await command(deps, account_id) for _ in range(warmup + count)][warmup:]
 
 
 def _ms(lat: dict[str, float]) -> str:
@@ -126,10 +140,11 @@ async def run(cfg: Config) -> list[Result]:
     results: list[Result] = []
     p50s: dict[int, dict[str, float]] = {}
     try:
+        with maybe_profile(cfg, "command_cost"):
+            snapshot_side = await interleaved(
+                snapped, {n: ids["snapshots", n] for n in sizes}, n_snap, warmup=5)
         for length in sizes:
-            with maybe_profile(cfg, f"command_cost_{length}"):
-                ours = percentiles(await timed(snapped, ids["snapshots", length], n_snap,
-                                               warmup=5))
+            ours = percentiles(snapshot_side[length])
             count = max(3, min(n_full, 200_000 // max(length, 1)))
             base = percentiles(await timed(full, ids["full", length], count, warmup=1))
             p50s[length] = ours
@@ -140,8 +155,8 @@ async def run(cfg: Config) -> list[Result]:
                 "commands/s", 1 / base["mean"],
                 "the same command folding the whole stream", ours_latency=ours,
                 baseline_latency=base, reference=True,
-                notes=f"{n_snap} commands with snapshots every {handlers.SNAPSHOT_EVERY}, "
-                      f"{count} folding the whole stream"))
+                notes=f"{n_snap} commands with snapshots every {handlers.SNAPSHOT_EVERY} "
+                      f"(the lengths in turn), {count} folding the whole stream"))
     finally:
         await db.dispose()
     short, long_ = sizes[0], sizes[-1]
