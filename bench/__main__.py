@@ -19,6 +19,7 @@ import time
 from datetime import datetime
 
 from . import (
+    command_cost,
     consumer,
     credit,
     filing_export,
@@ -58,6 +59,7 @@ BENCHMARKS = {
     "filing_export": (filing_export.run, False),
     "violation_latency": (violation_latency.run, True),
     "credit_metrics": (credit.run, False),
+    "command_cost": (command_cost.run, False),
 }
 # in-memory benchmarks: a run of only these neither takes the database lock nor needs one
 NO_DATABASE = frozenset({"name_similarity", "protected_name_screening", "profile_screening"})

@@ -89,14 +89,18 @@ def streams_show(
     token: Token = None,
     as_of: Annotated[str | None, typer.Option(help="only events at or before (ISO 8601)")
                      ] = None,
+    page_size: Annotated[int, typer.Option(min=1, help="events per read of a service's log")
+                         ] = streams.PAGE,
     json: Json = False,
 ) -> None:
-    """The account's events in every service, in causal order, payloads decoded.
+    """The account's events in every service, in causal order, payloads decoded; each
+    service's log is read in pages of --page-size events.
 
     Personal data (fields ending _sealed) stays sealed unless --reveal is given with an
     operator token and a --reason; each reveal is recorded in the ops stream."""
     rows = run(streams.show(account_id, services=_services(service), reveal=reveal,
-                            token=token, reason=reason, as_of=_time(as_of)))
+                            token=token, reason=reason, as_of=_time(as_of),
+                            page_size=page_size))
 
     def render(rows):
         t = Table(title=f"account {account_id}: {len(rows)} events")

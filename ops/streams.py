@@ -62,17 +62,33 @@ def causal_order(items: list[tuple[str, Envelope]]) -> list[tuple[str, Envelope]
     return [items[i] for i in out]
 
 
-async def _events(rts, account_id: str, as_of: datetime | None):
+PAGE = 1000  # events per read: a long-lived account's streams are never read in one go
+
+
+async def _pages(rt, svc: str, account_id: str, as_of: datetime | None, page_size: int):
+    """The service's events about the account, a page (one short query) at a time."""
+    after = 0
+    while True:
+        async with rt.db.connect() as conn:
+            events = await rt.store.read_subject(conn, account_id,
+                                                 stream_ids=stream_ids(svc, account_id),
+                                                 as_of=as_of, after_position=after,
+                                                 limit=page_size)
+        if events:
+            yield events
+        if len(events) < page_size:
+            return
+        after = events[-1].position
+
+
+async def _events(rts, account_id: str, as_of: datetime | None, page_size: int = PAGE):
     items: list[tuple[str, Envelope]] = []
     for svc, rt in rts.items():
         try:
-            async with rt.db.connect() as conn:
-                events = await rt.store.read_subject(conn, account_id,
-                                                     stream_ids=stream_ids(svc, account_id),
-                                                     as_of=as_of)
+            async for events in _pages(rt, svc, account_id, as_of, page_size):
+                items += [(svc, e) for e in events]
         except Exception as exc:  # noqa: BLE001 - one service's database may be away
             raise NotFound(f"{svc}: cannot read its event store: {exc}") from exc
-        items += [(svc, e) for e in events]
     return items
 
 
@@ -84,7 +100,8 @@ def _row(svc: str, e: Envelope, data: Any) -> dict[str, Any]:
 
 
 async def show(account_id: str, *, services: list[str], reveal: bool, token: str | None,
-               reason: str, as_of: datetime | None = None) -> list[dict[str, Any]]:
+               reason: str, as_of: datetime | None = None, page_size: int = PAGE
+               ) -> list[dict[str, Any]]:
     async with runtimes(services) as rts:
         sealer = None
         who = None
@@ -97,7 +114,7 @@ async def show(account_id: str, *, services: list[str], reveal: bool, token: str
             if not reason:
                 raise Refused("--reveal needs --reason (it is recorded)")
             sealer = Sealer(rt.settings.pii_key)
-        items = causal_order(await _events(rts, account_id, as_of))
+        items = causal_order(await _events(rts, account_id, as_of, page_size))
         if not items:
             raise NotFound(f"no events about account {account_id!r} in {', '.join(services)}")
         rows, opened_by_service = [], {}

@@ -7,6 +7,8 @@ import uuid
 
 from stdnum.cn import ric, uscc
 
+from libs.events.contracts.registration import AccountRegistrationSubmitted
+
 _serial = itertools.count(int(uuid.uuid4().int % 700) + 100)
 
 
@@ -61,3 +63,19 @@ def body(*, entity_type: str = "natural_person", category: str = "health",
                              "primary_business": "信息技术服务",
                              "business_scope": "软件开发；信息技术咨询"}
     return b
+
+
+OWNER = {"id_kind": "resident_id", "id_number_sealed": "v1:x", "id_number_blind": "b" * 32,
+         "id_number_masked": "440106********1234", "holder_name_sealed": "v1:y",
+         "holder_name_masked": "张*", "phone_sealed": "v1:z", "phone_blind": "c" * 32,
+         "phone_masked": "139****0000"}
+
+
+def submitted(account_id: str) -> AccountRegistrationSubmitted:
+    """An account's first event, as a registration decides it (sealed owner)."""
+    return AccountRegistrationSubmitted(
+        account_id=account_id, entity_type="natural_person", identity=OWNER,
+        profile={"name": "健康小站", "description": "d", "avatar_sha256": "ab" * 32},
+        category="health", province="440000", operations_province="440000",
+        contact_sealed="v1:c", contact_masked="138****8000", agreement_version="2025-01",
+        legal_basis=["A2"])

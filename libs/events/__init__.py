@@ -7,6 +7,8 @@ Public API (everything a service needs to be event-sourced, nothing domain-speci
   the published contracts of each service live in :mod:`libs.events.contracts`.
 - :class:`Streams`, :class:`Changed`, :func:`transact` — load, decide, append with the
   cause, for every handler; a unit of work retried when a stream moved on meanwhile.
+- :class:`Snapshots` — an aggregate's state kept beside its stream every N events, so a
+  command's cost does not grow with the stream (given to :class:`Streams`).
 - :class:`Database` — async engine and the transaction boundary handlers open.
 - :class:`EventStore`, :class:`LogCursor`, :class:`LogPage`, :data:`START` — append with
   expected version, read a stream (as of a time), tail the gap-safe global log.
@@ -39,6 +41,7 @@ from .migrate import upgrade
 from .outbox import Relay
 from .projections import DocumentProjection, ProjectionRunner, canonical_json
 from .registry import EventPayload, EventRegistry
+from .snapshots import Snapshot, Snapshots
 from .store import START, EventStore, LogCursor, LogPage
 from .topics import dead_letter_topic, ensure_topics, events_topic
 
@@ -60,6 +63,8 @@ __all__ = [
     "LogCursor",
     "LogPage",
     "ProjectionRunner",
+    "Snapshot",
+    "Snapshots",
     "Streams",
     "Relay",
     "UnknownEventTypeError",

@@ -7,6 +7,11 @@ decision, turns the payloads into envelopes (the first one caused by the incomin
 when there is one, the rest caused by the first, so a command's events share one causal
 chain), appends them at the version it read and folds them into the state after.
 
+With :class:`libs.events.snapshots.Snapshots`, a load starts from the stream's snapshot
+and folds only the events after it, and a decision that folded ``every`` events or more
+on top of it keeps a new one in the same transaction; without, it folds the whole stream.
+Either way the state is the same (tests/integration/test_snapshots.py).
+
 A version conflict means another transaction changed the stream between our read and our
 append; the transaction is then unusable. :func:`transact` runs a unit of work again in a
 new transaction, re-reading everything, a bounded number of times.
@@ -33,6 +38,7 @@ from .db import Database, Tx
 from .envelope import Envelope
 from .errors import ConcurrencyError
 from .registry import EventPayload
+from .snapshots import Snapshots
 from .store import EventStore
 
 log = logging.getLogger(__name__)
@@ -66,12 +72,14 @@ class Streams(Generic[S]):
     """The streams of one kind of aggregate in one event store."""
 
     def __init__(self, store: EventStore, *, source: str, stream_id: Callable[[str], str],
-                 evolve: Evolve, clock: Callable[[], datetime]) -> None:
+                 evolve: Evolve, clock: Callable[[], datetime],
+                 snapshots: Snapshots[S] | None = None) -> None:
         self.store = store
         self.source = source
         self.stream_id = stream_id
         self.evolve = evolve
         self.clock = clock
+        self.snapshots = snapshots
 
     def fold(self, events: Sequence[Envelope], state: S | None = None) -> S | None:
         for e in events:
@@ -79,8 +87,23 @@ class Streams(Generic[S]):
         return state
 
     async def load(self, tx: Tx, key: str, *, as_of: datetime | None = None) -> S | None:
-        """The aggregate folded from its stream (``None`` when the stream is empty)."""
-        return self.fold(await self.store.read_stream(tx, self.stream_id(key), as_of=as_of))
+        """The aggregate folded from its stream (``None`` when the stream is empty); from
+        its snapshot on, when there is one, except ``as_of`` a time (then in full)."""
+        if as_of is not None or self.snapshots is None:
+            return self.fold(await self.store.read_stream(tx, self.stream_id(key),
+                                                          as_of=as_of))
+        return (await self._load(tx, key))[0]
+
+    async def _load(self, tx: Tx, key: str) -> tuple[S | None, int | None]:
+        """The state, and the version of the snapshot it was folded from (0 when none
+        was usable; ``None`` without snapshots)."""
+        stream_id = self.stream_id(key)
+        if self.snapshots is None:
+            return self.fold(await self.store.read_stream(tx, stream_id)), None
+        snap = await self.snapshots.read(tx, stream_id)
+        base, state = (snap.version, snap.state) if snap else (0, None)
+        return self.fold(await self.store.read_stream(tx, stream_id, after_version=base),
+                         state), base
 
     def envelopes(self, key: str, payloads: Sequence[EventPayload], *,
                   cause: Envelope | None = None) -> list[Envelope]:
@@ -109,10 +132,15 @@ class Streams(Generic[S]):
                      cause: Envelope | None = None, state: S | None = None) -> Changed[S]:
         """Load ``key``'s aggregate (or take ``state``, already loaded in this transaction),
         run ``decision`` on it, append what it decided and fold it in."""
-        before = state if state is not None else await self.load(tx, key)
+        before, base = (state, None) if state is not None else await self._load(tx, key)
         payloads = decision(before)
         stored = await self.append(tx, key, version_of(before), payloads, cause=cause)
-        return Changed(before, self.fold(stored, before), stored)
+        after = self.fold(stored, before)
+        snaps = self.snapshots
+        if snaps is not None and after is not None and snaps.due(
+                base=base, before=version_of(before), after=version_of(after)):
+            await snaps.save(tx, self.stream_id(key), after, version_of(after))
+        return Changed(before, after, stored)
 
 
 async def transact(db: Database, work: Callable[[Tx], Awaitable[T]], *,

@@ -139,6 +139,7 @@ _PG_READ_STREAM = text(
     WHERE stream_id = CAST(:stream_id AS text) AND stream_version > CAST(:after AS integer)
       AND time <= CAST(:as_of AS timestamptz)
     ORDER BY stream_version
+    LIMIT CAST(:limit AS integer)
     """
 )
 
@@ -170,7 +171,7 @@ _SQLITE_READ_ALL = text(
 )
 _SQLITE_READ_STREAM = text(
     f"SELECT 0, {_COLUMNS} FROM events WHERE stream_id = :stream_id AND stream_version > :after "
-    "AND time <= :as_of ORDER BY stream_version"
+    "AND time <= :as_of ORDER BY stream_version LIMIT :limit"
 )
 # The log between two cursors (after < (xid, position) <= until), in log order.
 _PG_READ_RANGE = text(
@@ -197,13 +198,14 @@ _PG_READ_SUBJECT = text(
     SELECT CAST(events.xid AS text), {_COLUMNS.replace("data,", "CAST(data AS text),")}
     FROM events
     WHERE (subject = CAST(:subject AS text) OR stream_id = ANY(CAST(:streams AS text[])))
-      AND time <= CAST(:as_of AS timestamptz)
+      AND time <= CAST(:as_of AS timestamptz) AND position > CAST(:after AS bigint)
     ORDER BY position
+    LIMIT CAST(:limit AS integer)
     """
 )
 _SQLITE_READ_SUBJECT = text(
     f"SELECT 0, {_COLUMNS} FROM events WHERE (subject = :subject OR stream_id IN :streams) "
-    "AND time <= :as_of ORDER BY position"
+    "AND time <= :as_of AND position > :after ORDER BY position LIMIT :limit"
 ).bindparams(bindparam("streams", expanding=True))
 _PG_DUPLICATES = (asyncpg.UniqueViolationError, IntegrityError)
 _STREAM_VERSION = text(
@@ -368,21 +370,28 @@ class EventStore:
         *,
         after_version: int = 0,
         as_of: datetime | None = None,
+        limit: int | None = None,
     ) -> list[Envelope]:
-        """The stream's events in version order, upcast to their latest schemas.
+        """The stream's events after ``after_version`` in version order, upcast to their
+        latest schemas; at most ``limit`` of them (a page: the next one starts after the
+        last version returned).
 
         ``as_of`` keeps only events whose time is at or before it: the stream as it was
         known then ("what did the account look like on 1 March?").
         """
         as_of = as_of or _FAR_FUTURE
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be >= 1")
         if self.pg:
             rows = await conn.fetch(
-                _PG_READ_STREAM, {"stream_id": stream_id, "after": after_version, "as_of": as_of}
+                _PG_READ_STREAM, {"stream_id": stream_id, "after": after_version,
+                                  "as_of": as_of, "limit": limit}
             )
         else:
             rows = await conn.fetch(
                 _SQLITE_READ_STREAM,
-                {"stream_id": stream_id, "after": after_version, "as_of": _sqlite_time(as_of)},
+                {"stream_id": stream_id, "after": after_version, "as_of": _sqlite_time(as_of),
+                 "limit": -1 if limit is None else limit},
             )
         return self._envelopes(rows)
 
@@ -432,20 +441,26 @@ class EventStore:
         *,
         stream_ids: Sequence[str] = (),
         as_of: datetime | None = None,
+        after_position: int = 0,
+        limit: int | None = None,
     ) -> list[Envelope]:
         """Every event whose subject is ``subject`` or whose stream is one of ``stream_ids``,
         in position order, with positions, upcast; ``as_of`` as in :meth:`read_stream`.
+        In pages: at most ``limit`` events after ``after_position`` (the next page starts
+        after the last position returned).
 
         A scan of the log (no index on subject): for operators' look-ups, not handlers.
         """
         as_of = as_of or _FAR_FUTURE
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be >= 1")
         streams = list(stream_ids) or [""]
+        page = {"subject": subject, "streams": streams, "after": after_position}
         if self.pg:
-            rows = await conn.fetch(_PG_READ_SUBJECT,
-                                    {"subject": subject, "streams": streams, "as_of": as_of})
+            rows = await conn.fetch(_PG_READ_SUBJECT, {**page, "as_of": as_of, "limit": limit})
         else:
-            rows = await conn.fetch(_SQLITE_READ_SUBJECT, {"subject": subject, "streams": streams,
-                                                           "as_of": _sqlite_time(as_of)})
+            rows = await conn.fetch(_SQLITE_READ_SUBJECT, {
+                **page, "as_of": _sqlite_time(as_of), "limit": -1 if limit is None else limit})
         return self._envelopes(rows)
 
     async def reader_wait_seconds(self, conn: Tx) -> float:

@@ -46,12 +46,14 @@ class InMemoryEventStore:
         return self._versions[stream_id]
 
     async def read_stream(self, conn: Any, stream_id: str, *, after_version: int = 0,
-                          as_of: datetime | None = None) -> list[Envelope]:
-        return [
+                          as_of: datetime | None = None, limit: int | None = None
+                          ) -> list[Envelope]:
+        found = [
             self.registry.upcast(e) for e in self.events
             if e.stream_id == stream_id and e.stream_version > after_version
             and (as_of is None or e.time <= as_of)
         ]
+        return found if limit is None else found[:limit]
 
     async def read_all(self, conn: Any, after: LogCursor = START, *, limit: int = 1000,
                        upcast: bool = True) -> LogPage:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -172,15 +172,24 @@ async def get_account(account_id: str, principal: Reader, deps: Deps) -> dict:
     return views.present(doc, current_agreement=deps.agreement_version)
 
 
-@router.get("/accounts/{account_id}/history")
-async def account_history(account_id: str, principal: Reader, deps: Deps) -> dict:
-    """The account's events as stored (personal data sealed and masked)."""
+@router.get("/accounts/{account_id}/history", response_model=views.HistoryPage)
+async def account_history(
+        account_id: str, principal: Reader, deps: Deps, response: Response,
+        after: int = Query(0, ge=0, description="the stream version the page starts after "
+                                                "(the previous page's `next`)"),
+        limit: int = Query(views.HISTORY_PAGE, ge=1, le=views.HISTORY_PAGE_MAX),
+) -> views.HistoryPage:
+    """The account's events as stored (personal data sealed and masked), in pages of its
+    stream (A10.2, A19): ``next`` and the ``Link: rel="next"`` header give the next one."""
     if principal.roles == {"regulator"}:
         await _visible(deps, principal, account_id)
-    events = await views.history(deps.db, deps.store, account_id)
-    if not events:
+    page = await views.history(deps.db, deps.store, account_id, after=after, limit=limit)
+    if page is None:
         raise AccountNotFoundError(f"no account {account_id}")
-    return {"account_id": account_id, "events": events}
+    if page.next is not None:
+        response.headers["Link"] = (f'</v1/accounts/{account_id}/history?after={page.next}'
+                                    f'&limit={limit}>; rel="next"')
+    return page
 
 
 ops = APIRouter(prefix="/v1/operations", tags=["operations"])

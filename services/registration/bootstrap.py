@@ -58,7 +58,8 @@ def bootstrap(settings: Settings | None = None) -> ServiceRuntime:
     runtime = ServiceRuntime(s, registry=all_contracts(), migrations=MIGRATIONS,
                              pool_size=s.pool_size)
     deps = Deps(db=runtime.db, store=runtime.store,
-                accounts=account_streams(runtime.store, utcnow), policy=policy_from(s),
+                accounts=account_streams(runtime.store, utcnow,
+                                         snapshot_every=s.snapshot_every), policy=policy_from(s),
                 agreement_version=s.agreement_version, names=ClosedNames(),
                 sealer=Sealer(s.pii_key), clock=utcnow, committed=runtime.committed,
                 catch_up=runtime.catch_up_projections)

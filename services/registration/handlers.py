@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, RootModel
 
 from libs.domain import IllegalTransitionError
-from libs.events import Changed, ConcurrencyError, Envelope, EventStore, Streams
+from libs.events import Changed, ConcurrencyError, Envelope, EventStore, Snapshots, Streams
 from libs.events.db import Tx
 from libs.runtime.clock import now as utcnow  # UTC; in development a request may name it
 from libs.runtime.deps import ServiceDeps
@@ -26,6 +26,7 @@ from libs.runtime.pii import Sealer
 from . import adapters, rules
 from .adapters import ClosedNames
 from .domain import (
+    ACCOUNT_SCHEMA,
     Account,
     AccountNotFoundError,
     Application,
@@ -42,14 +43,17 @@ log = logging.getLogger(__name__)
 SOURCE = "/registration"
 # Closures after which the account never was the identity holder's own (A8.1, A10.1).
 NEVER_HELD = frozenset({"identity_verification_failed"})
+SNAPSHOT_EVERY = 100
 
 
-
-
-def account_streams(store: EventStore, clock: Callable[[], datetime] = utcnow
-                    ) -> Streams[Account]:
-    """The ``account-<id>`` streams of ``store``, folded into :class:`Account`."""
-    return Streams(store, source=SOURCE, stream_id=stream_of, evolve=evolve, clock=clock)
+def account_streams(store: EventStore, clock: Callable[[], datetime] = utcnow, *,
+                    snapshot_every: int = SNAPSHOT_EVERY) -> Streams[Account]:
+    """The ``account-<id>`` streams of ``store``, folded into :class:`Account`, from a
+    snapshot kept every ``snapshot_every`` events (0: always the whole stream)."""
+    snapshots = (Snapshots(Account, schema_version=ACCOUNT_SCHEMA, every=snapshot_every)
+                 if snapshot_every else None)
+    return Streams(store, source=SOURCE, stream_id=stream_of, evolve=evolve, clock=clock,
+                   snapshots=snapshots)
 
 
 @dataclass(kw_only=True)

@@ -59,4 +59,7 @@ class Settings(ServiceSettings):
     # A8.3: how often a worker picks up names closed by other workers.
     closed_names_refresh_seconds: float = Field(2.0,
                                                 validation_alias="CLOSED_NAMES_REFRESH_SECONDS")
+    # Snapshot an account every this many events, so a command reads at most that many
+    # (0: fold the whole stream every time). REGISTRATION_SNAPSHOT_EVERY.
+    snapshot_every: int = Field(100, ge=0)
     pool_size: int = Field(10, validation_alias="REGISTRATION_POOL_SIZE")

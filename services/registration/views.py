@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from libs.events import Database, EventStore
@@ -84,12 +85,49 @@ async def sweep_candidates(db: Database, *, now: datetime, inactivity_months: in
     return [r[0] for r in rows]
 
 
-async def history(db: Database, store: EventStore, account_id: str) -> list[dict[str, Any]]:
-    """The account's events as stored: personal data sealed and masked, never in clear."""
+HISTORY_PAGE = 100  # events per page of an account's history, unless asked otherwise
+HISTORY_PAGE_MAX = 1000
+
+
+class HistoryEvent(BaseModel):
+    """One stored event of the account, personal data sealed and masked as stored."""
+
+    id: str
+    type: str
+    time: str
+    stream_version: int
+    schema_version: int
+    correlation_id: str
+    causation_id: str | None
+    traceparent: str | None
+    data: dict[str, Any]
+
+
+class HistoryPage(BaseModel):
+    """A page of the account's stream in version order; ``next`` is the ``after`` of the
+    next page (``None`` on the last one)."""
+
+    account_id: str
+    events: list[HistoryEvent]
+    next: int | None
+
+
+async def history(db: Database, store: EventStore, account_id: str, *, after: int = 0,
+                  limit: int = HISTORY_PAGE) -> HistoryPage | None:
+    """The account's events after version ``after`` (at most ``limit``): personal data
+    sealed and masked, never in clear; ``None`` when the account has no stream."""
+    stream_id = stream_of(account_id)
     async with db.connect() as conn:
-        events = await store.read_stream(conn, stream_of(account_id))
-    return [{"id": e.id, "type": e.type, "time": e.time.isoformat(),
-             "stream_version": e.stream_version, "schema_version": e.schema_version,
-             "correlation_id": e.correlation_id, "causation_id": e.causation_id,
-             "traceparent": e.traceparent, "data": e.data}
-            for e in events]
+        events = await store.read_stream(conn, stream_id, after_version=after,
+                                         limit=limit + 1)
+        if not events and (after == 0 or await store.stream_version(conn, stream_id) == 0):
+            return None
+    more = len(events) > limit
+    events = events[:limit]
+    return HistoryPage(
+        account_id=account_id,
+        events=[HistoryEvent(id=e.id, type=e.type, time=e.time.isoformat(),
+                             stream_version=e.stream_version, schema_version=e.schema_version,
+                             correlation_id=e.correlation_id, causation_id=e.causation_id,
+                             traceparent=e.traceparent, data=e.data) for e in events],
+        next=events[-1].stream_version if more else None)

@@ -393,3 +393,44 @@ async def test_A19_2_a_timed_function_limit_ends_with_the_sweep(system, http, op
     assert late["lifted"] == [account_id]
     v = await status_is(http, account_id, "active")
     assert v["capabilities"]["comment"] and v["capabilities"]["message"]
+
+
+async def test_A10_2_A19_history_is_read_in_pages_completely_and_in_order(http):
+    """A stream longer than a page comes back whole and in version order across pages,
+    following ``next`` (and the ``Link: rel="next"`` header)."""
+    account_id = (await register(http, body()))["account_id"]
+    for _ in range(12):
+        r = await http.post(f"/v1/accounts/{account_id}/activity", json={"kind": "login"})
+        assert r.status_code == 202, r.text
+    whole = (await http.get(f"/v1/accounts/{account_id}/history",
+                            params={"limit": 1000})).json()
+    assert whole["next"] is None and len(whole["events"]) >= 13
+    paged, after, pages = [], 0, 0
+    while True:
+        r = await http.get(f"/v1/accounts/{account_id}/history",
+                           params={"after": after, "limit": 5})
+        assert r.status_code == 200, r.text
+        page = r.json()
+        pages += 1
+        assert len(page["events"]) <= 5
+        paged += page["events"]
+        if page["next"] is None:
+            assert "link" not in r.headers
+            break
+        assert page["next"] == page["events"][-1]["stream_version"]
+        assert r.headers["link"] == (f'</v1/accounts/{account_id}/history?after={page["next"]}'
+                                     f'&limit=5>; rel="next"')
+        after = page["next"]
+    assert pages == -(-len(whole["events"]) // 5)
+    assert [e["stream_version"] for e in paged] == list(range(1, len(whole["events"]) + 1))
+    assert paged == whole["events"]
+
+
+@pytest.mark.parametrize("params", [{"after": "abc"}, {"after": -1}, {"limit": 0},
+                                    {"limit": 100_000}, {"after": "1.5"}])
+async def test_A10_2_A19_a_bad_history_cursor_is_a_422_problem(http, params):
+    account_id = (await register(http, body()))["account_id"]
+    r = await http.get(f"/v1/accounts/{account_id}/history", params=params)
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == "validation-error"

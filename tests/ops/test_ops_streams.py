@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from libs.events import Envelope
+from libs.events import Envelope, EventStore
 from libs.runtime.auth import issue_token
 from libs.runtime.settings import DEV_AUTH_SECRET
 from ops.runtime import runtime
+from services.registration import handlers
 from services.registration.bootstrap import bootstrap as registration
 from tests.ops.conftest import OPS_BACKENDS, acctctl, register
 
@@ -91,3 +92,40 @@ async def test_state_as_of_folds_each_services_log_up_to_that_time(ops_env):
     earlier = await acctctl(*["state", account, *BOTH, "--as-of", before.isoformat()])
     assert earlier.exit_code == 3
     assert (await acctctl(*["state", account, "--as-of", "yesterday"])).exit_code == 2
+
+
+@OPS_BACKENDS
+async def test_streams_show_reads_each_log_in_pages_and_loses_nothing(ops_env):
+    """A stream longer than a page is shown whole and in order, read a page at a time."""
+    rt = registration()
+    try:
+        account = await register(rt.deps)
+        for _ in range(6):
+            await handlers.record_activity(rt.deps, account, "login", key=None, digest="")
+    finally:
+        await rt.db.dispose()
+    await verified(account)
+    whole = await acctctl(*["streams", "show", account, *BOTH, "--json"])
+    assert whole.exit_code == 0, whole.output
+    rows = orjson.loads(whole.stdout)
+    assert len(rows) == 8
+    reads: list[int] = []
+    original = EventStore.read_subject
+
+    async def counted(self, conn, subject, **kw):
+        events = await original(self, conn, subject, **kw)
+        reads.append(len(events))
+        return events
+
+    EventStore.read_subject = counted  # type: ignore[method-assign]
+    try:
+        paged = await acctctl(*["streams", "show", account, *BOTH, "--json",
+                                "--page-size", "3"])
+    finally:
+        EventStore.read_subject = original  # type: ignore[method-assign]
+    assert paged.exit_code == 0, paged.output
+    assert orjson.loads(paged.stdout) == rows
+    assert reads == [3, 3, 1, 1]  # registration: 7 events in pages of 3; verification: 1
+    registration_rows = [r for r in rows if r["service"] == "registration"]
+    assert [r["stream_version"] for r in registration_rows] == list(range(1, 8))
+    assert (await acctctl(*["streams", "show", account, "--page-size", "0"])).exit_code == 2

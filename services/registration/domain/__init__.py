@@ -13,6 +13,7 @@ One room in three files, each under ~300 lines: ``account`` (state and commands)
 """
 
 from .account import (
+    ACCOUNT_SCHEMA,
     CLOSED,
     DEREGISTERED,
     HELD,
@@ -32,8 +33,8 @@ from .application import REGISTRATION_BASIS, Application, ProfileChange, Verdict
 from .fold import P, evolve
 
 __all__ = [
-    "CLOSED", "DEREGISTERED", "HELD", "LIVE", "PENDING", "P", "QUALIFICATION_LAPSED",
-    "REFUSED", "REGISTRATION_BASIS",
+    "ACCOUNT_SCHEMA", "CLOSED", "DEREGISTERED", "HELD", "LIVE", "PENDING", "P",
+    "QUALIFICATION_LAPSED", "REFUSED", "REGISTRATION_BASIS",
     "STATUSES", "TERMINAL", "Account", "AccountNotFoundError", "Application", "Payloads",
     "ProfileChange", "Verdict", "add_months", "evolve", "first_events", "stream_of",
 ]

@@ -47,6 +47,12 @@ def add_months(t: datetime, months: int) -> datetime:
     return t.replace(year=year, month=month, day=day)
 
 
+# The shape of :class:`Account` and of its fold (``evolve``, and the upcasters it reads
+# through): snapshots written under another number are ignored and rebuilt. Bump it with
+# any change to either (docs/decisions/0021-aggregate-snapshots.md).
+ACCOUNT_SCHEMA = 1
+
+
 @dataclass(frozen=True)
 class Account:
     """An account's state, folded from its stream by :func:`evolve`."""
