@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed ## create the virtualenv and install the project
 
 run: venv ## start Kafka and the five services (DB=postgres for PostgreSQL); Ctrl-C stops all
-	$(PY) -m libs.runtime.supervisor --db $(DB)
+	ENVIRONMENT=development $(PY) -m libs.runtime.supervisor --db $(DB)
 
 kafka-up: venv
 	$(KAFKA) start
@@ -43,7 +43,7 @@ topics: venv ## create the services' topics on the running broker
 	$(PY) -c 'import asyncio; from libs.events.topics import *; print(asyncio.run(ensure_topics("127.0.0.1:9092", [events_topic(s) for s in SERVICES])))'
 
 migrate: venv ## apply every service's migrations to its database
-	$(PY) -m libs.runtime.migrate_cli
+	ENVIRONMENT=development $(PY) -m libs.runtime.migrate_cli
 
 lint: venv ## import contracts and ruff
 	$(VENV)/bin/lint-imports

@@ -11,7 +11,13 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
+import os
+
+# The benchmarks run the development configuration against the local PostgreSQL and Kafka
+# (the settings refuse it unless ENVIRONMENT=development is set explicitly).
+os.environ.setdefault("ENVIRONMENT", "development")
+
+import argparse  # noqa: E402
 import asyncio
 import shlex
 import sys

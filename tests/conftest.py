@@ -20,6 +20,11 @@ import pytest
 from libs.events import Database, EventPayload, EventRegistry, EventStore
 from libs.events.migrate import upgrade
 
+# The suite runs the development configuration (its published secrets, SQLite, the test
+# clock), which the settings refuse unless ENVIRONMENT=development is set explicitly; child
+# processes (the e2e supervisor, fault workers) inherit it.
+os.environ.setdefault("ENVIRONMENT", "development")
+
 ROOT = Path(__file__).resolve().parents[1]
 PG_PORT = os.environ.get("PG_PORT", "55432")
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")

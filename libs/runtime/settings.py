@@ -30,7 +30,10 @@ class ServiceSettings(BaseSettings):
     service: str
     port: int
     host: str = Field("127.0.0.1", validation_alias=AliasChoices("SERVICE_HOST", "HOST"))
-    environment: str = Field("development", validation_alias="ENVIRONMENT")
+    # Production unless told otherwise: the development defaults below (published in the
+    # repository) apply only when ENVIRONMENT=development is set explicitly (`make run`,
+    # the tests and the benchmarks set it).
+    environment: str = Field("production", validation_alias="ENVIRONMENT")
     database_url: str = ""
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS"
@@ -75,15 +78,20 @@ class ServiceSettings(BaseSettings):
     def _defaults(self) -> ServiceSettings:
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.var_dir}/{self.service}.db"
-        if self.environment != "development" and self.database_url.startswith("sqlite"):
+        if self.environment == "development":
+            return self
+        missing = []
+        if self.database_url.startswith("sqlite"):
+            missing.append(f"{self.service.upper()}_DATABASE_URL (a PostgreSQL URL: SQLite "
+                           "is the embedded default for development only)")
+        for name, value, dev in (("AUTH_SECRET", self.auth_secret, DEV_AUTH_SECRET),
+                                 ("PII_KEY", self.pii_key, DEV_PII_KEY)):
+            if value == dev or len(value) < 32:
+                missing.append(f"{name} (a secret of 32+ characters, not the development "
+                               "default)")
+        if missing:
             raise ValueError(
-                "SQLite is the embedded default for development only; "
-                f"set {self.service.upper()}_DATABASE_URL to a PostgreSQL URL"
-            )
-        if self.environment != "development":
-            for name, dev in (("AUTH_SECRET", DEV_AUTH_SECRET), ("PII_KEY", DEV_PII_KEY)):
-                value = self.auth_secret if name == "AUTH_SECRET" else self.pii_key
-                if value == dev or len(value) < 32:
-                    raise ValueError(f"{name} must be set to a secret of 32+ characters "
-                                     "outside development")
+                f"ENVIRONMENT is {self.environment!r} (anything but 'development' runs as "
+                "production), which needs: " + "; ".join(missing)
+                + ". For a local run set ENVIRONMENT=development, as `make run` does.")
         return self
