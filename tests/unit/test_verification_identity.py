@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from stdnum.cn import ric
 
 from libs import identity as ids
 from services.verification.adapters import LocalIdentityProvider
@@ -17,6 +22,10 @@ PUBLISHED_RIC = ["11010519491231002X", "360426199101010071"]
 PUBLISHED_USCC = ["91110000600037341L", "9 1 110000 600037341L"]
 
 
+def _with_check(body17: str) -> str:
+    return body17 + ric.calc_check_digit(body17 + "0")
+
+
 @pytest.mark.parametrize("number", PUBLISHED_RIC)
 def test_A8_1_published_resident_ids_are_valid(number):
     assert ids.resident_id(number) == number
@@ -29,13 +38,68 @@ def test_A8_1_published_resident_ids_are_valid(number):
     ("110105194902300020", "impossible date 1949-02-30, check recomputed"),
     ("990105194912310023", "unknown region 990105, check recomputed"),
     ("11010519491231002", "17 characters"),
-    ("440524188001010014", "widely published example whose county code 440524 is not in "
-                           "stdnum's GB/T 2260 table: refused"),
+    ("440524188001010014", "widely published example: born 1880, before anyone alive"),
+    (_with_check("11030019900101001"), "110300: never a GB/T 2260 code (python-stdnum "
+                                       "raised KeyError on it)"),
+    (_with_check("44059919900101001"), "440599: unknown county under a known prefecture"),
+    (_with_check("11010520300101001"), "born 2030: in the future"),
+    ("1101051949123100٢X", "an Arabic-Indic digit"),
 ])
 def test_A8_1_invalid_resident_ids_are_refused_with_a_code(number, why):
     with pytest.raises(ids.IdentityNumberError) as err:
         ids.resident_id(number)
     assert err.value.code == "invalid-resident-id", why
+
+
+# A8.1: the address code is assigned when the number is issued, not at birth (ADR 0025).
+@pytest.mark.parametrize("number,why", [
+    (_with_check("11011219700101001"), "通州区 110112 [1997-]: born 1970, number issued later"),
+    (_with_check("11011519500101001"), "大兴区 110115 [2001-]: born 1950"),
+    (_with_check("11010319900101001"), "崇文区 110103 [-2010]: the code outlived its county, "
+                                       "the number did not change"),
+    (_with_check("44052419600101001"), "潮阳县 440524 [1983-1993], born 1960"),
+])
+def test_A8_1_address_code_created_after_birth_is_accepted(number, why):
+    assert ids.resident_id(number) == number, why
+
+
+def test_A8_1_full_width_characters_are_read_as_half_width():
+    # what a Chinese input method types; python-stdnum maps the digits but not Ｘ
+    assert ids.resident_id("１１０１０５１９４９１２３１００２Ｘ") == "11010519491231002X"
+    assert ids.resident_id("11010519491231002x") == "11010519491231002X"
+    assert ids.social_credit_code("９１１１００００６０００３７３４１Ｌ") == "91110000600037341L"
+
+
+def test_A8_1_other_unicode_digits_get_a_message_naming_half_width_digits():
+    with pytest.raises(ids.IdentityNumberError) as err:
+        ids.resident_id("1101051949123100٢X")
+    assert err.value.code == "invalid-resident-id" and "half-width" in err.value.detail
+
+
+_TRICKY_CHARS = "0123456789Xx Ｘ０９-" + "٢①²\u00a0"
+_regions = st.one_of(st.sampled_from(["110105", "110112", "110300", "440524", "440599",
+                                      "990105", "000000", "810000", "710000"]),
+                     st.from_regex(r"\A[0-9]{6}\Z"),
+                     st.text(alphabet=_TRICKY_CHARS, min_size=0, max_size=7))
+_dates = st.one_of(st.dates(date(1880, 1, 1), date(2040, 12, 31)).map(
+    lambda d: f"{d.year:04d}{d.month:02d}{d.day:02d}"),
+                   st.from_regex(r"\A[0-9]{8}\Z"))
+_checks = st.one_of(st.sampled_from(list("0123456789XxＸ")), st.text(max_size=2))
+
+
+@given(region=_regions, born=_dates, serial=st.from_regex(r"\A[0-9]{3}\Z"), check=_checks,
+       right_check=st.booleans())
+def test_A8_1_property_any_region_date_and_check_is_a_number_or_a_coded_refusal(
+        region, born, serial, check, right_check):
+    body = f"{region}{born}{serial}"
+    if right_check and len(body) == 17 and body.isascii() and body.isdigit():
+        check = ric.calc_check_digit(body + "0")
+    try:
+        value = ids.resident_id(body + check)
+    except ids.IdentityNumberError as exc:
+        assert exc.code == "invalid-resident-id" and exc.detail
+    else:
+        assert len(value) == 18 and value[:17].isdigit()
 
 
 @pytest.mark.parametrize("number", PUBLISHED_USCC)
