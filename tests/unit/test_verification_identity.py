@@ -11,7 +11,12 @@ from stdnum.cn import ric
 
 from libs import identity as ids
 from services.verification.adapters import LocalIdentityProvider
-from services.verification.rules import CarrierAnswer, IdentityAnswers, decide_identity
+from services.verification.rules import (
+    CarrierAnswer,
+    IdentityAnswers,
+    decide_identity,
+    identity_retry_delay,
+)
 
 # Published valid resident identity numbers:
 # - 11010519491231002X: the worked example of GB 11643-1999 (Citizen identification
@@ -135,10 +140,41 @@ def test_A8_1_two_independent_factors_verify_a_natural_person():
     assert d.verified and set(d.factors) == {"id_name", "phone_owner", "phone_tenure"}
 
 
-def test_A8_1_one_factor_is_not_enough():
+def test_A8_1_one_factor_and_an_unknown_is_no_verdict_but_retryable():
     d = decide_identity("natural_person", IdentityAnswers("match", CarrierAnswer("unknown")),
                         extra=False)
-    assert not d.verified and d.reasons == ("insufficient-factors",)
+    assert not d.verified and d.retryable and d.reasons == ("provider-unknown",)
+
+
+@pytest.mark.parametrize("answers", [
+    IdentityAnswers("unavailable", CarrierAnswer("match", 1)),  # one factor: no verdict
+    IdentityAnswers("match", CarrierAnswer("unavailable")),
+    IdentityAnswers("unavailable", CarrierAnswer("unavailable")),
+])
+def test_A8_1_an_unavailable_provider_is_never_a_failed_identity(answers):
+    d = decide_identity("natural_person", answers, extra=False)
+    assert not d.verified and d.retryable and d.reasons == ("provider-unavailable",)
+
+
+def test_A8_1_a_mismatch_decides_even_while_another_provider_is_unavailable():
+    d = decide_identity("natural_person", IdentityAnswers("mismatch",
+                                                         CarrierAnswer("unavailable")),
+                        extra=False)
+    assert not d.verified and not d.retryable and d.reasons == ("id-name-mismatch",)
+
+
+def test_A8_1_enough_factors_verify_while_a_third_is_unavailable():
+    d = decide_identity("legal_person", IdentityAnswers(
+        business="match", representative="match", carrier=CarrierAnswer("unavailable")),
+        extra=False)
+    assert d.verified and d.level == "two_factor"
+
+
+def test_A8_1_identity_retry_waits_double_with_jitter_up_to_the_cap():
+    assert identity_retry_delay(1, first=30, cap=1800, jitter=1.0) == 30
+    assert identity_retry_delay(3, first=30, cap=1800, jitter=1.0) == 120
+    assert identity_retry_delay(3, first=30, cap=1800, jitter=0.0) == 60
+    assert identity_retry_delay(20, first=30, cap=1800, jitter=1.0) == 1800
 
 
 @pytest.mark.parametrize("answers,reason", [
@@ -166,8 +202,8 @@ def test_A8_1_organizations_need_the_business_four_factor_check():
     assert ok.verified and ok.level == "four_factor"
     no_registry = decide_identity("legal_person", IdentityAnswers(
         business="unknown", representative="match", carrier=MATCH), extra=False)
-    assert not no_registry.verified
-    assert no_registry.reasons == ("business-registration-unconfirmed",)
+    assert not no_registry.verified and no_registry.retryable  # asked again, then a person
+    assert no_registry.reasons == ("provider-unknown",)
     false = decide_identity("unincorporated_organization", IdentityAnswers(
         business="mismatch", representative="match", carrier=MATCH), extra=False)
     assert false.reasons == ("business-registration-mismatch",)
