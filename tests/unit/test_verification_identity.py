@@ -221,3 +221,36 @@ async def test_A8_1_local_provider_conventions_are_deterministic():
         == 1
     assert await p.business(company_name="某公司", uscc="x", representative_name="假冒李四",
                             representative_id="y") == "mismatch"
+
+
+# -- production uses the HTTP adapters (the double stays in development) -------------------
+_PRODUCTION = {"environment": "production", "auth_secret": "a" * 40, "pii_key": "p" * 40,
+               "database_url": "postgresql+asyncpg://verification@db.example/verification"}
+_ENDPOINTS = {f"{c}_{k}": f"https://{c}.example/v1" if k == "url" else f"cred-{c}"
+              for c in ("public_security", "carrier", "business_registry")
+              for k in ("url", "credential")}
+
+
+def test_A8_1_production_asks_the_http_providers():
+    from services.verification.adapters import HttpIdentityProvider
+    from services.verification.bootstrap import identity_provider
+    from services.verification.settings import Settings
+
+    settings = Settings(**_PRODUCTION, identity_provider="http", **_ENDPOINTS)
+    provider = identity_provider(settings)
+    assert isinstance(provider, HttpIdentityProvider)
+    carrier = provider.checks.carrier_check.endpoint
+    assert carrier.url == "https://carrier.example/v1" and carrier.credential == "cred-carrier"
+    assert "cred-carrier" not in repr(settings)  # credentials are secrets
+
+
+@pytest.mark.parametrize("provider,missing", [("local", None), ("http", "carrier_url")])
+def test_A8_1_production_refuses_the_double_and_unconfigured_providers(provider, missing):
+    from pydantic import ValidationError
+
+    from services.verification.settings import Settings
+
+    endpoints = {k: v for k, v in _ENDPOINTS.items() if k != missing}
+    with pytest.raises(ValidationError) as err:
+        Settings(**_PRODUCTION, identity_provider=provider, **endpoints)
+    assert ("VERIFICATION_CARRIER_URL" if missing else "test double") in str(err.value)
