@@ -41,6 +41,7 @@ async def http(tmp_path_factory):
                                  headers={"Authorization": f"Bearer {token}"}) as client:
         yield client
     await runtime.db.dispose()
+    del app.state.runtime
 
 
 async def post(http, id_number: str) -> httpx.Response:
