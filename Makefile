@@ -9,19 +9,26 @@ KAFKA  := bash deploy/local/kafka/kafka.sh
 PG     := bash deploy/local/postgres/postgres.sh
 PYTEST_ARGS ?=
 
-.PHONY: help venv run test test-unit test-integration test-e2e lint bench migrate \
+.PHONY: help venv lock run test test-unit test-integration test-e2e lint bench migrate \
         infra-up infra-down kafka-up postgres-up topics clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml
+# Every dependency (runtime, dev, bench; pip and setuptools too) comes from requirements.lock,
+# checked by hash; the project itself is then installed without resolving anything.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
-venv: $(VENV)/.installed ## create the virtualenv and install the project
+venv: $(VENV)/.installed ## create the virtualenv and install the project from the lock
+
+lock: venv ## regenerate requirements.lock from pyproject.toml's ranges (newest versions in them)
+	$(VENV)/bin/pip-compile --quiet --upgrade --generate-hashes --strip-extras --allow-unsafe \
+	  --no-emit-find-links --no-emit-index-url --extra dev --extra bench \
+	  --output-file requirements.lock pyproject.toml
 
 run: venv ## start Kafka and the five services (DB=postgres for PostgreSQL); Ctrl-C stops all
 	ENVIRONMENT=development $(PY) -m libs.runtime.supervisor --db $(DB)

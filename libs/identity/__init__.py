@@ -1,7 +1,13 @@
 """Identity numbers of the real-name rules (A8.1): format checks with clear, stable codes.
 
-- Resident identity numbers, GB 11643 (``stdnum.cn.ric``): 18 characters, a known
-  region code, a real birth date, the ISO 7064 check character.
+- Resident identity numbers, GB 11643 (``stdnum.cn.ric``): 18 characters, an address
+  code that GB/T 2260 has listed at some time (python-stdnum's code history), a real
+  birth date not in the future, the ISO 7064 check character. The address code is not
+  checked against the birth year: it is assigned when the number is issued, not at birth
+  (docs/decisions/0025-resident-id-address-codes.md).
+- Full-width characters (``１１０１…Ｘ``, what a Chinese input method types) are read as
+  their half-width forms; any other character outside ASCII is refused with a message
+  that says to use the digits 0-9 and X.
 - Unified social credit codes, GB 32100 (``stdnum.cn.uscc``): registration authority,
   organization type, region, organization code and check character.
 - Mainland mobile numbers (``phonenumbers``, region CN, type mobile).
@@ -13,10 +19,13 @@ verification service's multi-factor check.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date
+from functools import cache
 
 import phonenumbers
 from stdnum import exceptions as stdnum_errors
+from stdnum import numdb
 from stdnum.cn import ric, uscc
 
 # GB/T 2260 province-level divisions (the filing and regulator scope of Art. 3, A7.1).
@@ -31,6 +40,10 @@ PROVINCES: dict[str, str] = {
     "630000": "青海省", "640000": "宁夏回族自治区", "650000": "新疆维吾尔自治区",
     "710000": "台湾省", "810000": "香港特别行政区", "820000": "澳门特别行政区",
 }
+
+
+# No applicant was born before it (the longest verified life: 122 years).
+EARLIEST_BIRTH = date(1900, 1, 1)
 
 
 class IdentityNumberError(ValueError):
@@ -52,16 +65,55 @@ def _explain(kind: str, exc: stdnum_errors.ValidationError) -> IdentityNumberErr
     return IdentityNumberError(f"invalid-{kind}", f"the {kind.replace('-', ' ')} {reason}")
 
 
+def half_width(kind: str, number: str) -> str:
+    """``number`` with full-width forms (U+FF01-FF5E, the ideographic space) read as ASCII;
+    any other non-ASCII character is refused with a message saying what to type."""
+    text = "".join(unicodedata.normalize("NFKC", c)
+                   if unicodedata.decomposition(c).startswith("<wide>") else c for c in number)
+    odd = next((c for c in text if not c.isascii()), None)
+    if odd is not None:
+        raise IdentityNumberError(
+            f"invalid-{kind}",
+            f"the {kind.replace('-', ' ')} contains {odd!r}: type it with the half-width "
+            "digits 0-9 and the letter X")
+    return text
+
+
+@cache
+def address_code_listed(code: str) -> bool:
+    """Whether GB/T 2260 has ever listed ``code`` as an address code, at any level and in
+    any period of python-stdnum's code history (``stdnum/cn/loc.dat``)."""
+    found = {k for _, props in numdb.get("cn/loc").info(code) for k in props}
+    return len(code) == 6 and code.isdigit() and {"province", "county"} <= found
+
+
 def resident_id(number: str, *, today: date | None = None) -> str:
-    """The compact, validated resident identity number, or :class:`IdentityNumberError`."""
+    """The compact, validated resident identity number, or :class:`IdentityNumberError`.
+
+    Length, digits, check character, a real birth date not in the future, and an address
+    code GB/T 2260 has listed at some time (ADR 0025). python-stdnum's own
+    ``ric.validate`` is not used: it refuses a code created after the birth year and
+    raises ``KeyError`` on a code it knows only as a prefix.
+    """
+    bad = "invalid-resident-id"
     try:
-        value = ric.validate(number)
+        value = ric.compact(half_width("resident-id", number))
+        if len(value) != 18:
+            raise stdnum_errors.InvalidLength()
+        if not value[:-1].isdigit() or not (value[-1].isdigit() or value[-1] == "X"):
+            raise stdnum_errors.InvalidFormat()
+        if value[-1] != ric.calc_check_digit(value):
+            raise stdnum_errors.InvalidChecksum()
+        born = ric.get_birth_date(value)
     except stdnum_errors.ValidationError as exc:
         raise _explain("resident-id", exc) from None
-    born = ric.get_birth_date(value)
     if born > (today or date.today()):
-        raise IdentityNumberError("invalid-resident-id",
-                                  "the resident id has a birth date in the future")
+        raise IdentityNumberError(bad, "the resident id has a birth date in the future")
+    if born < EARLIEST_BIRTH:
+        raise IdentityNumberError(bad, "the resident id has a birth date before 1900")
+    if not address_code_listed(value[:6]):
+        raise IdentityNumberError(bad, f"the resident id's address code {value[:6]} is not a "
+                                       "GB/T 2260 region code")
     return value
 
 
@@ -73,7 +125,7 @@ def resident_id_region(number: str) -> str:
 def social_credit_code(number: str) -> str:
     """The compact, validated unified social credit code, or :class:`IdentityNumberError`."""
     try:
-        return uscc.validate(number)
+        return uscc.validate(half_width("social-credit-code", number))
     except stdnum_errors.ValidationError as exc:
         raise _explain("social-credit-code", exc) from None
 

@@ -8,7 +8,10 @@ security two-factor check (name + ID number) and the business registry's four-fa
 check (company name + USCC + legal representative's name + ID number). Each answers
 ``match``, ``mismatch`` or ``unknown`` (it cannot tell: no record, provider down); the
 rule (:func:`services.verification.rules.decide_identity`) turns the answers into a
-decision. Adapters for the real services implement :class:`IdentityProvider`.
+decision. :class:`HttpIdentityProvider` asks the real services over HTTP
+(``libs.identity.providers``: endpoints, credentials, timeouts, retries, circuit
+breakers; the mapping is in the README); a provider that gives no answer is
+``unavailable``, never a verdict (ADR 0026).
 
 :class:`LocalIdentityProvider` is a TEST DOUBLE for development and tests, never for
 production (settings refuse it outside development). It is deterministic, and a test
@@ -26,9 +29,10 @@ produces a false or borrowed identity with these conventions
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import logging
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import text
@@ -41,11 +45,14 @@ from libs.events.contracts.verification import (
     ProtectedNameRemoved,
 )
 from libs.events.db import Tx
+from libs.identity.providers import HttpIdentityProviders, ProviderUnavailable
 from libs.runtime.pii import Sealer
 from libs.screening import LogoIndex, NameIndex, normalise
 
 from .domain import NATURAL, IdentityDecision
 from .rules import CarrierAnswer, IdentityAnswers, Outcome, ProtectedEntry, decide_identity
+
+log = logging.getLogger(__name__)
 
 
 class IdentityProvider(Protocol):
@@ -94,17 +101,58 @@ class LocalIdentityProvider:
         return "match"
 
 
-def provider_named(name: str) -> IdentityProvider:
+@dataclass
+class HttpIdentityProvider:
+    """The real providers over HTTP; :class:`ProviderUnavailable` when one gives no answer."""
+
+    checks: HttpIdentityProviders
+    name: str = "http"
+
+    async def public_security(self, *, name: str, id_number: str) -> Outcome:
+        return await self.checks.public_security(name=name, id_number=id_number)
+
+    async def carrier(self, *, name: str, id_number: str, phone: str) -> CarrierAnswer:
+        answer = await self.checks.carrier(name=name, id_number=id_number, phone=phone)
+        return CarrierAnswer(answer.outcome, answer.tenure_months)
+
+    async def business(self, *, company_name: str, uscc: str, representative_name: str,
+                       representative_id: str) -> Outcome:
+        return await self.checks.business(company_name=company_name, uscc=uscc,
+                                          representative_name=representative_name,
+                                          representative_id=representative_id)
+
+
+def provider_named(name: str, http: HttpIdentityProviders | None = None) -> IdentityProvider:
+    """``local`` (the test double) or ``http`` (the real providers, configured)."""
     if name == "local":
         return LocalIdentityProvider()
-    raise ValueError(f"no identity provider adapter named {name!r} (known: local)")
+    if name == "http" and http is not None:
+        return HttpIdentityProvider(http)
+    raise ValueError(f"no identity provider adapter named {name!r} (known: local, http)")
+
+
+async def _asked(call: Awaitable[Any], unavailable: Any) -> Any:
+    """The provider's answer, or ``unavailable`` when it gave none (logged)."""
+    try:
+        return await call
+    except ProviderUnavailable as exc:
+        log.warning("identity provider unavailable: %s", exc)
+        return unavailable
 
 
 # -- the identity check (A8.1) ------------------------------------------------------------------
-async def verify_identity(provider: IdentityProvider, sealer: Sealer, entity_type: str,
-                          sealed: dict[str, Any], *, extra: bool, min_tenure_months: int
-                          ) -> IdentityDecision:
-    """Formats first (libs.identity), then the providers, then the multi-factor rule."""
+@dataclass(frozen=True)
+class _Numbers:
+    name: str
+    number: str
+    phone: str
+    rep_name: str | None
+    rep_id: str | None
+    reasons: tuple[str, ...]
+
+
+def _numbers(sealer: Sealer, entity_type: str, sealed: dict[str, Any]) -> _Numbers:
+    """The identity opened and its numbers checked (libs.identity); no provider asked."""
     op = sealer.open
     name, number, phone = (op(sealed["holder_name_sealed"]), op(sealed["id_number_sealed"]),
                            op(sealed["phone_sealed"]))
@@ -130,20 +178,41 @@ async def verify_identity(provider: IdentityProvider, sealer: Sealer, entity_typ
                 rep_id = ids.resident_id(rep_id)
             except ids.IdentityNumberError as exc:
                 reasons.append("representative-" + exc.code)
-    if reasons:
-        return IdentityDecision(False, None, (), tuple(reasons))
-    p = provider
+    return _Numbers(name, number, phone, rep_name, rep_id, tuple(reasons))
+
+
+def malformed_identity(sealer: Sealer, entity_type: str,
+                       sealed: dict[str, Any]) -> IdentityDecision | None:
+    """The failed decision when the identity's numbers are malformed (no provider is asked
+    then), else None."""
+    reasons = _numbers(sealer, entity_type, sealed).reasons
+    return IdentityDecision(False, None, (), reasons) if reasons else None
+
+
+async def verify_identity(provider: IdentityProvider, sealer: Sealer, entity_type: str,
+                          sealed: dict[str, Any], *, extra: bool, min_tenure_months: int
+                          ) -> IdentityDecision:
+    """Formats first (libs.identity), then the providers, then the multi-factor rule.
+    Call it with no transaction open: a provider may take seconds (ADR 0026)."""
+    n = _numbers(sealer, entity_type, sealed)
+    if n.reasons:
+        return IdentityDecision(False, None, (), n.reasons)
+    name, number, phone, rep_name, rep_id = n.name, n.number, n.phone, n.rep_name, n.rep_id
+    p, down = provider, "unavailable"
     carrier_name, carrier_id = (name, number) if entity_type == NATURAL else (rep_name, rep_id)
-    carrier = await p.carrier(name=carrier_name, id_number=carrier_id, phone=phone)
+    carrier = await _asked(p.carrier(name=carrier_name, id_number=carrier_id, phone=phone),
+                           CarrierAnswer(down))
     if entity_type == NATURAL:
-        answers = IdentityAnswers(public_security=await p.public_security(name=name,
-                                                                           id_number=number),
-                                  carrier=carrier)
+        answers = IdentityAnswers(
+            public_security=await _asked(p.public_security(name=name, id_number=number), down),
+            carrier=carrier)
     else:
         answers = IdentityAnswers(
-            business=await p.business(company_name=name, uscc=number,
-                                      representative_name=rep_name, representative_id=rep_id),
-            representative=await p.public_security(name=rep_name, id_number=rep_id),
+            business=await _asked(p.business(company_name=name, uscc=number,
+                                             representative_name=rep_name,
+                                             representative_id=rep_id), down),
+            representative=await _asked(p.public_security(name=rep_name, id_number=rep_id),
+                                        down),
             carrier=carrier)
     return decide_identity(entity_type, answers, extra=extra, min_tenure_months=min_tenure_months)
 
@@ -259,3 +328,55 @@ async def keep_document(tx: Tx, *, sha256: str, content_type: str, data: bytes,
     """Store a document once by its digest (the events carry only the digest)."""
     await tx.execute(_KEEP_DOCUMENT, {"sha256": sha256, "content_type": content_type,
                                       "data": data, "created_at": now})
+
+
+# -- pending identity checks (A8.1, ADR 0026) -------------------------------------------------
+# Written in the transaction that opens the verification (so a redelivered registration
+# queues nothing twice); read and updated by the identity checker, which asks the providers
+# with no transaction open.
+@dataclass(frozen=True)
+class PendingCheck:
+    account_id: str
+    due_at: datetime
+    review_at: datetime
+    attempts: int
+
+
+def _row(r: Any) -> PendingCheck:
+    return PendingCheck(r[0], datetime.fromtimestamp(r[1], UTC),
+                        datetime.fromtimestamp(r[2], UTC), r[3])
+
+
+async def queue_identity_check(tx: Tx, account_id: str, *, due_at: datetime,
+                               review_at: datetime) -> None:
+    await tx.execute(text(
+        "INSERT INTO identity_checks (account_id, due_at, review_at, attempts) "
+        "VALUES (:a, :due, :review, 0) ON CONFLICT (account_id) DO NOTHING"),
+        {"a": account_id, "due": due_at.timestamp(), "review": review_at.timestamp()})
+
+
+async def identity_checks_due(tx: Tx, now: datetime, limit: int = 100) -> list[PendingCheck]:
+    rows = await tx.fetch(text(
+        "SELECT account_id, due_at, review_at, attempts FROM identity_checks "
+        "WHERE due_at <= :now ORDER BY due_at LIMIT :limit"),
+        {"now": now.timestamp(), "limit": limit})
+    return [_row(r) for r in rows]
+
+
+async def pending_identity_check(tx: Tx, account_id: str) -> PendingCheck | None:
+    row = await tx.fetchrow(text(
+        "SELECT account_id, due_at, review_at, attempts FROM identity_checks "
+        "WHERE account_id = :a"), {"a": account_id})
+    return _row(row) if row is not None else None
+
+
+async def reschedule_identity_check(tx: Tx, account_id: str, *, attempts: int,
+                                    due_at: datetime) -> None:
+    await tx.execute(text(
+        "UPDATE identity_checks SET attempts = :n, due_at = :due WHERE account_id = :a"),
+        {"a": account_id, "n": attempts, "due": due_at.timestamp()})
+
+
+async def forget_identity_check(tx: Tx, account_id: str) -> None:
+    await tx.execute(text("DELETE FROM identity_checks WHERE account_id = :a"),
+                     {"a": account_id})

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
 from libs.events import Database, EventStore, Streams, each, events_topic
 from libs.events.contracts import all_contracts
+from libs.identity.providers import HttpIdentityProviders
 from libs.runtime.clock import now as utcnow
 from libs.runtime.deps import nothing_to_catch_up
 from libs.runtime.pii import Sealer
@@ -36,6 +38,15 @@ log = logging.getLogger(__name__)
 
 
 
+def identity_provider(settings: Settings):
+    """The configured providers: the HTTP adapters in production, the double in development."""
+    http = None
+    if settings.identity_provider == "http":
+        http = HttpIdentityProviders.of(*(settings.provider_endpoint(check) for check in (
+            "public_security", "carrier", "business_registry")))
+    return provider_named(settings.identity_provider, http)
+
+
 def dependencies(settings: Settings, db: Database, store: EventStore, *,
                  committed: Callable[[], None] = lambda: None,
                  catch_up: Callable[[], Awaitable[None]] = nothing_to_catch_up) -> Deps:
@@ -51,10 +62,13 @@ def dependencies(settings: Settings, db: Database, store: EventStore, *,
         protected_names=streams(lambda key: f"protected-name-{key}", evolve_protected_name),
         word_list=streams(lambda key: key, evolve_word_list),  # one stream: prohibited-words
         transferees=streams(transferee_stream, evolve_transferee),
-        sealer=Sealer(settings.pii_key), provider=provider_named(settings.identity_provider),
+        sealer=Sealer(settings.pii_key), provider=identity_provider(settings),
         registry=ProtectedRegistry(base_words=settings.prohibited_words),
         policy=Policy(settings.protected_name_threshold, settings.logo_max_distance),
         min_tenure_months=settings.extra_min_phone_tenure_months,
+        identity_retry_seconds=settings.identity_retry_seconds,
+        identity_retry_max_seconds=settings.identity_retry_max_seconds,
+        identity_review_after=timedelta(hours=settings.identity_review_after_hours),
         reinspection_interval_days=settings.reinspection_interval_days,
         sample_fraction=settings.reinspection_sample_fraction,
         clock=clock, committed=committed, catch_up=catch_up)
@@ -84,5 +98,7 @@ def bootstrap(settings: Settings | None = None) -> ServiceRuntime:
     return runtime.serve(
         deps, subscriptions=[subscription(deps)], projections=all_projections(),
         periodic=[Periodic("sweep", settings.sweep_interval_seconds,
-                           partial(sweep.periodically, deps))],
+                           partial(sweep.periodically, deps)),
+                  Periodic("identity-checks", settings.identity_check_interval_seconds,
+                           partial(sweep.check_identities, deps))],
         on_start=[partial(_load_registry, deps)])

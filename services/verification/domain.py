@@ -21,6 +21,8 @@ from libs.events.contracts.verification import (
     AccountVerified,
     BadgeGranted,
     BadgeSuspended,
+    IdentityCheckDeferred,
+    IdentityReviewRequired,
     IdentityVerificationFailed,
     IdentityVerified,
     OwnerChangeDisclosed,
@@ -68,6 +70,8 @@ class IdentityDecision:
     level: str | None
     factors: tuple[str, ...]
     reasons: tuple[str, ...]
+    # no verdict: a provider could not tell or did not answer; ask again (ADR 0026)
+    retryable: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,7 @@ class Verification:
     contact_masked: str
     extra: bool
     opened_at: datetime
-    identity_status: str = "pending"  # pending | verified | failed
+    identity_status: str = "pending"  # pending | manual_review | verified | failed
     identity_level: str | None = None
     identity_factors: tuple[str, ...] = ()
     identity_reasons: tuple[str, ...] = ()
@@ -160,11 +164,12 @@ class Verification:
 
     # -- decisions --------------------------------------------------------------------
     @staticmethod
-    def open(registration: AccountRegistrationSubmitted, *, identity: IdentityDecision,
+    def open(registration: AccountRegistrationSubmitted, *, identity: IdentityDecision | None,
              provider: str, findings: list[dict], needs: tuple[str, ...], evidence: list[str],
              now: datetime) -> Events:
-        """The first events of an account's verification: opened, the identity decided, and
-        (a verified identity only) the profile checked, the field's needs, the completion."""
+        """The first events of an account's verification: opened and, when the identity is
+        already decided (its numbers are malformed), that decision. Otherwise the identity
+        stays pending: the providers are asked outside this transaction (ADR 0026)."""
         r = registration
         of = {"account_id": r.account_id, "evidence_event_ids": evidence}
         decided: Events = [VerificationOpened(
@@ -173,22 +178,53 @@ class Verification:
             contact_masked=r.contact_masked, organization=r.organization,
             extra_verification_required=r.extra_verification_required,
             legal_basis=["A8.1", "A8.2"])]
-        basis = ["A8.1"] + (["A10.1"] if r.extra_verification_required else [])
+        if identity is None:
+            return decided
+        return decided + fold_payloads(None, decided, now).decide_identity(
+            identity, provider=provider, findings=findings, needs=needs, evidence=evidence,
+            now=now)
+
+    def decide_identity(self, identity: IdentityDecision, *, provider: str,
+                        findings: list[dict], needs: tuple[str, ...], evidence: list[str],
+                        now: datetime) -> Events:
+        """The providers' verdict on a pending identity: failed, or verified and (then) the
+        profile checked, the field's needs, the completion."""
+        if self.identity_status not in ("pending", "manual_review"):
+            raise ConflictError(f"the identity of {self.account_id} is already "
+                                f"{self.identity_status}", code="identity-already-decided")
+        assert not identity.retryable, "no verdict: defer_identity"
+        of = {"account_id": self.account_id, "evidence_event_ids": evidence}
+        basis = ["A8.1"] + (["A10.1"] if self.extra else [])
         if not identity.verified:
-            return decided + [IdentityVerificationFailed(
+            return [IdentityVerificationFailed(
                 **of, reasons=list(identity.reasons), legal_basis=basis,
                 detail="the identity could not be verified: " + ", ".join(identity.reasons))]
-        decided += [
+        decided: Events = [
             IdentityVerified(**of, level=identity.level, factors=list(identity.factors),
                              provider=provider, legal_basis=basis,
-                             extra_verification=r.extra_verification_required),
-            profile_checked(r.account_id, r.profile, findings, source="registration",
+                             extra_verification=self.extra),
+            profile_checked(self.account_id, self.profile, findings, source="registration",
                             evidence=evidence)]
         if needs:
             decided.append(QualificationRequired(
-                **of, kinds=list(needs), category=r.category, reason="category",
+                **of, kinds=list(needs), category=self.category, reason="category",
                 legal_basis=["A5"] if "news_permit" in needs else ["A9.1"]))
-        return decided + fold_payloads(None, decided, now).complete(evidence)
+        return decided + self.evolve_all(decided, now).complete(evidence)
+
+    def defer_identity(self, identity: IdentityDecision, *, attempt: int, retry_at: datetime,
+                       review_at: datetime, evidence: list[str]) -> Events:
+        """No verdict yet (a provider unavailable or without a record): ask again later."""
+        return [IdentityCheckDeferred(
+            account_id=self.account_id, evidence_event_ids=evidence, legal_basis=["A8.1"],
+            reasons=list(identity.reasons), attempt=attempt, retry_at=retry_at,
+            review_at=review_at)]
+
+    def require_identity_review(self, identity: IdentityDecision, *, case_id: str,
+                                attempts: int, evidence: list[str]) -> Events:
+        """No verdict by the deadline: a person reviews the identity."""
+        return [IdentityReviewRequired(
+            account_id=self.account_id, evidence_event_ids=evidence, legal_basis=["A8.1"],
+            case_id=case_id, reasons=list(identity.reasons), attempts=attempts)]
 
     def check_change(self, *, change_id: str, profile: Profile, findings: list[dict],
                      evidence: list[str], now: datetime) -> Events:
@@ -378,6 +414,10 @@ def _apply(state: Verification | None, event_type: str, d: dict[str, Any], time:
                        identity_factors=tuple(d["factors"]), evidence=ev)
     if name == "IdentityVerificationFailed":
         return replace(s, identity_status="failed", identity_reasons=tuple(d["reasons"]))
+    if name == "IdentityCheckDeferred":
+        return replace(s, identity_reasons=tuple(d["reasons"]))
+    if name == "IdentityReviewRequired":
+        return replace(s, identity_status="manual_review", identity_reasons=tuple(d["reasons"]))
     if name == "ProfileCheckPassed":
         if d.get("profile"):
             s = replace(s, profile=d["profile"])

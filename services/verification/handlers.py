@@ -9,10 +9,11 @@ Handlers return results (pydantic models, kept for an ``Idempotency-Key``) and r
 from __future__ import annotations
 
 import logging
+import random
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -35,7 +36,17 @@ from libs.runtime.idempotency import run_once
 from libs.runtime.pii import Sealer
 
 from . import views
-from .adapters import IdentityProvider, ProtectedRegistry, keep_document, verify_identity
+from .adapters import (
+    IdentityProvider,
+    ProtectedRegistry,
+    forget_identity_check,
+    keep_document,
+    malformed_identity,
+    pending_identity_check,
+    queue_identity_check,
+    reschedule_identity_check,
+    verify_identity,
+)
 from .domain import (
     WORDS_STREAM,
     Material,
@@ -49,7 +60,7 @@ from .domain import (
     unprotect_name,
 )
 from .policies import POLICIES, Facts
-from .rules import Policy, Subject, check_profile, qualification_needs
+from .rules import Policy, Subject, check_profile, identity_retry_delay, qualification_needs
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +80,10 @@ class Deps(ServiceDeps):
     transferees: Streams[TransfereeCheck] | None = None  # transfer applications (A11.2)
     policy: Policy = Policy()
     min_tenure_months: int = 6
+    # pending identity checks (ADR 0026): first wait, longest wait, when a person takes over
+    identity_retry_seconds: float = 30.0
+    identity_retry_max_seconds: float = 1800.0
+    identity_review_after: timedelta = timedelta(hours=24)
     reinspection_interval_days: int = 180
     sample_fraction: float = 0.02
     # the read models brought up to the log (before a sweep reads them)
@@ -166,16 +181,13 @@ async def _registration_facts(deps: Deps, tx: Tx, state: Verification | None,
     now = deps.clock()
     if state is not None:
         return Facts(now)
-    await catch_up_registry(deps, tx)
-    identity = p.identity.model_dump()
-    decision = await verify_identity(deps.provider, deps.sealer, p.entity_type, identity,
-                                     extra=p.extra_verification_required,
-                                     min_tenure_months=deps.min_tenure_months)
-    if not decision.verified:  # a false identity: no profile check, no service
-        return Facts(now, decision, deps.provider.name)
-    subject = _subject(deps, p.entity_type, p.category, identity, news_permit=False)
-    return Facts(now, decision, deps.provider.name,
-                 _findings(deps, subject, p.profile.model_dump()), qualification_needs(p.category))
+    malformed = malformed_identity(deps.sealer, p.entity_type, p.identity.model_dump())
+    if malformed is not None:  # decided here: no provider to ask
+        return Facts(now, malformed, deps.provider.name)
+    # The providers are asked by check_identity, outside this transaction (ADR 0026).
+    await queue_identity_check(tx, p.account_id, due_at=now,
+                               review_at=now + deps.identity_review_after)
+    return Facts(now)
 
 
 async def _change_facts(deps: Deps, tx: Tx, state: Verification | None,
@@ -234,6 +246,69 @@ async def when_event(deps: Deps, tx: Tx, event: Envelope) -> None:
                              cause=event, state=state)
     except DomainError as exc:
         log.info("%s %s: %s; skipped", event.type, event.id, exc.detail)
+
+
+# -- the identity check, outside the consumer's transaction (A8.1, ADR 0026) --------------------
+IdentityOutcome = Literal["verified", "failed", "deferred", "review", "gone"]
+
+
+async def check_identity(deps: Deps, account_id: str) -> IdentityOutcome:
+    """Ask the providers about one pending identity with no transaction open, then record
+    the answer in one transaction: a verdict (verified or failed), or none (deferred with
+    backoff; a person reviews it once the deadline has passed)."""
+    async with deps.db.connect() as conn:  # a read; the connection goes back at once
+        state = await deps.verifications.load(conn, account_id)
+    decision = None
+    if state is not None and state.identity_status == "pending":
+        decision = await verify_identity(deps.provider, deps.sealer, state.entity_type,
+                                         state.identity, extra=state.extra,
+                                         min_tenure_months=deps.min_tenure_months)
+    now = deps.clock()
+
+    async def work(tx: Tx) -> IdentityOutcome:
+        pending = await pending_identity_check(tx, account_id)
+        current = await deps.verifications.load(tx, account_id)
+        if (pending is None or decision is None or current is None
+                or current.identity_status != "pending"):
+            await forget_identity_check(tx, account_id)
+            return "gone"
+        evidence = [current.evidence["opened"]]
+        outcome: IdentityOutcome
+        if decision.retryable and now >= pending.review_at:
+            events = current.require_identity_review(
+                decision, case_id=str(uuid.uuid4()), attempts=pending.attempts + 1,
+                evidence=evidence)
+            await forget_identity_check(tx, account_id)
+            outcome = "review"
+        elif decision.retryable:
+            attempt = pending.attempts + 1
+            retry_at = now + timedelta(seconds=identity_retry_delay(
+                attempt, first=deps.identity_retry_seconds,
+                cap=deps.identity_retry_max_seconds, jitter=random.random()))
+            events = current.defer_identity(decision, attempt=attempt, retry_at=retry_at,
+                                            review_at=pending.review_at, evidence=evidence)
+            await reschedule_identity_check(tx, account_id, attempts=attempt, due_at=retry_at)
+            outcome = "deferred"
+        else:
+            findings: tuple[dict, ...] = ()
+            needs: tuple[str, ...] = ()
+            if decision.verified:
+                await catch_up_registry(deps, tx)
+                findings = _findings(deps, _subject(deps, current.entity_type, current.category,
+                                                    current.identity, news_permit=False),
+                                     current.profile)
+                needs = qualification_needs(current.category)
+            events = current.decide_identity(decision, provider=deps.provider.name,
+                                             findings=list(findings), needs=needs,
+                                             evidence=evidence, now=now)
+            await forget_identity_check(tx, account_id)
+            outcome = "verified" if decision.verified else "failed"
+        await deps.verifications.decide(tx, account_id, lambda s: events, state=current)
+        return outcome
+
+    result = await transact(deps.db, work)
+    deps.committed()
+    return result
 
 
 # -- commands on an account ------------------------------------------------------------------------

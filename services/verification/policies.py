@@ -43,10 +43,10 @@ class Facts:
 def when_registration_submitted_verify(state: Verification | None,
                                        payload: AccountRegistrationSubmitted, event: Envelope,
                                        ctx: Facts) -> list[EventPayload]:
-    """Open the account's verification: identity, profile and what it needs."""
+    """Open the account's verification; the identity is decided here only when its numbers
+    are malformed, else by the identity check outside this transaction (ADR 0026)."""
     if state is not None:
         raise ConflictError(f"{payload.account_id} is already being verified")
-    assert ctx.identity is not None, "the handler asks the providers for a new account"
     return Verification.open(payload, identity=ctx.identity, provider=ctx.provider,
                              findings=list(ctx.findings), needs=ctx.needs, evidence=[event.id],
                              now=ctx.now)

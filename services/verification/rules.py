@@ -20,7 +20,8 @@ from libs.screening import LogoIndex, NameIndex, normalise
 from .domain import NATURAL, IdentityDecision
 
 # -- identity (A8.1) -------------------------------------------------------------------------
-Outcome = Literal["match", "mismatch", "unknown"]
+# "unavailable": the provider gave no answer (timeout, 5xx, breaker open): never a verdict
+Outcome = Literal["match", "mismatch", "unknown", "unavailable"]
 LEVELS = {2: "two_factor", 3: "three_factor", 4: "four_factor"}
 _MISMATCH_REASON = {"id_name": "id-name-mismatch", "phone_owner": "phone-not-owned",
                     "business_registration": "business-registration-mismatch",
@@ -50,6 +51,9 @@ def decide_identity(entity_type: str, answers: IdentityAnswers, *, extra: bool,
 
     A disagreeing factor is a false or borrowed identity whatever the others say;
     ``unknown`` answers count neither way. Level = the number of agreeing factors.
+    Not enough agreeing factors while a check answered ``unknown`` or ``unavailable`` is
+    no verdict: the decision is ``retryable`` (asked again later, then a person reviews
+    it; ADR 0026).
     """
     outcomes: dict[str, Outcome | None] = {
         "id_name": answers.public_security if entity_type == NATURAL else None,
@@ -61,17 +65,29 @@ def decide_identity(entity_type: str, answers: IdentityAnswers, *, extra: bool,
     if mismatches:
         return IdentityDecision(False, None, (), tuple(mismatches))
     agreed = [f for f, o in outcomes.items() if o == "match"]
+    inconclusive = sorted({f"provider-{o}" for o in outcomes.values()
+                           if o in ("unknown", "unavailable")})
     carrier = answers.carrier
     if carrier and carrier.outcome == "match" and (carrier.tenure_months or 0) >= min_tenure_months:
         agreed.append("phone_tenure")
+    needed = 3 if extra else 2
+    if inconclusive and (len(agreed) < needed or (entity_type != NATURAL
+                                                  and "business_registration" not in agreed)):
+        return IdentityDecision(False, None, tuple(agreed), tuple(inconclusive), retryable=True)
     if entity_type != NATURAL and "business_registration" not in agreed:
         return IdentityDecision(False, None, tuple(agreed), ("business-registration-unconfirmed",))
-    needed = 3 if extra else 2
     if len(agreed) < needed:
         reason = "extra-verification-insufficient" if extra and len(agreed) >= 2 \
             else "insufficient-factors"
         return IdentityDecision(False, None, tuple(agreed), (reason,))
     return IdentityDecision(True, LEVELS[min(len(agreed), 4)], tuple(agreed), ())
+
+
+def identity_retry_delay(attempt: int, *, first: float, cap: float, jitter: float) -> float:
+    """Seconds until an identity check without a verdict is asked again (ADR 0026):
+    ``first`` doubled per attempt up to ``cap``, times a jitter factor in [0.5, 1] (given,
+    so this stays pure) so that checks deferred by one outage do not return together."""
+    return min(cap, first * 2 ** max(0, attempt - 1)) * (0.5 + jitter / 2)
 
 
 # -- qualifications (A9.1, A5) ---------------------------------------------------------------

@@ -1,5 +1,7 @@
 """The clock's decisions: expired qualifications (A9.1, A5) and re-inspections (A9.3),
-periodic and by random sample.
+periodic and by random sample; and the pending identity checks that are due (A8.1, ADR
+0026: the providers asked outside any transaction, again with backoff, a person after the
+deadline).
 
 Runs periodically inside the app (``VERIFICATION_SWEEP_INTERVAL_SECONDS``), on request
 (``POST /v1/operations/sweep``, ``POST /v1/reinspections/sample``) and as a command with
@@ -18,6 +20,7 @@ from libs.domain import DomainError
 from libs.runtime.idempotency import run_once
 
 from . import handlers, views
+from .adapters import identity_checks_due
 from .handlers import Deps
 
 log = logging.getLogger(__name__)
@@ -89,3 +92,19 @@ async def periodically(deps: Deps) -> None:
     report = await run(deps)
     if report.expired or any(report.reinspected.values()):
         log.info("sweep: %s", report.model_dump())
+
+
+async def check_identities(deps: Deps, *, now: datetime | None = None) -> dict[str, str]:
+    """Every pending identity check due at ``now``, one after the other: account ->
+    verified | failed | deferred | review | gone."""
+    async with deps.db.connect() as conn:
+        due = await identity_checks_due(conn, now or deps.clock())
+    outcomes: dict[str, str] = {}
+    for check in due:
+        try:
+            outcomes[check.account_id] = await handlers.check_identity(deps, check.account_id)
+        except DomainError as exc:  # the stream moved on meanwhile: the next run sees it
+            log.info("identity check %s: %s", check.account_id, exc.detail)
+    if outcomes:
+        log.info("identity checks: %s", outcomes)
+    return outcomes

@@ -25,6 +25,7 @@ from services.registration.adapters import ClosedNames
 from services.registration.domain import Account, Verdict, stream_of
 from services.registration.rules import Policy
 from services.verification import bootstrap as verification_boot
+from services.verification import sweep as verification_sweep
 from services.verification.settings import Settings as VerificationSettings
 from tests.conftest import BACKENDS
 from tests.registration_support import body
@@ -95,6 +96,9 @@ async def test_verification_checks_a_redelivered_registration_once(database_url)
                            verification_boot.subscription(deps).handler)
         for record in delivered_twice(submitted, "registration.events"):
             await inbound.process([record])
+        # the providers are asked outside the consumer's transaction (ADR 0026)
+        assert await verification_sweep.check_identities(deps) == {account_id: "verified"}
+        assert await verification_sweep.check_identities(deps) == {}
         async with db.connect() as conn:
             types = [e.type for e in await deps.store.read_stream(
                 conn, f"verification-{account_id}")]

@@ -292,3 +292,27 @@ class OwnerChangeDisclosed(AccountDecision):
     new_owner: SealedIdentity
     new_organization: Organization | None = None
     ad_revenue_paused_until: datetime | None = None
+
+
+@registry.contract
+class IdentityCheckDeferred(AccountDecision):
+    """The providers gave no verdict (unavailable, timed out, no record): the identity
+    stays pending and is asked again at ``retry_at``; a person reviews it if there is still
+    no verdict at ``review_at`` (A8.1, ADR 0026). Never a failure of the identity."""
+
+    event_type: ClassVar[str] = "verification.IdentityCheckDeferred"
+    reasons: list[str]
+    attempt: int
+    retry_at: datetime
+    review_at: datetime
+
+
+@registry.contract
+class IdentityReviewRequired(AccountDecision):
+    """Still no verdict from the providers at the deadline: the identity goes to a
+    person (A8.1, ADR 0026); the account stays without service until then."""
+
+    event_type: ClassVar[str] = "verification.IdentityReviewRequired"
+    case_id: str
+    reasons: list[str]
+    attempts: int

@@ -1,0 +1,209 @@
+"""A8.1, ADR 0026: an outage is not a verdict. The verification service's real inbound
+handler (through the kernel's consumer) and its identity checker, on both databases, with
+the HTTP adapters against a fake provider served on 127.0.0.1 (tests/provider_fake.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from libs.events import Database, EventStore
+from libs.identity.providers import Endpoint, HttpIdentityProviders
+from services.registration import schemas as registration_schemas
+from services.registration.domain import Account, Verdict
+from services.verification import bootstrap as verification_boot
+from services.verification import sweep
+from services.verification.adapters import HttpIdentityProvider, pending_identity_check
+from services.verification.settings import Settings
+from tests.conftest import BACKENDS
+from tests.integration.test_inbound_redelivery import (
+    CONTRACTS,
+    SEALER,
+    consumer,
+    delivered_twice,
+    migrated,
+)
+from tests.provider_fake import FakeProvider
+from tests.registration_support import body
+
+pytestmark = pytest.mark.postgres
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def fake():
+    server = FakeProvider().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def world(database_url, fake):
+    db = await migrated(database_url, verification_boot.MIGRATIONS)
+    deps = verification_boot.dependencies(Settings(), db, EventStore(CONTRACTS,
+                                                                     dialect=db.dialect))
+
+    def endpoint(check: str) -> Endpoint:
+        return Endpoint(url=fake.url(check), credential="k", timeout_seconds=3.0, attempts=2,
+                        backoff_seconds=0.01, backoff_max_seconds=0.02,
+                        breaker_failures=1000, breaker_reset_seconds=1)
+
+    provider = HttpIdentityProvider(HttpIdentityProviders.of(
+        endpoint("public-security"), endpoint("carrier"), endpoint("business-registry")))
+    clock = Clock(T0)
+    deps = dataclasses.replace(deps, provider=provider, clock=clock,
+                               identity_retry_seconds=60, identity_retry_max_seconds=600,
+                               identity_review_after=timedelta(hours=2))
+    yield deps, clock, db
+    await db.dispose()
+
+
+async def register(deps, account_id: str) -> None:
+    """registration.AccountRegistrationSubmitted through the consumer, as Kafka delivers it
+    (twice: the second is a redelivery)."""
+    from libs.events import Envelope
+
+    app = registration_schemas.application(
+        registration_schemas.RegisterAccount(**body(category="lifestyle")), SEALER)
+    submitted = Envelope.new(
+        type="registration.AccountRegistrationSubmitted", source="/registration",
+        subject=account_id, stream_id=f"account-{account_id}", time=T0,
+        data=Account.register(account_id, app, Verdict("accept"))[0].to_data())
+    inbound = consumer("verification-inbound", deps.db,
+                       verification_boot.subscription(deps).handler)
+    for record in delivered_twice(submitted, "registration.events"):
+        await inbound.process([record])
+
+
+async def types_of(deps, account_id: str) -> list[str]:
+    async with deps.db.connect() as conn:
+        return [e.type.removeprefix("verification.") for e in await deps.store.read_stream(
+            conn, f"verification-{account_id}")]
+
+
+@BACKENDS
+async def test_A8_1_provider_down_keeps_the_account_pending_until_it_recovers(world, fake):
+    deps, clock, _ = world
+    fake.set(fault="5xx")
+    await register(deps, "acc-outage")
+    assert await types_of(deps, "acc-outage") == ["VerificationOpened"]
+    assert fake.requests == [], "the consumer's transaction asks no provider"
+
+    assert await sweep.check_identities(deps) == {"acc-outage": "deferred"}
+    types = await types_of(deps, "acc-outage")
+    assert types == ["VerificationOpened", "IdentityCheckDeferred"], types
+    async with deps.db.connect() as conn:
+        check = await pending_identity_check(conn, "acc-outage")
+        state = await deps.verifications.load(conn, "acc-outage")
+    assert state.identity_status == "pending"
+    assert check.attempts == 1 and T0 + timedelta(seconds=30) <= check.due_at \
+        <= T0 + timedelta(seconds=60)
+    assert await sweep.check_identities(deps) == {}, "not due before its backoff"
+
+    clock.now = T0 + timedelta(minutes=5)
+    assert await sweep.check_identities(deps) == {"acc-outage": "deferred"}
+    async with deps.db.connect() as conn:
+        assert (await pending_identity_check(conn, "acc-outage")).attempts == 2
+
+    fake.set(fault="ok")  # the provider recovers
+    clock.now = T0 + timedelta(minutes=15)
+    assert await sweep.check_identities(deps) == {"acc-outage": "verified"}
+    types = await types_of(deps, "acc-outage")
+    assert "IdentityVerificationFailed" not in types
+    assert types[-4:] == ["IdentityVerified", "ProfileCheckPassed", "AccountVerified",
+                          "BadgeGranted"], types
+    async with deps.db.connect() as conn:
+        assert await pending_identity_check(conn, "acc-outage") is None
+
+
+@BACKENDS
+async def test_A8_1_no_verdict_by_the_deadline_goes_to_manual_review(world, fake):
+    deps, clock, _ = world
+    fake.set(fault="hang", delay=5.0)  # every attempt times out (3 s)
+    fake.set("public-security", fault="ok", result="no_record")
+    await register(deps, "acc-review")
+    assert await sweep.check_identities(deps) == {"acc-review": "deferred"}
+    clock.now = T0 + timedelta(hours=2, seconds=1)  # past VERIFICATION_IDENTITY_REVIEW_AFTER
+    fake.set(fault="5xx")
+    assert await sweep.check_identities(deps) == {"acc-review": "review"}
+    types = await types_of(deps, "acc-review")
+    assert types == ["VerificationOpened", "IdentityCheckDeferred", "IdentityReviewRequired"]
+    async with deps.db.connect() as conn:
+        state = await deps.verifications.load(conn, "acc-review")
+        assert await pending_identity_check(conn, "acc-review") is None
+        review = [e for e in await deps.store.read_stream(conn, "verification-acc-review")
+                  if e.type.endswith("IdentityReviewRequired")][0]
+    assert state.identity_status == "manual_review"
+    assert review.data["attempts"] == 2 and review.data["case_id"]
+    assert set(review.data["reasons"]) == {"provider-unavailable"}
+    clock.now += timedelta(days=1)
+    assert await sweep.check_identities(deps) == {}, "a person decides now, not the checker"
+
+
+@BACKENDS
+async def test_A8_1_a_mismatch_still_fails_the_identity(world, fake):
+    deps, _, _ = world
+    fake.set(fault="ok")
+    fake.set("public-security", fault="ok", result="inconsistent")
+    await register(deps, "acc-false")
+    assert await sweep.check_identities(deps) == {"acc-false": "failed"}
+    assert (await types_of(deps, "acc-false"))[-1] == "IdentityVerificationFailed"
+
+
+@BACKENDS
+async def test_A8_1_no_transaction_is_held_while_a_provider_is_slow(world, fake):
+    """While the provider takes 1.5 s, another writer commits at once (a transaction held
+    across the call would make it wait: SQLite's write lock, PostgreSQL's readers of the
+    log), and PostgreSQL shows no session of this database inside a transaction."""
+    deps, _, db = world
+    fake.set(fault="slow", delay=1.5)
+
+    async def verify() -> None:
+        await register(deps, "acc-slow")
+        await sweep.check_identities(deps)
+
+    task = asyncio.create_task(verify())
+    deadline = time.monotonic() + 20
+    while not fake.requests:
+        assert time.monotonic() < deadline, "the provider was never asked"
+        await asyncio.sleep(0.02)
+    started = time.monotonic()
+    other = Database(db.url)
+    try:
+        async with other.transaction() as tx:
+            await tx.execute(pending_identity_check_sql(), {"a": "someone-else"})
+        waited = time.monotonic() - started
+        if db.is_postgres:
+            async with other.connect() as conn:
+                in_tx = await conn.fetchval(_IN_TRANSACTION)
+            assert in_tx == 0, f"{in_tx} session(s) inside a transaction during the call"
+    finally:
+        await other.dispose()
+    assert not task.done(), "the provider call was still going on"
+    assert waited < 0.5, f"a writer waited {waited:.2f} s for the provider call"
+    await task
+    assert "IdentityVerified" in await types_of(deps, "acc-slow")
+
+
+def pending_identity_check_sql():
+    from sqlalchemy import text
+
+    return text("DELETE FROM identity_checks WHERE account_id = :a")
+
+
+_IN_TRANSACTION = __import__("sqlalchemy").text(
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+    "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL")
