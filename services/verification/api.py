@@ -110,6 +110,29 @@ async def list_reviews(principal: Staff, deps: Deps, status: Literal["pending"] 
     return {"items": items, "next_cursor": next_cursor}
 
 
+@router.get("/identity-reviews", tags=["reviews"])
+async def list_identity_reviews(principal: Staff, deps: Deps, cursor: str = "",
+                                limit: int = Query(50, ge=1, le=500)) -> dict:
+    """Identities no provider could decide by the deadline, waiting for a reviewer's
+    verdict (A8.1): the reasons and attempts behind each."""
+    async with deps.db.connect() as conn:
+        items, next_cursor = await views.page(conn, "identity_reviews", after=cursor,
+                                              limit=limit)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.post("/identity-reviews/{account_id}/decision", tags=["reviews"])
+async def decide_identity_review(account_id: str, body: DecisionIn, request: Request,
+                                 principal: Reviewer, deps: Deps,
+                                 key: IdempotencyKey = None) -> dict:
+    """Verify the identity by manual review, or refuse it (``IdentityVerificationFailed``,
+    as after a provider's mismatch); only while it waits for a reviewer."""
+    decided = await handlers.decide_identity_review(
+        deps, account_id, approve=body.decision == "approve", reviewer=principal.subject,
+        note=body.note, key=key, digest=_digest(request, principal, body))
+    return decided.model_dump(mode="json")
+
+
 @router.get("/reviews/{case_id}", tags=["reviews"])
 async def get_review(case_id: str, principal: Staff, deps: Deps) -> dict:
     """One review case, decided or not."""

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from libs.domain import DomainError, NotFoundError
+from libs.domain import ConflictError, DomainError, NotFoundError
 from libs.events import Envelope, Streams, transact
 from libs.events.contracts.registration import (
     AccountRegistrationSubmitted,
@@ -49,6 +49,7 @@ from .adapters import (
 )
 from .domain import (
     WORDS_STREAM,
+    IdentityDecision,
     Material,
     ProtectedName,
     TransfereeCheck,
@@ -131,6 +132,12 @@ class CaseDecision(BaseModel):
     case_id: str
     account_id: str
     status: Literal["approved", "rejected"]
+    account_verified: bool
+
+
+class IdentityReviewed(BaseModel):
+    account_id: str
+    status: Literal["verified", "failed"]
     account_verified: bool
 
 
@@ -345,6 +352,47 @@ async def decide_review(deps: Deps, case_id: str, *, approve: bool, reviewer: st
                            account_verified=AccountVerified.event_type in changed.types)
 
     return await deps.command(key, "verification.decisions", digest, work, CaseDecision)
+
+
+async def decide_identity_review(deps: Deps, account_id: str, *, approve: bool,
+                                 reviewer: str, note: str, key: str | None, digest: str
+                                 ) -> IdentityReviewed:
+    """A reviewer's verdict on an identity no provider could decide (A8.1, ADR 0026):
+    verified by manual review (then profile, needs and completion as after a provider's
+    verdict), or refused, which is an ``IdentityVerificationFailed`` like any other."""
+
+    async def work(tx: Tx) -> IdentityReviewed:
+        current = _existing(await deps.verifications.load(tx, account_id), account_id)
+        if current.identity_status != "manual_review":
+            raise ConflictError(f"the identity of {account_id} is {current.identity_status}, "
+                                "not waiting for a reviewer", code="identity-not-in-review",
+                                legal_basis=["A8.1"])
+        reasons = ("manual-review",) + ((f"note: {note}",) if note else ())
+        if approve:
+            # the lowest level: a person's review is not a third independent factor
+            decision = IdentityDecision(verified=True, level="two_factor",
+                                        factors=("manual_review",), reasons=reasons)
+            await catch_up_registry(deps, tx)
+            findings = list(_findings(deps, _subject(deps, current.entity_type,
+                                                     current.category, current.identity,
+                                                     news_permit=False), current.profile))
+            needs = qualification_needs(current.category)
+        else:
+            decision = IdentityDecision(verified=False, level=None, factors=(),
+                                        reasons=("manual-review-refused",) + reasons[1:])
+            findings, needs = [], ()
+        events = current.decide_identity(decision, provider=f"manual-review:{reviewer}",
+                                         findings=findings, needs=needs,
+                                         evidence=[current.evidence["opened"]],
+                                         now=deps.clock())
+        changed = await deps.verifications.decide(tx, account_id, lambda s: events,
+                                                  state=current)
+        return IdentityReviewed(account_id=account_id,
+                                status="verified" if approve else "failed",
+                                account_verified=AccountVerified.event_type in changed.types)
+
+    return await deps.command(key, "verification.identity_reviews", digest, work,
+                              IdentityReviewed)
 
 
 async def reinspect(deps: Deps, account_id: str, *, reason: str) -> str:

@@ -4,6 +4,7 @@
   validity of approved qualifications);
 - ``review_cases``: every qualification case (for a decision's look-up and the document);
 - ``pending_reviews``: the reviewer queue (a case leaves it when decided);
+- ``identity_reviews``: identities waiting for a reviewer's verdict (A8.1, ADR 0026);
 - ``protected_names``: the registry as the operator lists it.
 """
 
@@ -84,6 +85,21 @@ def evolve_protected(doc: Doc, e: Envelope) -> Doc:
             "logo": d.get("logo"), "added_by": d["added_by"], "added_at": e.time.isoformat()}
 
 
+_IDENTITY_REVIEW = (P + "IdentityReviewRequired", P + "IdentityVerified",
+                    P + "IdentityVerificationFailed")
+
+
+def evolve_identity_review(doc: Doc, e: Envelope) -> Doc:
+    """An identity no provider could decide by the deadline, waiting for a reviewer (A8.1,
+    ADR 0026); it leaves the queue once decided."""
+    d = e.data
+    if e.type == P + "IdentityReviewRequired":
+        return {"account_id": d["account_id"], "case_id": d["case_id"], "kind": "identity",
+                "status": "pending", "reasons": d["reasons"], "attempts": d["attempts"],
+                "since": e.time.isoformat()}
+    return None  # decided: out of the queue
+
+
 def _case_key(e: Envelope) -> str:
     return e.data["case_id"]
 
@@ -93,6 +109,8 @@ def all_projections() -> list[DocumentProjection]:
         DocumentProjection("verification_schedule", evolve_schedule, event_types=_SCHEDULE),
         DocumentProjection("review_cases", evolve_case, event_types=_CASE, key=_case_key),
         DocumentProjection("pending_reviews", evolve_pending, event_types=_CASE, key=_case_key),
+        DocumentProjection("identity_reviews", evolve_identity_review,
+                           event_types=_IDENTITY_REVIEW),
         DocumentProjection("protected_names", evolve_protected,
                            event_types=(P + "ProtectedNameAdded", P + "ProtectedNameRemoved")),
     ]

@@ -207,3 +207,64 @@ def pending_identity_check_sql():
 _IN_TRANSACTION = __import__("sqlalchemy").text(
     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
     "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL")
+
+
+@BACKENDS
+async def test_A8_1_a_reviewer_decides_an_identity_no_provider_could(world, fake):
+    """After the deadline the identity waits in the reviewer queue; a reviewer verifies it
+    (the account completes) or refuses it (a failed identity, as after a mismatch)."""
+    from libs.domain import ConflictError
+    from libs.events import ProjectionRunner
+    from services.verification import handlers, views
+    from services.verification.projections import all_projections
+
+    deps, clock, _ = world
+    runners = [ProjectionRunner(db=deps.db, store=deps.store, projection=p)
+               for p in all_projections()]
+
+    async def catch_up() -> None:
+        for r in runners:
+            await r.catch_up()
+
+    fake.set(fault="5xx")
+    for account_id in ("acc-rev-yes", "acc-rev-no"):
+        await register(deps, account_id)
+    assert set((await sweep.check_identities(deps)).values()) == {"deferred"}
+    clock.now = T0 + timedelta(hours=2, seconds=1)
+    assert set((await sweep.check_identities(deps)).values()) == {"review"}
+    await catch_up()
+    async with deps.db.connect() as conn:
+        queue, _ = await views.page(conn, "identity_reviews", after="", limit=50)
+    assert {q["account_id"] for q in queue} == {"acc-rev-yes", "acc-rev-no"}
+    assert all(q["status"] == "pending" and q["case_id"] for q in queue)
+
+    yes = await handlers.decide_identity_review(deps, "acc-rev-yes", approve=True,
+                                                reviewer="reviewer-1", note="证件核验",
+                                                key=None, digest="-")
+    assert (yes.status, yes.account_verified) == ("verified", True)
+    types = await types_of(deps, "acc-rev-yes")
+    assert types[-4:] == ["IdentityVerified", "ProfileCheckPassed", "AccountVerified",
+                          "BadgeGranted"], types
+    no = await handlers.decide_identity_review(deps, "acc-rev-no", approve=False,
+                                               reviewer="reviewer-1", note="", key=None,
+                                               digest="-")
+    assert no.status == "failed"
+    async with deps.db.connect() as conn:
+        events = await deps.store.read_stream(conn, "verification-acc-rev-yes")
+        failed = (await deps.store.read_stream(conn, "verification-acc-rev-no"))[-1]
+    verified = [e for e in events if e.type.endswith("IdentityVerified")][0]
+    assert verified.data["provider"] == "manual-review:reviewer-1"
+    assert verified.data["factors"] == ["manual_review"]
+    assert failed.type.endswith("IdentityVerificationFailed")
+    assert failed.data["reasons"] == ["manual-review-refused"]
+    # decided once: neither can be decided again, nor one that never waited for review
+    for account_id in ("acc-rev-yes", "acc-rev-no"):
+        with pytest.raises(ConflictError) as exc:
+            await handlers.decide_identity_review(deps, account_id, approve=True,
+                                                  reviewer="r", note="", key=None,
+                                                  digest="-")
+        assert exc.value.code == "identity-not-in-review"
+    await catch_up()
+    async with deps.db.connect() as conn:
+        queue, _ = await views.page(conn, "identity_reviews", after="", limit=50)
+    assert queue == []
