@@ -40,6 +40,7 @@ from libs.events.contracts.verification import (
     QualificationSubmitted,
     ReinspectionPassed,
     ReinspectionScheduled,
+    TransfereeCheckOpened,
     TransfereeVerificationFailed,
     TransfereeVerified,
     VerificationOpened,
@@ -543,25 +544,54 @@ class TransfereeCheck:
 
     transfer_id: str
     account_id: str
-    status: str  # verified | failed
+    status: str  # pending | verified | failed
     version: int = 0
+    entity_type: str = ""
+    identity: dict = field(default_factory=dict)  # sealed, as the application carried it
+    opened_event_id: str = ""
+
+    def open(self) -> Events:
+        raise ConflictError(f"transferee of {self.transfer_id} already checked")
+
+    def decide(self, identity: IdentityDecision, *, provider: str) -> Events:
+        """The providers' answers (or no answer by the deadline): verified, or failed."""
+        if self.status != "pending":
+            raise ConflictError(f"transferee of {self.transfer_id} is already {self.status}",
+                                code="identity-already-decided")
+        of = {"account_id": self.account_id, "transfer_id": self.transfer_id,
+              "evidence_event_ids": [self.opened_event_id]}
+        if not identity.verified:
+            return [TransfereeVerificationFailed(
+                **of, reasons=list(identity.reasons), legal_basis=["A11.2", "A8.1"],
+                detail="the transferee's identity could not be verified: "
+                       + ", ".join(identity.reasons))]
+        return [TransfereeVerified(**of, level=identity.level,
+                                   factors=list(identity.factors), provider=provider,
+                                   legal_basis=["A11.2", "A8.1"])]
+
+
+def open_transferee_check(request: TransferRequested, evidence: list[str]) -> Events:
+    """A new application's transferee, queued for the providers (A11.2, ADR 0026)."""
+    return [TransfereeCheckOpened(
+        account_id=request.account_id, transfer_id=request.transfer_id,
+        entity_type=request.transferee_entity_type, identity=request.transferee,
+        legal_basis=["A11.2", "A8.1"], evidence_event_ids=evidence)]
 
 
 def check_transferee(request: TransferRequested, *, identity: IdentityDecision, provider: str,
                      evidence: list[str]) -> Events:
     """The outcome of the providers' answers for the transferee: verified, or failed."""
-    of = {"account_id": request.account_id, "transfer_id": request.transfer_id,
-          "evidence_event_ids": evidence}
-    if not identity.verified:
-        return [TransfereeVerificationFailed(
-            **of, reasons=list(identity.reasons), legal_basis=["A11.2", "A8.1"],
-            detail="the transferee's identity could not be verified: "
-                   + ", ".join(identity.reasons))]
-    return [TransfereeVerified(**of, level=identity.level, factors=list(identity.factors),
-                               provider=provider, legal_basis=["A11.2", "A8.1"])]
+    pending = TransfereeCheck(request.transfer_id, request.account_id, "pending",
+                              opened_event_id=evidence[0] if evidence else "")
+    return pending.decide(identity, provider=provider)
 
 
 def evolve_transferee(state: TransfereeCheck | None, e: Envelope) -> TransfereeCheck:
+    d = e.data
+    if e.type == TransfereeCheckOpened.event_type:
+        return TransfereeCheck(d["transfer_id"], d["account_id"], "pending", e.stream_version,
+                               entity_type=d["entity_type"], identity=d["identity"],
+                               opened_event_id=e.id)
     status = "verified" if e.type == TransfereeVerified.event_type else "failed"
-    return TransfereeCheck(e.data["transfer_id"], e.data["account_id"], status,
-                           e.stream_version)
+    base = state or TransfereeCheck(d["transfer_id"], d["account_id"], status)
+    return replace(base, status=status, version=e.stream_version)

@@ -58,6 +58,7 @@ from .domain import (
     change_words,
     not_verified,
     protect_name,
+    transferee_stream,
     unprotect_name,
 )
 from .policies import POLICIES, Facts
@@ -208,13 +209,12 @@ async def _change_facts(deps: Deps, tx: Tx, state: Verification | None,
 
 async def _transferee_facts(deps: Deps, tx: Tx, state: TransfereeCheck | None,
                             p: TransferRequested) -> Facts:
+    """A new transferee is queued for the identity checker (ADR 0026), as a registrant."""
     now = deps.clock()
-    if state is not None:
-        return Facts(now)
-    decision = await verify_identity(deps.provider, deps.sealer, p.transferee_entity_type,
-                                     p.transferee.model_dump(), extra=False,
-                                     min_tenure_months=deps.min_tenure_months)
-    return Facts(now, decision, deps.provider.name)
+    if state is None:
+        await queue_identity_check(tx, transferee_stream(p.transfer_id), due_at=now,
+                                   review_at=now + deps.identity_review_after)
+    return Facts(now)
 
 
 async def _announcement_facts(deps: Deps, tx: Tx, state: Verification | None,
@@ -262,7 +262,10 @@ IdentityOutcome = Literal["verified", "failed", "deferred", "review", "gone"]
 async def check_identity(deps: Deps, account_id: str) -> IdentityOutcome:
     """Ask the providers about one pending identity with no transaction open, then record
     the answer in one transaction: a verdict (verified or failed), or none (deferred with
-    backoff; a person reviews it once the deadline has passed)."""
+    backoff; a person reviews it once the deadline has passed). ``transferee-<id>``: a
+    transfer application's transferee (:func:`check_transferee_identity`)."""
+    if account_id.startswith(transferee_stream("")):
+        return await check_transferee_identity(deps, account_id)
     async with deps.db.connect() as conn:  # a read; the connection goes back at once
         state = await deps.verifications.load(conn, account_id)
     decision = None
@@ -312,6 +315,50 @@ async def check_identity(deps: Deps, account_id: str) -> IdentityOutcome:
             outcome = "verified" if decision.verified else "failed"
         await deps.verifications.decide(tx, account_id, lambda s: events, state=current)
         return outcome
+
+    result = await transact(deps.db, work)
+    deps.committed()
+    return result
+
+
+async def check_transferee_identity(deps: Deps, key: str) -> IdentityOutcome:
+    """A transferee's check, like a registrant's: the providers asked with no transaction
+    open; no verdict is asked again with backoff. Past the deadline the application's check
+    fails with ``provider-unavailable``: the transfer is refused (it can be filed again),
+    the account itself is untouched (ADR 0026)."""
+    assert deps.transferees is not None, "bootstrap wires the transferee streams"
+    transfer_id = key.removeprefix(transferee_stream(""))
+    async with deps.db.connect() as conn:  # a read; the connection goes back at once
+        state = await deps.transferees.load(conn, transfer_id)
+    decision = None
+    if state is not None and state.status == "pending":
+        decision = await verify_identity(deps.provider, deps.sealer, state.entity_type,
+                                         state.identity, extra=False,
+                                         min_tenure_months=deps.min_tenure_months)
+    now = deps.clock()
+
+    async def work(tx: Tx) -> IdentityOutcome:
+        pending = await pending_identity_check(tx, key)
+        current = await deps.transferees.load(tx, transfer_id)
+        if pending is None or decision is None or current is None \
+                or current.status != "pending":
+            await forget_identity_check(tx, key)
+            return "gone"
+        if decision.retryable and now < pending.review_at:
+            attempt = pending.attempts + 1
+            retry_at = now + timedelta(seconds=identity_retry_delay(
+                attempt, first=deps.identity_retry_seconds,
+                cap=deps.identity_retry_max_seconds, jitter=random.random()))
+            await reschedule_identity_check(tx, key, attempts=attempt, due_at=retry_at)
+            return "deferred"
+        verdict = decision
+        if decision.retryable:  # no answer by the deadline: the application cannot wait
+            verdict = IdentityDecision(verified=False, level=None, factors=(),
+                                       reasons=("provider-unavailable", *decision.reasons))
+        await deps.transferees.decide(tx, transfer_id, lambda s: s.decide(
+            verdict, provider=deps.provider.name), state=current)
+        await forget_identity_check(tx, key)
+        return "verified" if verdict.verified else "failed"
 
     result = await transact(deps.db, work)
     deps.committed()

@@ -25,7 +25,7 @@ from libs.events.contracts.registration import (
 )
 from libs.events.contracts.transfer import TransferAnnounced, TransferRequested
 
-from .domain import IdentityDecision, TransfereeCheck, Verification, check_transferee
+from .domain import IdentityDecision, TransfereeCheck, Verification, open_transferee_check
 
 
 @dataclass(frozen=True)
@@ -65,12 +65,11 @@ def when_profile_change_submitted_check(state: Verification | None,
 def when_transfer_requested_verify_transferee(state: TransfereeCheck | None,
                                               payload: TransferRequested, event: Envelope,
                                               ctx: Facts) -> list[EventPayload]:
-    """The transferee of an application goes through the registrant's checks (A11.2)."""
+    """The transferee of an application goes through the registrant's checks (A11.2): queued
+    for the identity checker, which asks the providers outside this transaction."""
     if state is not None:
         raise ConflictError(f"transferee of {payload.transfer_id} already checked")
-    assert ctx.identity is not None, "the handler asks the providers for a new transferee"
-    return check_transferee(payload, identity=ctx.identity, provider=ctx.provider,
-                            evidence=[event.id])
+    return open_transferee_check(payload, evidence=[event.id])
 
 
 def when_transfer_announced_disclose(state: Verification | None, payload: TransferAnnounced,

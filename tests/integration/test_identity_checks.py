@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
 from libs.events import Database, EventStore
 from libs.identity.providers import Endpoint, HttpIdentityProviders
@@ -268,3 +269,67 @@ async def test_A8_1_a_reviewer_decides_an_identity_no_provider_could(world, fake
     async with deps.db.connect() as conn:
         queue, _ = await views.page(conn, "identity_reviews", after="", limit=50)
     assert queue == []
+
+
+async def request_transfer(deps, transfer_id: str) -> None:
+    """transfer.TransferRequested through the consumer (twice: a redelivery), its
+    transferee sealed as the transfer service seals one."""
+    from libs.events import Envelope
+    from libs.events.contracts.transfer import TransferRequested
+    from libs.runtime.pii import seal_identity
+    from tests.registration_support import phone, resident_id
+
+    number, mobile = resident_id(), phone()
+    requested = TransferRequested(
+        account_id=f"acc-of-{transfer_id}", transfer_id=transfer_id,
+        transferee=seal_identity(SEALER, organization=False, number=number, name="王五",
+                                 phone=mobile),
+        transferee_entity_type="natural_person",
+        transferee_contact_sealed=SEALER.seal(mobile), transferee_contact_masked="138****0000",
+        requested_by="platform", deadline=T0 + timedelta(days=15), legal_basis=["A11.2"])
+    env = Envelope.new(type=requested.event_type, source="/transfer",
+                       subject=requested.account_id, stream_id=f"transfer-{transfer_id}",
+                       time=T0, data=requested.to_data())
+    inbound = consumer("verification-inbound", deps.db,
+                       verification_boot.subscription(deps).handler)
+    for record in delivered_twice(env, "transfer.events"):
+        await inbound.process([record])
+
+
+async def transferee_types(deps, transfer_id: str) -> list[str]:
+    async with deps.db.connect() as conn:
+        return [e.type.removeprefix("verification.") for e in await deps.store.read_stream(
+            conn, f"transferee-{transfer_id}")]
+
+
+@BACKENDS
+async def test_A8_1_A11_2_a_transferee_is_checked_outside_the_transaction_and_an_outage_waits(
+        world, fake):
+    deps, clock, _ = world
+    fake.set(fault="5xx")
+    await request_transfer(deps, "t-outage")
+    await request_transfer(deps, "t-deadline")
+    assert fake.requests == [], "the consumer's transaction asks no provider"
+    for t in ("t-outage", "t-deadline"):
+        assert await transferee_types(deps, t) == ["TransfereeCheckOpened"]
+    outcomes = await sweep.check_identities(deps)
+    assert outcomes == {"transferee-t-outage": "deferred", "transferee-t-deadline": "deferred"}
+    assert await transferee_types(deps, "t-outage") == ["TransfereeCheckOpened"]
+
+    fake.set(fault="ok")  # the providers answer again: one transferee is verified ...
+    clock.now = T0 + timedelta(minutes=5)
+    async with deps.db.transaction() as tx:  # ... the other one is not due again yet
+        await tx.execute(text("UPDATE identity_checks SET due_at = :far "
+                              "WHERE account_id = 'transferee-t-deadline'"),
+                         {"far": (T0 + timedelta(days=2)).timestamp()})
+    assert await sweep.check_identities(deps) == {"transferee-t-outage": "verified"}
+    assert await transferee_types(deps, "t-outage") == ["TransfereeCheckOpened",
+                                                       "TransfereeVerified"]
+    fake.set(fault="5xx")
+    clock.now = T0 + timedelta(days=2, seconds=1)  # past the deadline, still no answer
+    assert await sweep.check_identities(deps) == {"transferee-t-deadline": "failed"}
+    async with deps.db.connect() as conn:
+        failed = (await deps.store.read_stream(conn, "transferee-t-deadline"))[-1]
+    assert failed.type == "verification.TransfereeVerificationFailed"
+    assert failed.data["reasons"][0] == "provider-unavailable"
+    assert await sweep.check_identities(deps) == {}

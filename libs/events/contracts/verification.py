@@ -257,6 +257,17 @@ class ReinspectionPassed(AccountDecision):
 # Stream ``transferee-<transfer id>``; the transfer service waits for one of these two.
 
 @registry.contract
+class TransfereeCheckOpened(AccountDecision):
+    """A transfer application's transferee waits for the identity providers, asked outside
+    the consumer's transaction like a registrant's (A11.2, A8.1, ADR 0026)."""
+
+    event_type: ClassVar[str] = "verification.TransfereeCheckOpened"
+    transfer_id: str
+    entity_type: EntityType
+    identity: SealedIdentity
+
+
+@registry.contract
 class TransfereeVerified(AccountDecision):
     """The transferee of an application passed the identity checks (A11.2, A8.1)."""
 
