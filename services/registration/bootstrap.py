@@ -58,7 +58,9 @@ def bootstrap(settings: Settings | None = None) -> ServiceRuntime:
                              pool_size=s.pool_size)
     deps = Deps(db=runtime.db, store=runtime.store,
                 accounts=account_streams(runtime.store, utcnow), policy=policy_from(s),
-                agreement_version=s.agreement_version, names=ClosedNames(),
+                agreement_version=s.agreement_version, names=ClosedNames(
+                    affixes=s.closed_names_affixes,
+                    contained_min_length=s.closed_names_contained_min_length),
                 sealer=Sealer(s.pii_key), clock=utcnow, committed=runtime.committed,
                 catch_up=runtime.catch_up_projections)
 
