@@ -5,6 +5,7 @@ name, still honoured when the prefixed one is not set."""
 from pydantic import Field
 
 from libs.runtime.settings import ServiceSettings
+from libs.screening import DEFAULT_AFFIXES
 
 
 class Settings(ServiceSettings):
@@ -35,9 +36,9 @@ class Settings(ServiceSettings):
     # A8.3: how often a worker picks up names closed by other workers.
     closed_names_refresh_seconds: float = Field(2.0,
                                                 validation_alias="CLOSED_NAMES_REFRESH_SECONDS")
-    # A8.3: labels that do not make a closed name another name (官方, 号, 说; None: the
-    # libs.screening defaults), and the length from which a closed name inside a longer
-    # one sends it to review (0: never). docs/decisions/0024-closed-name-affixes.md
-    closed_names_affixes: list[str] | None = None
+    # A8.3: labels that do not make a closed name another name (官方, 号, 说), and the
+    # length from which a closed name inside a longer one sends it to review (0: never).
+    # docs/decisions/0024-closed-name-affixes.md
+    closed_names_affixes: list[str] = Field(default_factory=lambda: list(DEFAULT_AFFIXES))
     closed_names_contained_min_length: int = Field(4, ge=0)
     pool_size: int = Field(10, validation_alias="REGISTRATION_POOL_SIZE")

@@ -81,3 +81,18 @@ async def test_A8_3_closed_name_in_confusable_characters_is_refused(deps, closed
     answer = await register(deps, confusable)
     assert answer.status == 409, answer.body
     assert answer.body["code"] == "similar-to-closed-account", answer.body
+
+
+def test_closed_name_labels_and_containment_are_settings(monkeypatch):
+    from services.registration.settings import Settings
+
+    monkeypatch.setenv("REGISTRATION_CLOSED_NAMES_AFFIXES", '["小站"]')
+    monkeypatch.setenv("REGISTRATION_CLOSED_NAMES_CONTAINED_MIN_LENGTH", "0")
+    s = Settings()
+    names = ClosedNames(affixes=s.closed_names_affixes,
+                        contained_min_length=s.closed_names_contained_min_length)
+    names.add("c1", "阿狸")
+    names.add("c2", "零食研究所")
+    assert [m.kind for m in names.similar("阿狸小站", threshold=0.85)] == ["affix"]
+    assert names.similar("阿狸官方", threshold=0.85) == []  # not a label any more
+    assert names.similar("关注零食研究所的朋友们", threshold=0.85) == []  # containment off
