@@ -135,7 +135,7 @@ class ClosedNames:
     OVERLAP = 1000
 
     def __init__(self, *, affixes: Sequence[str] | None = None,
-                 contained_min_length: int | None = 4) -> None:
+                 contained_min_length: int | None = 6) -> None:
         from libs.screening import DEFAULT_AFFIXES, Affixes, NameIndex
 
         self.index = NameIndex()

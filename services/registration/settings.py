@@ -40,5 +40,5 @@ class Settings(ServiceSettings):
     # length from which a closed name inside a longer one sends it to review (0: never).
     # docs/decisions/0024-closed-name-affixes.md
     closed_names_affixes: list[str] = Field(default_factory=lambda: list(DEFAULT_AFFIXES))
-    closed_names_contained_min_length: int = Field(4, ge=0)
+    closed_names_contained_min_length: int = Field(6, ge=0)
     pool_size: int = Field(10, validation_alias="REGISTRATION_POOL_SIZE")

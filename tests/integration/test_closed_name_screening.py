@@ -54,10 +54,10 @@ async def register(deps, name: str):
 
 
 @BACKENDS
-@pytest.mark.parametrize("name", ["零食研究所官方号", "官方零食研究所", "零食研究所说",
-                                  "零食研究所-官方账号", "关注零食研究所的朋友们"])
+@pytest.mark.parametrize("name", ["深夜零食研究所官方号", "官方深夜零食研究所", "深夜零食研究所说",
+                                  "深夜零食研究所-官方账号", "关注深夜零食研究所的朋友们"])
 async def test_A8_3_closed_name_with_affix_is_held_or_refused(deps, name):
-    await close_names(deps, "零食研究所")
+    await close_names(deps, "深夜零食研究所")
     answer = await register(deps, name)
     # a reviewer decides (ADR 0010: only the same normalised name is refused outright)
     assert (answer.status, answer.body["status"]) == (202, "held_for_review"), answer.body
@@ -92,7 +92,7 @@ def test_closed_name_labels_and_containment_are_settings(monkeypatch):
     names = ClosedNames(affixes=s.closed_names_affixes,
                         contained_min_length=s.closed_names_contained_min_length)
     names.add("c1", "阿狸")
-    names.add("c2", "零食研究所")
+    names.add("c2", "深夜零食研究所")
     assert [m.kind for m in names.similar("阿狸小站", threshold=0.85)] == ["affix"]
     assert names.similar("阿狸官方", threshold=0.85) == []  # not a label any more
-    assert names.similar("关注零食研究所的朋友们", threshold=0.85) == []  # containment off
+    assert names.similar("关注深夜零食研究所的朋友们", threshold=0.85) == []  # containment off
