@@ -18,6 +18,8 @@ Public API:
   names containing an indexed one) and ``contained_in()`` (indexed names occurring
   inside a text), each answering in milliseconds over a million names;
   :class:`NameMatch` is one answer.
+- :mod:`libs.screening.shared` — the same questions as statements and scoring for a
+  table in PostgreSQL (``pg_trgm``), measured against the index in ADR 0023.
 - :func:`avatar_fingerprint` -> :class:`AvatarFingerprint` (SHA-256 and perceptual
   hash), :func:`phash_distance`, :class:`LogoIndex` (nearest logos by Hamming distance);
   :class:`InvalidImageError` for bytes that are not an acceptable image.
