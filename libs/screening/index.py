@@ -4,6 +4,8 @@ Everything is keyed by the normalised form (see :mod:`libs.screening.normalise`)
 normalised, pinyin and digit look-alike matches are dictionary hits; fuzzy matches come
 from an inverted index of character bigrams whose candidates are scored by rapidfuzz; and
 containment enumerates the query's substrings, which is cheap because names are short.
+A name with a label added (官方, 号, 说: :mod:`libs.screening.affixes`) is found by
+stripping the labels from the query and looking the rest up in the same dictionaries.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from rapidfuzz import fuzz, process
 
 from . import _slots
 from ._pinyin import latin_runs
+from .affixes import Affixes
 from .fuzzy import bigrams, candidate_slots
 from .normalise import (
     DIGIT_LOOKALIKES,
@@ -27,18 +30,35 @@ from .normalise import (
     syllables_of_normalised,
 )
 
-MatchKind = Literal["exact", "normalised", "pinyin", "fuzzy", "contains", "contains_pinyin"]
+MatchKind = Literal["exact", "normalised", "pinyin", "fuzzy", "contains", "contains_pinyin",
+                    "affix"]
 
 # Scores of the dictionary matches. Threshold-able like fuzzy scores, so a caller asking
 # for >= 0.95 gets same-looking names but not mere homophones.
 EXACT_SCORE = 1.0
 LOOKALIKE_DIGIT_SCORE = 0.95
 PINYIN_SCORE = 0.9
+# similar() with affixes: the name once its labels are stripped (人民日报官方号 -> 人民日报)
+# is the indexed name (as a pinyin match if only its sound is); with contained_min_length:
+# an indexed name that long occurs inside the query. Both are "a reader takes it for that
+# name", a reviewer's question, so they score at the usual review threshold, not above
+# the refusal one.
+AFFIX_SCORE = 0.9
+AFFIX_PINYIN_SCORE = 0.85
+CONTAINED_SCORE = 0.85
 _KINDS: tuple[MatchKind, ...] = ("exact", "normalised", "pinyin", "fuzzy", "contains",
-                                 "contains_pinyin")
+                                 "contains_pinyin", "affix")
+_AFFIX, _CONTAINS = 6, 4
 # Longer texts (descriptions) are not worth the caches: they rarely repeat and would push
 # out the names that do.
 _CACHED_UP_TO = 64
+
+
+def _keep_best(found: dict[int, tuple[float, int]], slot: int, score: float,
+               rank: int) -> None:
+    best = found.get(slot)
+    if best is None or score > best[0]:
+        found[slot] = (score, rank)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +68,9 @@ class NameMatch:
     ``kind`` is the strongest way it matched: ``exact`` (same string), ``normalised``
     (same :func:`normalise` key, or the same after folding digit look-alikes: score
     0.95), ``pinyin`` (same toneless pinyin: score 0.9), ``fuzzy`` (rapidfuzz ratio of
-    the normalised forms); from :meth:`NameIndex.contained_in`, ``contains`` and
-    ``contains_pinyin`` with ``score`` the share of the query the name covers.
+    the normalised forms), ``affix`` (the query less its labels, see ``similar``); from
+    :meth:`NameIndex.contained_in`, ``contains`` and ``contains_pinyin`` with ``score``
+    the share of the query the name covers (from ``similar``, ``contains`` scores 0.85).
     """
 
     id: str
@@ -164,11 +185,15 @@ class NameIndex:
                 self._lengths_cache = None
 
     # -- reading -----------------------------------------------------------------------
-    def similar(self, name: str, *, threshold: float = 0.85,
-                limit: int | None = 10) -> list[NameMatch]:
+    def similar(self, name: str, *, threshold: float = 0.85, limit: int | None = 10,
+                affixes: Affixes | None = None,
+                contained_min_length: int | None = None) -> list[NameMatch]:
         """Indexed names like ``name`` with ``score >= threshold``, best first.
 
-        Ties (a name closed under many ids) come in indexing order.
+        With ``affixes``, also the names that ``name`` is once its labels are stripped
+        (``affix``: 0.9, or 0.85 by sound); with ``contained_min_length``, also the names
+        of at least that many (normalised) characters that occur inside it (``contains``,
+        0.85). Ties (a name closed under many ids) come in indexing order.
         """
         query = normalise(name)
         if not query:
@@ -180,6 +205,13 @@ class NameIndex:
         # nothing below scores 1.0, so with `limit` perfect matches the answer is known
         if limit is None or len(found) < limit:
             self._similar_beyond_normalised(name, query, threshold, found)
+            if affixes is not None:
+                self._affixed(query, affixes, threshold, found)
+            if contained_min_length is not None and CONTAINED_SCORE >= threshold:
+                for slot, (_, rank) in self._contained(name, contained_min_length,
+                                                       pinyin=False).items():
+                    if rank == _CONTAINS:
+                        _keep_best(found, slot, CONTAINED_SCORE, _CONTAINS)
         ranked = [(-score, rank, slot) for slot, (score, rank) in found.items()
                   if score >= threshold]
         return self._matches(ranked, limit)
@@ -211,6 +243,18 @@ class NameIndex:
                                                score_cutoff=threshold * 100, limit=None):
                 hit((candidates[i],), score / 100, 3)
 
+    def _affixed(self, query: str, affixes: Affixes, threshold: float,
+                 found: dict[int, tuple[float, int]]) -> None:
+        for core in affixes.cores(query):
+            if AFFIX_SCORE >= threshold:
+                for slot in _slots.slots(self._by_norm.get(core)):
+                    _keep_best(found, slot, AFFIX_SCORE, _AFFIX)
+            if AFFIX_PINYIN_SCORE >= threshold:
+                pinyin = "".join(syllables_of_normalised(core))
+                for value in (self._by_pinyin.get(pinyin), self._by_norm.get(pinyin)):
+                    for slot in _slots.slots(value):
+                        _keep_best(found, slot, AFFIX_PINYIN_SCORE, _AFFIX)
+
     def contained_in(self, text: str, *, min_length: int = 2,
                      limit: int | None = None) -> list[NameMatch]:
         """Indexed names (normalised length >= ``min_length``) that occur inside ``text``.
@@ -219,13 +263,19 @@ class NameIndex:
         ``contains_pinyin``: its pinyin is that of a run of two or more of the text's
         syllables. Longest (highest score) first.
         """
+        found = self._contained(text, min_length)
+        ranked = [(-score, rank, slot) for slot, (score, rank) in found.items()]
+        return self._matches(ranked, limit)
+
+    def _contained(self, text: str, min_length: int, *, pinyin: bool = True
+                   ) -> dict[int, tuple[float, int]]:
         long = len(text) > _CACHED_UP_TO
         query = _normalise(text) if long else normalise(text)
+        found: dict[int, tuple[float, int]] = {}
         if len(query) < min_length:
-            return []
+            return found
         norm_lengths, pinyin_max = self._lengths()
         by_norm, norms = self._by_norm, self._norms
-        found: dict[int, tuple[float, int]] = {}
         size = len(query)
         for length in norm_lengths:
             if length > size:
@@ -237,7 +287,9 @@ class NameIndex:
                 value = by_norm.get(query[start:start + length])
                 if value is not None:
                     for slot in _slots.slots(value):
-                        found[slot] = (score, 4)
+                        found[slot] = (score, _CONTAINS)
+        if not pinyin:
+            return found
 
         syllables = syllables_of_normalised(query) if long else pinyin_syllables(text)
         total = sum(map(len, syllables))
@@ -260,9 +312,7 @@ class NameIndex:
         for token in latin_runs(query):
             if min_length <= len(token) <= pinyin_max:
                 sounds_like(token)
-
-        ranked = [(-score, rank, slot) for slot, (score, rank) in found.items()]
-        return self._matches(ranked, limit)
+        return found
 
     def _matches(self, ranked: list[tuple[float, int, int]],
                  limit: int | None) -> list[NameMatch]:

@@ -2,7 +2,8 @@
 
 A person registering 人民·日報 wants readers to see 人民日报, so every key folds what a
 reader does not notice: width, case, spacing and punctuation, invisible characters,
-diacritics, traditional characters, and letters from other scripts that look Latin.
+diacritics, traditional characters, letters from other scripts that look Latin, and the
+characters Unicode lists as confusable (katakana エ for 工, the radical ⺠ for 民).
 The keys are for comparison only; they are never shown or stored as a name.
 """
 
@@ -13,8 +14,13 @@ import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
+from ._confusables import confusable_fold
 from ._pinyin import syllables as _syllables
 
+# Everything else a reader takes for another character comes from Unicode's confusables
+# data (libs.screening._confusables). These few entries come first because that data is
+# case-sensitive and folds small Cyrillic/Greek letters to small capitals (в -> ʙ), while
+# here they arrive after casefold and must fold to the Latin letter.
 # Look-alikes as they are *after* casefold (so 'А' and 'а' both arrive here as 'а').
 # Where the capital and the small letter resemble different Latin letters (Greek Η/η,
 # Cyrillic Н/н) the capital wins: brand names in account names are mostly capitals.
@@ -55,11 +61,14 @@ class _FoldTable(dict):
     def __missing__(self, code: int) -> str | None:
         char = chr(code)
         category = unicodedata.category(char)
-        value: str | None
-        if category[0] in _DROPPED_CATEGORIES or category in _DROPPED_MARKS:
-            value = None
-        else:
-            value = HOMOGLYPHS.get(char, char)
+        value: str | None = HOMOGLYPHS.get(char) or confusable_fold().get(char)
+        if value is None:
+            # radicals are symbols (So) but read as the character they come from: those
+            # with a confusable character fold to it above, the rest are dropped here
+            if category[0] in _DROPPED_CATEGORIES or category in _DROPPED_MARKS:
+                value = None
+            else:
+                value = char
         self[code] = value
         return value
 

@@ -140,14 +140,20 @@ class ClosedNames:
     # Closures committed out of sequence order (two workers' consumers) are re-read.
     OVERLAP = 1000
 
-    def __init__(self) -> None:
-        from libs.screening import NameIndex
+    def __init__(self, *, affixes: Sequence[str] | None = None,
+                 contained_min_length: int | None = 6) -> None:
+        from libs.screening import DEFAULT_AFFIXES, Affixes, NameIndex
 
         self.index = NameIndex()
         self.seq = 0
+        # A8.3 "closely associated names": a closed name with a label added (官方, 号, 说)
+        # or inside a longer name is for a reviewer (docs/decisions/0024-closed-name-affixes.md)
+        self.affixes = Affixes(DEFAULT_AFFIXES if affixes is None else affixes)
+        self.contained_min_length = contained_min_length or None  # 0: no containment
 
     def similar(self, name: str, *, threshold: float):
-        return self.index.similar(name, threshold=threshold, limit=5)
+        return self.index.similar(name, threshold=threshold, limit=5, affixes=self.affixes,
+                                  contained_min_length=self.contained_min_length)
 
     def add(self, account_id: str, name: str) -> None:
         self.index.add(account_id, name)

@@ -60,7 +60,9 @@ def bootstrap(settings: Settings | None = None) -> ServiceRuntime:
     deps = Deps(db=runtime.db, store=runtime.store,
                 accounts=account_streams(runtime.store, utcnow,
                                          snapshot_every=s.snapshot_every), policy=policy_from(s),
-                agreement_version=s.agreement_version, names=ClosedNames(),
+                agreement_version=s.agreement_version, names=ClosedNames(
+                    affixes=s.closed_names_affixes,
+                    contained_min_length=s.closed_names_contained_min_length),
                 sealer=Sealer(s.pii_key), clock=utcnow, committed=runtime.committed,
                 catch_up=runtime.catch_up_projections)
 

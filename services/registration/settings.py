@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from libs.runtime.settings import ServiceSettings
+from libs.screening import DEFAULT_AFFIXES
 
 
 class CategoryLimit(BaseModel):
@@ -62,4 +63,9 @@ class Settings(ServiceSettings):
     # Snapshot an account every this many events, so a command reads at most that many
     # (0: fold the whole stream every time). REGISTRATION_SNAPSHOT_EVERY.
     snapshot_every: int = Field(100, ge=0)
+    # A8.3: labels that do not make a closed name another name (官方, 号, 说), and the
+    # length from which a closed name inside a longer one sends it to review (0: never).
+    # docs/decisions/0024-closed-name-affixes.md
+    closed_names_affixes: list[str] = Field(default_factory=lambda: list(DEFAULT_AFFIXES))
+    closed_names_contained_min_length: int = Field(6, ge=0)
     pool_size: int = Field(10, validation_alias="REGISTRATION_POOL_SIZE")

@@ -15,6 +15,7 @@ from pypinyin import Style, lazy_pinyin
 from rapidfuzz import fuzz
 
 from libs.screening import (
+    Affixes,
     InvalidImageError,
     LogoIndex,
     NameIndex,
@@ -342,3 +343,66 @@ def test_logo_index_returns_near_logos_nearest_first():
     assert len(logos) == 2
     with pytest.raises(ValueError):
         logos.nearest("not hex")
+
+
+# -- Unicode confusables and affixes (A8.2, A8.3) ------------------------------------------
+@pytest.mark.parametrize(("confusable", "plain"), [
+    ("人⺠日报", "人民日报"),      # CJK radical ⺠ (a symbol, dropped before) for 民
+    ("エ商银行", "工商银行"),      # katakana エ for 工
+    ("⻢云", "马云"),              # radical ⻢ for 马
+    ("力ロ油站", "力口油站"),      # katakana ロ for 口
+    ("値得买", "值得买"),          # variant form with the same reading
+])
+def test_A8_3_unicode_confusable_cjk_characters_share_the_key(confusable, plain):
+    assert normalise(confusable) == normalise(plain)
+
+
+def test_confusables_keep_characters_that_read_differently_apart():
+    # 土 and 士 look alike but read tu and shi: folding them would break 博士's pinyin key
+    assert normalise("博士") != normalise("博土")
+    assert pinyin_key("博士") == "boshi"
+    assert normalise("二〇二〇") == "二〇二〇"  # 〇 reads ling; it is not the letter O
+    assert normalise("l2306") != normalise("12306")  # ASCII is never folded here
+
+
+def test_A8_3_closed_name_written_with_confusable_characters_is_a_normalised_match():
+    idx = NameIndex()
+    idx.bulk_load([("c-icbc", "工商银行"), ("c-rmrb", "人民日报")])
+    (match,) = idx.similar("エ商银行")
+    assert (match.id, match.kind) == ("c-icbc", "normalised")
+    (match,) = idx.similar("人⺠日报")
+    assert (match.id, match.kind) == ("c-rmrb", "normalised")
+
+
+def test_A8_2_protected_name_with_confusable_characters_is_found_inside_a_name(index):
+    assert kinds(index.contained_in("人⺠日报官方号")) == {"p-rmrb": "contains"}
+    assert kinds(index.contained_in("关注CCТV新闻")) == {"p-cctv": "contains"}  # Cyrillic Т
+
+
+@pytest.mark.parametrize("query", ["人民日报官方号", "人民日报说", "官方人民日报", "人民日報官方",
+                                   "人民日报-官方账号"])
+def test_A8_3_closed_name_with_affix_is_an_affix_match(index, query):
+    matches = index.similar(query, affixes=Affixes())
+    assert [(m.id, m.kind, m.score) for m in matches] == [("p-rmrb", "affix", 0.9)]
+
+
+def test_affix_match_by_sound_and_for_short_names():
+    idx = NameIndex()
+    idx.bulk_load([("c-ali", "阿狸"), ("c-rmrb", "人民日报")])
+    assert [(m.id, m.kind) for m in idx.similar("阿狸官方", affixes=Affixes())] == [
+        ("c-ali", "affix")]
+    (match,) = idx.similar("人民日宝官方", affixes=Affixes())  # homophone plus a label
+    assert (match.id, match.kind, match.score) == ("c-rmrb", "affix", 0.85)
+    assert idx.similar("阿狸官方", affixes=Affixes(), threshold=0.95) == []
+    # a label alone is not a name, and words not in the list are not stripped
+    assert idx.similar("阿狸猫", affixes=Affixes()) == []
+    assert list(Affixes().cores("官方号")) == []
+
+
+def test_closed_name_inside_a_longer_name_from_the_minimum_length():
+    idx = NameIndex()
+    idx.bulk_load([("c-long", "北京美食地图"), ("c-short", "美食")])
+    matches = idx.similar("关注北京美食地图的朋友", contained_min_length=4)
+    assert [(m.id, m.kind, m.score) for m in matches] == [("c-long", "contains", 0.85)]
+    assert idx.similar("关注北京美食地图的朋友") == []
+    assert idx.similar("关注北京美食地图的朋友", contained_min_length=4, threshold=0.9) == []
