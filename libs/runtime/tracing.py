@@ -164,6 +164,20 @@ def consumer_span(consumer: str, provider=None):
     return span
 
 
+def follow_up_span(name: str, event, provider=None):
+    """Work done later on behalf of ``event`` (a periodic task finishing what a consumed
+    event started): a span continuing its trace, linked to it, with its correlation id, so
+    that the events appended inside stay in the event's causal chain."""
+    tracer = trace.get_tracer("libs.runtime.follow_up", tracer_provider=provider)
+    producer = span_context_of(event.traceparent)
+    links = [Link(producer, {"messaging.link": "follows"})] if producer else None
+    return _EventSpan(tracer.start_as_current_span(
+        name, context=context_of(event.traceparent), kind=trace.SpanKind.INTERNAL,
+        links=links, attributes={"cloudevents.event_id": event.id,
+                                 "cloudevents.event_type": event.type,
+                                 "correlation_id": event.correlation_id or ""}), event)
+
+
 def relay_span(topic: str, provider=None):
     """For :class:`libs.events.Relay`: a PRODUCER span per published page, linked to the
     span that decided each of its events (the first ``MAX_LINKS``)."""

@@ -12,6 +12,7 @@ import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -34,6 +35,7 @@ from libs.events.db import Tx
 from libs.runtime.deps import ServiceDeps
 from libs.runtime.idempotency import run_once
 from libs.runtime.pii import Sealer
+from libs.runtime.tracing import follow_up_span
 
 from . import views
 from .adapters import (
@@ -58,6 +60,7 @@ from .domain import (
     change_words,
     not_verified,
     protect_name,
+    stream_of,
     transferee_stream,
     unprotect_name,
 )
@@ -264,8 +267,19 @@ async def check_identity(deps: Deps, account_id: str) -> IdentityOutcome:
     the answer in one transaction: a verdict (verified or failed), or none (deferred with
     backoff; a person reviews it once the deadline has passed). ``transferee-<id>``: a
     transfer application's transferee (:func:`check_transferee_identity`)."""
-    if account_id.startswith(transferee_stream("")):
-        return await check_transferee_identity(deps, account_id)
+    transferee = account_id.startswith(transferee_stream(""))
+    stream = account_id if transferee else stream_of(account_id)
+    async with deps.db.connect() as conn:  # the event that opened the check
+        opened = next(iter(await deps.store.read_stream(conn, stream, limit=1)), None)
+    # the check continues the trace and correlation of the event that opened it
+    with follow_up_span("verification check identity", opened) if opened else nullcontext():
+        if transferee:
+            return await check_transferee_identity(deps, account_id, cause=opened)
+        return await _check_account_identity(deps, account_id, cause=opened)
+
+
+async def _check_account_identity(deps: Deps, account_id: str, *, cause: Envelope | None
+                                  ) -> IdentityOutcome:
     async with deps.db.connect() as conn:  # a read; the connection goes back at once
         state = await deps.verifications.load(conn, account_id)
     decision = None
@@ -313,7 +327,8 @@ async def check_identity(deps: Deps, account_id: str) -> IdentityOutcome:
                                              evidence=evidence, now=now)
             await forget_identity_check(tx, account_id)
             outcome = "verified" if decision.verified else "failed"
-        await deps.verifications.decide(tx, account_id, lambda s: events, state=current)
+        await deps.verifications.decide(tx, account_id, lambda s: events, state=current,
+                                        cause=cause)
         return outcome
 
     result = await transact(deps.db, work)
@@ -321,7 +336,8 @@ async def check_identity(deps: Deps, account_id: str) -> IdentityOutcome:
     return result
 
 
-async def check_transferee_identity(deps: Deps, key: str) -> IdentityOutcome:
+async def check_transferee_identity(deps: Deps, key: str, *, cause: Envelope | None = None
+                                    ) -> IdentityOutcome:
     """A transferee's check, like a registrant's: the providers asked with no transaction
     open; no verdict is asked again with backoff. Past the deadline the application's check
     fails with ``provider-unavailable``: the transfer is refused (it can be filed again),
@@ -356,7 +372,7 @@ async def check_transferee_identity(deps: Deps, key: str) -> IdentityOutcome:
             verdict = IdentityDecision(verified=False, level=None, factors=(),
                                        reasons=("provider-unavailable", *decision.reasons))
         await deps.transferees.decide(tx, transfer_id, lambda s: s.decide(
-            verdict, provider=deps.provider.name), state=current)
+            verdict, provider=deps.provider.name), state=current, cause=cause)
         await forget_identity_check(tx, key)
         return "verified" if verdict.verified else "failed"
 
