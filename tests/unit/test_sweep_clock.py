@@ -71,6 +71,9 @@ def test_A10_2_a_sweep_command_naming_the_clock_is_refused_in_production(
     monkeypatch.setenv("PII_KEY", "p" * 40)
     monkeypatch.setenv("ENFORCEMENT_REPORT_SIGNING_KEY", "ab" * 32)
     monkeypatch.setenv("VERIFICATION_IDENTITY_PROVIDER", "http")  # not the test double
+    for check in ("PUBLIC_SECURITY", "CARRIER", "BUSINESS_REGISTRY"):  # ... and its endpoints
+        monkeypatch.setenv(f"VERIFICATION_{check}_URL", "http://127.0.0.1:1/check")
+        monkeypatch.setenv(f"VERIFICATION_{check}_CREDENTIAL", "c" * 16)
     monkeypatch.setenv(f"{service.upper()}_DATABASE_URL",
                        "postgresql+asyncpg://nobody@127.0.0.1:1/never")
     cli = importlib.import_module(f"services.{service}.cli")
