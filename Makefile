@@ -21,6 +21,9 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@# a dependency added to pyproject.toml but not to the lock fails here, by name
+	$(PY) -m pip check || { echo "requirements.lock misses what pyproject.toml needs:" \
+	  "regenerate it (make lock)"; exit 1; }
 	@touch $@
 
 venv: $(VENV)/.installed ## create the virtualenv and install the project from the lock
