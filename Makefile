@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
         infra-up infra-down kafka-up postgres-up topics clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 # Every dependency (runtime, dev, bench; pip and setuptools too) comes from requirements.lock,
 # checked by hash; the project itself is then installed without resolving anything.
@@ -60,12 +60,22 @@ lint: venv ## import contracts and ruff
 	$(VENV)/bin/ruff check libs services tests bench ops
 
 # pytest exits 5 when it collected no test: that is a failure here, never a pass.
-test: venv infra-up lint ## install, start PostgreSQL and Kafka, run unit, integration, e2e and fault tests
-	$(PY) -m pytest $(PYTEST_ARGS) tests; code=$$?; \
+define pytest
+	$(PY) -m pytest $(PYTEST_ARGS) $(1); code=$$?; \
 	  if [ $$code -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$code
+endef
+
+test: venv infra-up lint ## install, start PostgreSQL and Kafka, run unit, integration, e2e and fault tests
+	$(call pytest,tests)
 
 test-unit: venv ## unit tests only (no infrastructure)
-	$(PY) -m pytest $(PYTEST_ARGS) tests/unit
+	$(call pytest,tests/unit)
+
+test-integration: venv infra-up ## integration and operations-tool tests (real PostgreSQL and Kafka)
+	$(call pytest,tests/integration tests/ops)
+
+test-e2e: venv infra-up ## the five services started as `make run` starts them, and the fault tests
+	$(call pytest,tests/e2e tests/fault)
 
 bench: venv infra-up ## run the benchmarks and record them in bench/RESULTS.md
 	$(PY) -m bench
