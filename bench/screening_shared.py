@@ -48,6 +48,7 @@ from .screening import (
     NameMaker,
     build,
     in_fresh_process,
+    timed,
 )
 
 TABLE = "bench_shared_names"
@@ -63,6 +64,28 @@ def positional(sql: str, names: list[str]) -> str:
 SCREEN_NAMES = ["norms", "pinyins", "lookalike", "query", "fuzzy_cap"]
 CONTAINED_NAMES = ["norms", "pinyins"]
 
+
+
+def answered(screen, items: list) -> tuple[list[float], list[set[str]]]:
+    """Each item's latency and the ids ``screen`` answered, after ``WARMUP`` untimed."""
+    for item in items[:WARMUP]:
+        screen(item)
+    latencies, answers = timed(screen, items[WARMUP:])
+    return latencies, [{m.id for m in a} for a in answers]
+
+
+async def answered_async(screen, items: list) -> tuple[list[float], list[set[str]]]:
+    """:func:`answered` for a screen that asks the database."""
+    for item in items[:WARMUP]:
+        await screen(item)
+    pc = time.perf_counter
+    latencies, ids = [], []
+    for item in items[WARMUP:]:
+        t = pc()
+        answer = await screen(item)
+        latencies.append(pc() - t)
+        ids.append({m.id for m in answer})
+    return latencies, ids
 
 async def load_table(conn: asyncpg.Connection, prefix: str, names: list[str]) -> dict:
     """The names and their keys in a fresh table with its indexes; sizes and timings."""
@@ -115,15 +138,7 @@ async def closed(cfg: Config) -> list[Result]:
         return index.similar(query, threshold=THRESHOLD, limit=None, affixes=affixes,
                              contained_min_length=CONTAINED_MIN_LENGTH)
 
-    for query in queries[:WARMUP]:
-        in_memory(query)
-    pc = time.perf_counter
-    mem_lat, mem_sets = [], []
-    for query in queries[WARMUP:]:
-        t = pc()
-        answer = in_memory(query)
-        mem_lat.append(pc() - t)
-        mem_sets.append({m.id for m in answer})
+    mem_lat, mem_sets = answered(in_memory, queries)
 
     conn = await asyncpg.connect(cfg.asyncpg_dsn)
     try:
@@ -139,14 +154,7 @@ async def closed(cfg: Config) -> list[Result]:
             rows = await statement.fetch(*(params[k] for k in SCREEN_NAMES))
             return sq.matches(rows)
 
-        for query in queries[:WARMUP]:
-            await shared(query)
-        sh_lat, sh_sets = [], []
-        for query in queries[WARMUP:]:
-            t = pc()
-            answer = await shared(query)
-            sh_lat.append(pc() - t)
-            sh_sets.append({m.id for m in answer})
+        sh_lat, sh_sets = await answered_async(shared, queries)
         await conn.execute(f"DROP TABLE {TABLE}")
     finally:
         await conn.close()
@@ -174,15 +182,7 @@ async def profiles(cfg: Config) -> list[Result]:
         return (index.similar(name, threshold=THRESHOLD, limit=None)
                 + index.contained_in(name) + index.contained_in(description))
 
-    for item in items[:WARMUP]:
-        in_memory(item)
-    pc = time.perf_counter
-    mem_lat, mem_sets = [], []
-    for item in items[WARMUP:]:
-        t = pc()
-        answer = in_memory(item)
-        mem_lat.append(pc() - t)
-        mem_sets.append({m.id for m in answer})
+    mem_lat, mem_sets = answered(in_memory, items)
 
     conn = await asyncpg.connect(cfg.asyncpg_dsn)
     try:
@@ -203,14 +203,7 @@ async def profiles(cfg: Config) -> list[Result]:
             found = sq.matches(await similar.fetch(*(params[k] for k in SCREEN_NAMES)))
             return found + await inside(name) + await inside(description)
 
-        for item in items[:WARMUP]:
-            await shared(item)
-        sh_lat, sh_sets = [], []
-        for item in items[WARMUP:]:
-            t = pc()
-            answer = await shared(item)
-            sh_lat.append(pc() - t)
-            sh_sets.append({m.id for m in answer})
+        sh_lat, sh_sets = await answered_async(shared, items)
         await conn.execute(f"DROP TABLE {TABLE}")
     finally:
         await conn.close()

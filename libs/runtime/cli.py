@@ -1,9 +1,12 @@
-"""What the services' commands share: the injectable clock as a command-line argument."""
+"""What the services' commands share: the injectable clock as a command-line argument, and
+a sweep run once outside the app."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
 
 def utc_time(value: str) -> datetime:
@@ -35,3 +38,13 @@ def clock_of_run(now: datetime | None, environment: str) -> datetime | None:
         except ClockNotSettableError as exc:
             raise SystemExit(f"error: {exc.detail}") from None
     return now
+
+
+async def sweep_offline(settings: Any, bootstrap: Callable[[Any], Any], now: datetime | None,
+                        run: Callable[..., Awaitable[Any]]) -> dict:
+    """``run(deps, now=...)`` once on the service's database, outside the app (its read
+    models caught up first), at ``--now`` in development only; the report as JSON data."""
+    now = clock_of_run(now, settings.environment)  # development only (A10.2)
+    async with bootstrap(settings).offline() as runtime:
+        report = await run(runtime.deps, now=now)
+    return report.model_dump(mode="json")

@@ -12,19 +12,11 @@ import argparse
 import asyncio
 import json
 
-from libs.runtime.cli import add_now, clock_of_run
+from libs.runtime.cli import add_now, sweep_offline
 
 from . import sweep
 from .bootstrap import bootstrap
 from .settings import Settings
-
-
-async def _sweep(now) -> dict:
-    settings = Settings()
-    now = clock_of_run(now, settings.environment)  # development only (A10.2)
-    async with bootstrap(settings).offline() as runtime:
-        report = await sweep.run(runtime.deps, now=now)
-    return report.model_dump(mode="json")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,7 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     s = commands.add_parser("sweep", help="rescore every account (A13.1, A13.2)")
     add_now(s)
     args = p.parse_args(argv)
-    print(json.dumps(asyncio.run(_sweep(args.now)), indent=2, ensure_ascii=False))
+    report = asyncio.run(sweep_offline(Settings(), bootstrap, args.now, sweep.run))
+    print(json.dumps(report, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":

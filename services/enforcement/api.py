@@ -144,7 +144,7 @@ async def list_blacklists(principal: Reader, deps: Deps, province: str | None = 
     overturned it (A20.2)."""
     items, nxt = await handlers.list_docs(deps, _scope(principal), views.BLACKLISTS,
                                           province=province, account_id=account_id,
-                                          cursor=cursor, limit=limit)
+                                          cursor=cursor, limit=limit, by_account=True)
     return {"items": items, "next_cursor": nxt}
 
 

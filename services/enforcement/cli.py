@@ -19,19 +19,11 @@ import json
 import sys
 from pathlib import Path
 
-from libs.runtime.cli import add_now, clock_of_run
+from libs.runtime.cli import add_now, sweep_offline
 
 from . import rules, sweep
 from .bootstrap import bootstrap
 from .settings import Settings
-
-
-async def _sweep(now) -> dict:
-    settings = Settings()
-    now = clock_of_run(now, settings.environment)  # development only (A10.2)
-    async with bootstrap(settings).offline() as runtime:
-        report = await sweep.run(runtime.deps, now=now)
-    return report.model_dump(mode="json")
 
 
 def verify(manifest_path: str, files: list[str], public_key: str | None) -> int:
@@ -69,7 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("path")
     args = p.parse_args(argv)
     if args.command == "sweep":
-        print(json.dumps(asyncio.run(_sweep(args.now)), indent=2, ensure_ascii=False))
+        report = asyncio.run(sweep_offline(Settings(), bootstrap, args.now, sweep.run))
+        print(json.dumps(report, indent=2, ensure_ascii=False))
     elif args.command == "verify-manifest":
         sys.exit(verify(args.manifest, args.files, args.public_key))
     else:

@@ -546,10 +546,11 @@ async def filing_export(deps: Deps, scope: Scope, province: str | None,
 
 
 async def list_docs(deps: Deps, scope: Scope, projection: str, *, province: str | None,
-                    account_id: str | None, cursor: str, limit: int
-                    ) -> tuple[list[dict[str, Any]], str | None]:
+                    account_id: str | None, cursor: str, limit: int,
+                    by_account: bool = False) -> tuple[list[dict[str, Any]], str | None]:
     """A page of violations, measures, cases or blacklisted accounts (a regulator's limited
-    to its province; a blacklist's province is its account's)."""
+    to its province). ``by_account``: the documents carry no province of their own (they
+    come from another service's events); each takes its account's, as filed."""
     shown = await inspect(deps, scope, province, projection,
                           {"province": province, "account_id": account_id})
     items: list[dict[str, Any]] = []
@@ -559,7 +560,7 @@ async def list_docs(deps: Deps, scope: Scope, projection: str, *, province: str 
         while next_cursor is not None and len(items) < limit:
             docs, more = await views.page(conn, projection, after=next_cursor,
                                           limit=limit - len(items))
-            if projection == views.BLACKLISTS:
+            if by_account:
                 for d in docs:
                     known = await deps.directory.get(conn, d["account_id"])
                     d["province"] = known.province if known else None

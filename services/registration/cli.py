@@ -12,20 +12,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from datetime import datetime
 
-from libs.runtime.cli import add_now, clock_of_run
+from libs.runtime.cli import add_now, sweep_offline
 
 from . import sweep
 from .bootstrap import bootstrap
 from .settings import Settings
-
-
-async def _sweep(now: datetime | None) -> dict:
-    settings = Settings()
-    now = clock_of_run(now, settings.environment)  # development only (A10.2)
-    async with bootstrap(settings).offline() as runtime:
-        return (await sweep.run(runtime.deps, now=now)).model_dump()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,7 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     add_now(commands.add_parser("sweep", help=sweep.__doc__.split("\n\n")[0]))
     args = p.parse_args(argv)
     if args.command == "sweep":
-        print(json.dumps(asyncio.run(_sweep(args.now)), indent=2))
+        report = asyncio.run(sweep_offline(Settings(), bootstrap, args.now, sweep.run))
+        print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -12,19 +12,11 @@ import argparse
 import asyncio
 import json
 
-from libs.runtime.cli import add_now, clock_of_run
+from libs.runtime.cli import add_now, sweep_offline
 
 from . import sweep
 from .bootstrap import bootstrap
 from .settings import Settings
-
-
-async def _sweep(now) -> dict:
-    settings = Settings()
-    now = clock_of_run(now, settings.environment)  # development only (A10.2)
-    async with bootstrap(settings).offline() as runtime:
-        report = await sweep.run(runtime.deps, now=now)
-    return report.model_dump(mode="json")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,7 +27,8 @@ def main(argv: list[str] | None = None) -> None:
         "sweep", help="expire applications past their deadline; complete transfers whose "
                       "followers' opt-out period is over"))
     args = p.parse_args(argv)
-    print(json.dumps(asyncio.run(_sweep(args.now)), indent=2, ensure_ascii=False))
+    report = asyncio.run(sweep_offline(Settings(), bootstrap, args.now, sweep.run))
+    print(json.dumps(report, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":

@@ -12,21 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from datetime import datetime
+from functools import partial
 
-from libs.runtime.cli import add_now, clock_of_run
+from libs.runtime.cli import add_now, sweep_offline
 
 from . import sweep
 from .bootstrap import bootstrap
 from .settings import Settings
-
-
-async def _sweep(now: datetime | None, fraction: float | None, seed: int | None) -> dict:
-    settings = Settings()
-    now = clock_of_run(now, settings.environment)  # development only (A10.2)
-    async with bootstrap(settings).offline() as runtime:
-        report = await sweep.run(runtime.deps, now=now, fraction=fraction, seed=seed)
-    return report.model_dump(mode="json")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,7 +31,8 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--fraction", type=float, default=None, help="random sample share")
     s.add_argument("--seed", type=int, default=None, help="seed of the random sample")
     args = p.parse_args(argv)
-    print(json.dumps(asyncio.run(_sweep(args.now, args.fraction, args.seed)), indent=2,
+    print(json.dumps(asyncio.run(sweep_offline(Settings(), bootstrap, args.now, partial(
+        sweep.run, fraction=args.fraction, seed=args.seed))), indent=2,
                      ensure_ascii=False))
 
 

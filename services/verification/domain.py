@@ -550,9 +550,6 @@ class TransfereeCheck:
     identity: dict = field(default_factory=dict)  # sealed, as the application carried it
     opened_event_id: str = ""
 
-    def open(self) -> Events:
-        raise ConflictError(f"transferee of {self.transfer_id} already checked")
-
     def decide(self, identity: IdentityDecision, *, provider: str) -> Events:
         """The providers' answers (or no answer by the deadline): verified, or failed."""
         if self.status != "pending":
@@ -576,14 +573,6 @@ def open_transferee_check(request: TransferRequested, evidence: list[str]) -> Ev
         account_id=request.account_id, transfer_id=request.transfer_id,
         entity_type=request.transferee_entity_type, identity=request.transferee,
         legal_basis=["A11.2", "A8.1"], evidence_event_ids=evidence)]
-
-
-def check_transferee(request: TransferRequested, *, identity: IdentityDecision, provider: str,
-                     evidence: list[str]) -> Events:
-    """The outcome of the providers' answers for the transferee: verified, or failed."""
-    pending = TransfereeCheck(request.transfer_id, request.account_id, "pending",
-                              opened_event_id=evidence[0] if evidence else "")
-    return pending.decide(identity, provider=provider)
 
 
 def evolve_transferee(state: TransfereeCheck | None, e: Envelope) -> TransfereeCheck:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from libs.domain import ConflictError, DomainError, NotFoundError
-from libs.events import Envelope, Streams, transact
+from libs.events import Envelope, EventPayload, Streams, transact
 from libs.events.contracts.registration import (
     AccountRegistrationSubmitted,
     ProfileChangeSubmitted,
@@ -305,26 +305,14 @@ async def _check_account_identity(deps: Deps, account_id: str, *, cause: Envelop
             await forget_identity_check(tx, account_id)
             outcome = "review"
         elif decision.retryable:
-            attempt = pending.attempts + 1
-            retry_at = now + timedelta(seconds=identity_retry_delay(
-                attempt, first=deps.identity_retry_seconds,
-                cap=deps.identity_retry_max_seconds, jitter=random.random()))
+            attempt, retry_at = _next_attempt(deps, pending, now)
             events = current.defer_identity(decision, attempt=attempt, retry_at=retry_at,
                                             review_at=pending.review_at, evidence=evidence)
             await reschedule_identity_check(tx, account_id, attempts=attempt, due_at=retry_at)
             outcome = "deferred"
         else:
-            findings: tuple[dict, ...] = ()
-            needs: tuple[str, ...] = ()
-            if decision.verified:
-                await catch_up_registry(deps, tx)
-                findings = _findings(deps, _subject(deps, current.entity_type, current.category,
-                                                    current.identity, news_permit=False),
-                                     current.profile)
-                needs = qualification_needs(current.category)
-            events = current.decide_identity(decision, provider=deps.provider.name,
-                                             findings=list(findings), needs=needs,
-                                             evidence=evidence, now=now)
+            events = await _identity_verdict(deps, tx, current, decision,
+                                             provider=deps.provider.name, now=now)
             await forget_identity_check(tx, account_id)
             outcome = "verified" if decision.verified else "failed"
         await deps.verifications.decide(tx, account_id, lambda s: events, state=current,
@@ -334,6 +322,32 @@ async def _check_account_identity(deps: Deps, account_id: str, *, cause: Envelop
     result = await transact(deps.db, work)
     deps.committed()
     return result
+
+
+def _next_attempt(deps: Deps, pending: Any, now: datetime) -> tuple[int, datetime]:
+    """No verdict yet: the next attempt's number and time (doubling backoff, jitter)."""
+    attempt = pending.attempts + 1
+    return attempt, now + timedelta(seconds=identity_retry_delay(
+        attempt, first=deps.identity_retry_seconds, cap=deps.identity_retry_max_seconds,
+        jitter=random.random()))
+
+
+async def _identity_verdict(deps: Deps, tx: Tx, current: Verification,
+                            decision: IdentityDecision, *, provider: str, now: datetime
+                            ) -> list[EventPayload]:
+    """A verdict on a pending identity (a provider's or a reviewer's): when verified, the
+    profile screened and the field's needs, as at registration."""
+    findings: tuple[dict, ...] = ()
+    needs: tuple[str, ...] = ()
+    if decision.verified:
+        await catch_up_registry(deps, tx)
+        findings = _findings(deps, _subject(deps, current.entity_type, current.category,
+                                            current.identity, news_permit=False),
+                             current.profile)
+        needs = qualification_needs(current.category)
+    return current.decide_identity(decision, provider=provider, findings=list(findings),
+                                   needs=needs, evidence=[current.evidence["opened"]],
+                                   now=now)
 
 
 async def check_transferee_identity(deps: Deps, key: str, *, cause: Envelope | None = None
@@ -361,10 +375,7 @@ async def check_transferee_identity(deps: Deps, key: str, *, cause: Envelope | N
             await forget_identity_check(tx, key)
             return "gone"
         if decision.retryable and now < pending.review_at:
-            attempt = pending.attempts + 1
-            retry_at = now + timedelta(seconds=identity_retry_delay(
-                attempt, first=deps.identity_retry_seconds,
-                cap=deps.identity_retry_max_seconds, jitter=random.random()))
+            attempt, retry_at = _next_attempt(deps, pending, now)
             await reschedule_identity_check(tx, key, attempts=attempt, due_at=retry_at)
             return "deferred"
         verdict = decision
@@ -435,18 +446,11 @@ async def decide_identity_review(deps: Deps, account_id: str, *, approve: bool,
             # the lowest level: a person's review is not a third independent factor
             decision = IdentityDecision(verified=True, level="two_factor",
                                         factors=("manual_review",), reasons=reasons)
-            await catch_up_registry(deps, tx)
-            findings = list(_findings(deps, _subject(deps, current.entity_type,
-                                                     current.category, current.identity,
-                                                     news_permit=False), current.profile))
-            needs = qualification_needs(current.category)
         else:
             decision = IdentityDecision(verified=False, level=None, factors=(),
                                         reasons=("manual-review-refused",) + reasons[1:])
-            findings, needs = [], ()
-        events = current.decide_identity(decision, provider=f"manual-review:{reviewer}",
-                                         findings=findings, needs=needs,
-                                         evidence=[current.evidence["opened"]],
+        events = await _identity_verdict(deps, tx, current, decision,
+                                         provider=f"manual-review:{reviewer}",
                                          now=deps.clock())
         changed = await deps.verifications.decide(tx, account_id, lambda s: events,
                                                   state=current)

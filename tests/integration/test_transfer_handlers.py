@@ -21,7 +21,7 @@ from libs.runtime.settings import DEV_PII_KEY
 from services.transfer import bootstrap as boot
 from services.transfer import handlers, schemas, sweep
 from services.transfer.settings import Settings
-from services.verification.domain import IdentityDecision, check_transferee
+from services.verification.domain import IdentityDecision, TransfereeCheck
 from tests.conftest import BACKENDS
 from tests.integration.test_enforcement_handlers import registered
 from tests.registration_support import phone, resident_id
@@ -69,8 +69,9 @@ async def answer(deps, transfer: handlers.TransferOut, verified: bool) -> None:
     payload = CONTRACTS.payload(requested)
     decision = (IdentityDecision(True, "three_factor", ("carrier", "public_security"), ())
                 if verified else IdentityDecision(False, None, (), ("public-security-mismatch",)))
-    [out] = check_transferee(payload, identity=decision, provider="local",
-                             evidence=[requested.id])
+    pending = TransfereeCheck(payload.transfer_id, payload.account_id, "pending",
+                              opened_event_id=requested.id)
+    [out] = pending.decide(decision, provider="local")
     env = Envelope.new(type=out.event_type, data=out.to_data(), source="/verification",
                        subject=transfer.transfer_id,
                        stream_id=f"transferee-{transfer.transfer_id}", time=T0)
