@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 from rapidfuzz import fuzz, process
 
 from . import _slots
@@ -52,6 +53,11 @@ _AFFIX, _CONTAINS = 6, 4
 # Longer texts (descriptions) are not worth the caches: they rarely repeat and would push
 # out the names that do.
 _CACHED_UP_TO = 64
+# Normalised names up to this many characters are also kept in one fixed-width array, from
+# which a query's fuzzy candidates are read in one gather (a longer one is read from its
+# string): on a million names, reaching each candidate's own string object was a cache
+# miss apiece and most of a slow query's time.
+_FIXED_WIDTH = 16
 
 
 def _keep_best(found: dict[int, tuple[float, int]], slot: int, score: float,
@@ -80,12 +86,12 @@ class NameMatch:
 
 
 class NameIndex:
-    """Names keyed by an opaque id; not thread-safe for concurrent writes.
+    """Names keyed by an opaque id; written and read from one thread (the event loop).
 
     ``max_posting`` bounds fuzzy latency: a bigram held by more names than that (公司,
     科技...) is not used to find candidates, so a fuzzy match sharing only such bigrams
     with the query is missed (its exact/normalised/pinyin match is not). ``max_candidates``
-    bounds how many candidates are scored.
+    bounds how many candidates are scored (those sharing the most bigrams first).
     """
 
     def __init__(self, *, max_posting: int = 3_000, max_candidates: int = 6_000) -> None:
@@ -105,6 +111,10 @@ class NameIndex:
         self._norm_lengths: Counter[int] = Counter()
         self._pinyin_lengths: Counter[int] = Counter()
         self._lengths_cache: tuple[tuple[int, ...], int] | None = None
+        # per slot: the normalised length (capped at 255; 0 for a free slot) and the
+        # normalised name if it fits _FIXED_WIDTH; grown by doubling
+        self._length_of = np.zeros(1024, dtype=np.uint8)
+        self._fixed = np.zeros(1024, dtype=f"<U{_FIXED_WIDTH}")
 
     # -- writing -----------------------------------------------------------------------
     def __len__(self) -> int:
@@ -136,6 +146,8 @@ class NameIndex:
                 _slots.discard(self._bigrams, gram, slot)
             self._count_lengths(norm, pinyin, -1)
         self._ids[slot] = self._names[slot] = self._norms[slot] = None
+        self._length_of[slot] = 0
+        self._fixed[slot] = ""
         self._free.append(slot)
 
     def _add(self, key_id: str, name: str, norm: str) -> None:
@@ -157,6 +169,12 @@ class NameIndex:
         self._slot_of[key_id] = slot
         if not norm:
             return  # nothing a reader would see: it cannot match anything
+        if slot >= len(self._length_of):
+            self._length_of = np.concatenate((self._length_of, np.zeros_like(self._length_of)))
+            self._fixed = np.concatenate((self._fixed, np.zeros_like(self._fixed)))
+        self._length_of[slot] = min(len(norm), 255)
+        if len(norm) <= _FIXED_WIDTH:
+            self._fixed[slot] = norm
         pinyin = "".join(syllables_of_normalised(norm))
         for table, key in self._keys(norm, pinyin):
             _slots.put(table, key, slot)
@@ -233,15 +251,17 @@ class NameIndex:
         if pinyin != query:
             hit(self._by_norm.get(pinyin), PINYIN_SCORE, 2)
 
-        candidates = candidate_slots(self._bigrams, query, threshold,
+        candidates = candidate_slots(self._bigrams, self._length_of, query, threshold,
                                      max_posting=self.max_posting,
                                      max_candidates=self.max_candidates)
-        if candidates:
-            norms = self._norms
-            choices = [norms[slot] for slot in candidates]
+        if len(candidates):
+            choices = self._fixed[candidates].tolist()
+            for i in np.flatnonzero(self._length_of[candidates] > _FIXED_WIDTH).tolist():
+                choices[i] = self._norms[candidates[i]]
+            slots = candidates.tolist()
             for _, score, i in process.extract(query, choices, scorer=fuzz.ratio,
                                                score_cutoff=threshold * 100, limit=None):
-                hit((candidates[i],), score / 100, 3)
+                hit((slots[i],), score / 100, 3)
 
     def _affixed(self, query: str, affixes: Affixes, threshold: float,
                  found: dict[int, tuple[float, int]]) -> None:

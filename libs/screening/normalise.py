@@ -69,6 +69,12 @@ class _FoldTable(dict):
                 value = None
             else:
                 value = char
+        elif value != char:
+            # a look-alike's target may itself fold (Cherokee Ꮁ -> Greek γ -> y): fold it
+            # to the end, or normalise would not be idempotent; the provisional entry ends
+            # a cycle
+            self[code] = value
+            value = value.translate(self)
         self[code] = value
         return value
 
@@ -138,6 +144,18 @@ def to_simplified(text: str) -> str:
 
 
 def _normalise(text: str) -> str:
+    folded = _fold_once(text)
+    # one pass is nearly always the end; where a step's output is input to another (a
+    # traditional character simplified to one with a look-alike of its own: 薴 -> 苧 ->
+    # 苎), fold again until nothing changes, so that normalise is idempotent
+    for _ in range(3):
+        if folded.translate(_FOLD) == folded and to_simplified(folded) == folded:
+            break
+        folded = _fold_once(folded)
+    return folded
+
+
+def _fold_once(text: str) -> str:
     # NFKD folds full/half width and compatibility forms and splits off diacritics;
     # casefold after it, and NFKD again because casefold can yield decomposable letters.
     folded = unicodedata.normalize("NFKD", text).casefold()
