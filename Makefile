@@ -9,7 +9,7 @@ KAFKA  := bash deploy/local/kafka/kafka.sh
 PG     := bash deploy/local/postgres/postgres.sh
 PYTEST_ARGS ?=
 
-.PHONY: help venv lock run test test-unit test-integration test-e2e lint bench migrate \
+.PHONY: help venv lock run test test-unit test-integration test-e2e lint bench load migrate \
         infra-up infra-down kafka-up postgres-up topics clean
 
 help: ## list the targets
@@ -79,6 +79,11 @@ test-e2e: venv infra-up ## the five services started as `make run` starts them, 
 
 bench: venv infra-up ## run the benchmarks and record them in bench/RESULTS.md
 	$(PY) -m bench
+
+RATE     ?= 300
+DURATION ?= 60
+load: venv infra-up ## registrations end to end through the five services at RATE/s for DURATION s
+	ENVIRONMENT=development $(PY) -m bench.load --rate $(RATE) --duration $(DURATION)
 
 clean: ## remove local state (databases, broker data); keeps the virtualenv
 	-$(KAFKA) stop

@@ -164,18 +164,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(app: str, port: int, env: dict) -> subprocess.Popen:
+def _start(app: str, port: int, env: dict, workers: int = 2) -> subprocess.Popen:
+    # one worker: no --workers (uvicorn's supervisor would be the process, not the server)
+    many = ["--workers", str(workers)] if workers > 1 else []
     return subprocess.Popen(
         [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "2", "--no-access-log", "--log-level", "warning"],
+         *many, "--no-access-log", "--log-level", "warning"],
         cwd=ROOT, env={**os.environ, **env})
 
 
-async def _serve(app: str, env: dict, ready_path: str) -> tuple[subprocess.Popen, str]:
+async def _serve(app: str, env: dict, ready_path: str, workers: int = 2
+                 ) -> tuple[subprocess.Popen, str]:
     import httpx
 
     port = _free_port()
-    proc = _start(app, port, env)
+    proc = _start(app, port, env, workers)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     async with httpx.AsyncClient(timeout=2) as client:

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from .admission import Admission, AdmissionMiddleware
 from .clock import DevelopmentClock
 from .logs import configure_logging
 from .metrics import CONTENT_TYPE, HttpMetricsMiddleware
@@ -55,6 +56,12 @@ def create_app(
     install_problem_handlers(app)
     instrument_app(app)
     app.add_middleware(DevelopmentClock)
+    # Before routing and everything else: a shed request costs almost nothing (ADR 0036).
+    def admission_of() -> Admission | None:
+        runtime = getattr(app.state, "runtime", None)
+        return runtime.admission if runtime is not None else None
+
+    app.add_middleware(AdmissionMiddleware, admission_of=admission_of)
 
     def metrics_of():
         runtime = getattr(app.state, "runtime", None)

@@ -11,7 +11,8 @@ process (tests, ``acctctl``) do not collide. Two kinds of series:
   published, handled, dead-lettered), the relay's backlog (events after its checkpoint and
   the age of the oldest, one indexed query), each consumer's lag per topic and partition
   (the broker's high watermark the consumer already knows minus the consumer's position),
-  and how long tailing readers wait on open transactions.
+  and how long tailing readers wait on open transactions, and the admission control's
+  requests in flight, waiting and shed (:mod:`libs.runtime.admission`).
 
 Series names are a contract of ``deploy/grafana/public-accounts.json``; the names of the
 first ``/metrics`` (``events_published_total``, ``relay_publish_lag_seconds``,
@@ -53,10 +54,14 @@ EVENTS_HANDLED = "events_handled_total"
 DEAD_LETTERS = "dead_letters_total"
 CONSUMER_LAG = "consumer_lag_records"
 READER_WAIT = "log_reader_wait_seconds"
+HTTP_IN_FLIGHT = "http_server_requests_in_flight"
+HTTP_QUEUED = "http_server_requests_queued"
+HTTP_SHED = "http_server_requests_shed_total"
 
 HISTOGRAMS = (HTTP_REQUEST_SECONDS, HANDLER_SECONDS, BATCH_SECONDS, RELAY_PUBLISH_SECONDS)
 FAMILIES = (*HISTOGRAMS, EVENTS_PUBLISHED, RELAY_PUBLISH_LAG, RELAY_BACKLOG, RELAY_OLDEST_AGE,
-            EVENTS_HANDLED, DEAD_LETTERS, CONSUMER_LAG, READER_WAIT)
+            EVENTS_HANDLED, DEAD_LETTERS, CONSUMER_LAG, READER_WAIT, HTTP_IN_FLIGHT,
+            HTTP_QUEUED, HTTP_SHED)
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -229,6 +234,19 @@ class _KernelCollector:
         if snap.reader_wait is not None:
             wait.add_metric([svc], snap.reader_wait)
         yield wait
+        admission = getattr(rt, "admission", None)  # libs.runtime.admission
+        in_flight = GaugeMetricFamily(HTTP_IN_FLIGHT, "HTTP requests being handled (admitted, "
+                                      "not finished)", labels=["service"])
+        queued = GaugeMetricFamily(HTTP_QUEUED, "HTTP requests waiting for admission",
+                                   labels=["service"])
+        shed = CounterMetricFamily(HTTP_SHED, "HTTP requests shed with 503 (queue full or "
+                                   "wait ran out)", labels=["service"])
+        in_flight.add_metric([svc], admission.in_flight if admission else 0)
+        queued.add_metric([svc], admission.queued if admission else 0)
+        shed.add_metric([svc], admission.shed if admission else 0)
+        yield in_flight
+        yield queued
+        yield shed
 
 
 class HttpMetricsMiddleware:

@@ -36,6 +36,7 @@ from libs.events.consumer import BatchHandler
 from libs.events.migrate import upgrade
 from libs.events.topics import SERVICES
 
+from .admission import Admission
 from .deps import ServiceDeps
 from .kafka import make_consumer, make_producer
 from .metrics import RuntimeMetrics
@@ -109,6 +110,9 @@ class ServiceRuntime:
         self.runners: list[ProjectionRunner] = []
         self._tasks: list[asyncio.Task] = []
         self._background: list[asyncio.Task] = []
+        # The HTTP requests in flight and waiting (libs.runtime.admission): the app's
+        # middleware admits or sheds through it, the metrics read it.
+        self.admission = Admission(settings.admission_limits())
         # Its own registry: several runtimes in one process (tests, acctctl) never collide.
         self.prometheus = RuntimeMetrics(self)
 

@@ -47,6 +47,23 @@ class ServiceSettings(BaseSettings):
     # Development defaults so that `make run` works as is; refused outside development.
     auth_secret: str = Field(DEV_AUTH_SECRET, validation_alias="AUTH_SECRET")
     pii_key: str = Field(DEV_PII_KEY, validation_alias="PII_KEY")
+    # Admission control (libs.runtime.admission, ADR 0036): requests handled at once (0: no
+    # limit), requests waiting for a slot beyond those, how long one may wait, and the
+    # Retry-After of the 503 that sheds the rest.
+    admission_max_in_flight: int = Field(32, ge=0, validation_alias="ADMISSION_MAX_IN_FLIGHT")
+    admission_max_queue: int = Field(64, ge=0, validation_alias="ADMISSION_MAX_QUEUE")
+    admission_max_wait_seconds: float = Field(0.25, ge=0,
+                                              validation_alias="ADMISSION_MAX_WAIT_SECONDS")
+    admission_retry_after_seconds: int = Field(1, ge=1,
+                                               validation_alias="ADMISSION_RETRY_AFTER_SECONDS")
+
+    def admission_limits(self):
+        from .admission import Limits
+
+        return Limits(max_in_flight=self.admission_max_in_flight,
+                      max_queue=self.admission_max_queue,
+                      max_wait=self.admission_max_wait_seconds,
+                      retry_after=self.admission_retry_after_seconds)
 
     @model_validator(mode="before")
     @classmethod

@@ -118,7 +118,9 @@ async def main(db: str, with_infra: bool, base_port: int) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     waiters = {asyncio.create_task(p.wait()): n for n, p in procs.items()}
-    ready = asyncio.create_task(wait_ready(port_map))
+    # a loaded machine may need longer (bench.load sets it)
+    ready = asyncio.create_task(wait_ready(
+        port_map, float(os.environ.get("SUPERVISOR_READY_SECONDS", 120))))
     stopper = asyncio.create_task(stop.wait())
     code = 0
     while True:
