@@ -7,12 +7,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from libs.runtime.pii import SealError, Sealer, open_identity, seal_identity, subjects_in
+from libs.runtime.pii import Sealer, SealError, open_identity, seal_identity, subjects_in
 from libs.runtime.settings import DEV_PII_KEY, ServiceSettings
 
 KEY, OTHER = "k" * 40, "o" * 40
@@ -114,7 +115,7 @@ def test_the_blind_index_is_kept_as_it_was_unless_another_key_id_is_configured()
 
 def test_settings_configure_the_key_ids(monkeypatch):
     monkeypatch.setenv("PII_KEY_ID", "k2")
-    monkeypatch.setenv("PII_RETIRED_KEYS", '{"k1": "%s"}' % DEV_PII_KEY)
+    monkeypatch.setenv("PII_RETIRED_KEYS", json.dumps({"k1": DEV_PII_KEY}))
     settings = ServiceSettings(service="registration", port=1)
     old = Sealer(DEV_PII_KEY).seal("x", subject=A)
     sealer = Sealer.from_settings(settings)
