@@ -9,6 +9,8 @@ import hashlib
 import hmac
 import json
 import os
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -126,3 +128,33 @@ def test_settings_configure_the_key_ids(monkeypatch):
     monkeypatch.setenv("PII_KEY", "p" * 40)
     with pytest.raises(ValueError, match=r"PII_RETIRED_KEYS\['k1'\]"):
         ServiceSettings(service="registration", port=1)  # the development key, retired
+
+
+def test_an_organizations_contact_still_opens_after_its_owner_changed():
+    """The registrant's contact is sealed for the registrant; a completed transfer changes
+    the account's identity (verification's fold), not whom the contact is sealed for."""
+    from libs.events.contracts.verification import OwnerChangeDisclosed, VerificationOpened
+    from services.verification.domain import fold_payloads
+    from services.verification.views import disclose
+
+    sealer = Sealer(KEY)
+    first = seal_identity(sealer, organization=True, number="91440101MA5CXXXX0X",
+                          name="广州某某科技有限公司", phone="+8613800138000")
+    new = seal_identity(sealer, organization=True, number="91440101MA5CYYYY0Y",
+                        name="深圳某某网络有限公司", phone="+8613900139000")
+    org = {"business_name": "深圳某某网络有限公司", "registered_address": "深圳市南山区某路2号",
+           "primary_business": "信息技术服务", "business_scope": "软件开发"}
+    now = datetime(2027, 1, 4, tzinfo=UTC)
+    state = fold_payloads(None, [VerificationOpened(
+        account_id="a-1", entity_type="legal_person", identity=first,
+        profile={"name": "小站", "description": "科技", "avatar_sha256": "ab" * 32},
+        category="technology", province="440000",
+        contact_sealed=sealer.seal("020-12345678", subject=first.id_number_blind),
+        contact_masked="020****5678", organization=org, legal_basis=["A8.1"])], now)
+    state = fold_payloads(state, [OwnerChangeDisclosed(
+        account_id="a-1", transfer_id="t-1", changed_at=now, new_entity_type="legal_person",
+        new_name="深圳某某网络有限公司", new_owner=new, new_organization=org,
+        legal_basis=["A11.2"])], now)
+    page = disclose(replace(state, identity_status="verified"), sealer)
+    assert page["organization"]["unified_social_credit_code"] == "91440101MA5CYYYY0Y"
+    assert page["organization"]["contact"] == "020-12345678"
