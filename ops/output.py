@@ -11,7 +11,7 @@ import orjson
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from libs.runtime.pii import Sealer
+from libs.runtime.pii import Sealer, SealError, subjects_in
 
 console = Console()
 err = Console(stderr=True)
@@ -29,9 +29,14 @@ def emit(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
         render(data)
 
 
-def mask(data: Any, *, sealer: Sealer | None = None, opened: set[str] | None = None) -> Any:
+def mask(data: Any, *, sealer: Sealer | None = None, opened: set[str] | None = None,
+         subjects: list[str] | None = None) -> Any:
     """``data`` with every ``*_sealed`` value replaced by ``«sealed»``, or, given a sealer
-    (``--reveal``), by its opened value; the names of opened fields go into ``opened``."""
+    (``--reveal``), by its opened value; the names of opened fields go into ``opened``.
+    A value opens for its data subject (ADR 0033): one of the blind indexes or case ids
+    ``data`` names (``subjects_in``)."""
+    if subjects is None and sealer is not None:
+        subjects = subjects_in(data)
     if isinstance(data, dict):
         out = {}
         for k, v in data.items():
@@ -40,16 +45,16 @@ def mask(data: Any, *, sealer: Sealer | None = None, opened: set[str] | None = N
                     out[k] = SEALED
                 else:
                     try:
-                        out[k] = sealer.open(v)
+                        out[k] = sealer.open_any(v, subjects or [])
                         if opened is not None:
                             opened.add(k)
-                    except Exception:  # noqa: BLE001 - another key, or not sealed at all
+                    except SealError:  # another key, another subject, or not sealed at all
                         out[k] = "«cannot open»"
             else:
-                out[k] = mask(v, sealer=sealer, opened=opened)
+                out[k] = mask(v, sealer=sealer, opened=opened, subjects=subjects)
         return out
     if isinstance(data, list):
-        return [mask(v, sealer=sealer, opened=opened) for v in data]
+        return [mask(v, sealer=sealer, opened=opened, subjects=subjects) for v in data]
     return data
 
 

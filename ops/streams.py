@@ -113,7 +113,7 @@ async def show(account_id: str, *, services: list[str], reveal: bool, token: str
                               f"with the role {REVEAL_ROLE!r}")
             if not reason:
                 raise Refused("--reveal needs --reason (it is recorded)")
-            sealer = Sealer(rt.settings.pii_key)
+            sealer = Sealer.from_settings(rt.settings)
         items = causal_order(await _events(rts, account_id, as_of, page_size))
         if not items:
             raise NotFound(f"no events about account {account_id!r} in {', '.join(services)}")

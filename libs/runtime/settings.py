@@ -47,6 +47,13 @@ class ServiceSettings(BaseSettings):
     # Development defaults so that `make run` works as is; refused outside development.
     auth_secret: str = Field(DEV_AUTH_SECRET, validation_alias="AUTH_SECRET")
     pii_key: str = Field(DEV_PII_KEY, validation_alias="PII_KEY")
+    # Sealed values name the key id that sealed them (ADR 0033): new values are sealed under
+    # PII_KEY_ID (whose secret is PII_KEY); PII_RETIRED_KEYS ({"<key id>": "<secret>"},
+    # JSON) keeps older keys for opening. PII_BLIND_KEY_ID names the blind index key: "v1"
+    # is the derivation every stored blind index was made with; changing it needs a re-index.
+    pii_key_id: str = Field("k1", validation_alias="PII_KEY_ID")
+    pii_retired_keys: dict[str, str] = Field({}, validation_alias="PII_RETIRED_KEYS")
+    pii_blind_key_id: str = Field("v1", validation_alias="PII_BLIND_KEY_ID")
     # Admission control (libs.runtime.admission, ADR 0036): requests handled at once (0: no
     # limit), requests waiting for a slot beyond those, how long one may wait, and the
     # Retry-After of the 503 that sheds the rest.
@@ -106,6 +113,12 @@ class ServiceSettings(BaseSettings):
             if value == dev or len(value) < 32:
                 missing.append(f"{name} (a secret of 32+ characters, not the development "
                                "default)")
+        for kid, value in self.pii_retired_keys.items():
+            if kid == self.pii_key_id:
+                missing.append(f"PII_RETIRED_KEYS without the current key id {kid!r}")
+            elif value == DEV_PII_KEY or len(value) < 32:
+                missing.append(f"PII_RETIRED_KEYS[{kid!r}] (a secret of 32+ characters, not "
+                               "the development default)")
         if missing:
             raise ValueError(
                 f"ENVIRONMENT is {self.environment!r} (anything but 'development' runs as "

@@ -83,13 +83,45 @@ def configure_tracing(service: str, *, processors: list[SpanProcessor] | None = 
     _configured = True
 
 
+# Span attributes that carry a request's query string (old and new HTTP conventions).
+_URL_ATTRIBUTES = ("http.url", "http.target", "url.full", "url.query")
+REDACTED = "REDACTED"
+
+
+def redact_query(url: str, *, bare: bool = False) -> str:
+    """``url`` with every query parameter's value replaced by ``REDACTED`` (the names kept);
+    ``bare``: ``url`` is the query string itself (``url.query``)."""
+    base, sep, query = ("", "?", url) if bare else url.partition("?")
+    if not sep or not query:
+        return url
+    query, hashed, fragment = query.partition("#")
+    names = [part.split("=", 1)[0] for part in query.split("&") if part]
+    redacted = "&".join(f"{name}={REDACTED}" for name in names)
+    return (redacted if bare else f"{base}?{redacted}") + (hashed and f"#{REDACTED}")
+
+
+def _redact_request(span, scope) -> None:
+    """Server spans keep a request's path and parameter names, never the values: a query
+    may name a person (``GET /v1/accounts?owner=<ID number>``), and spans leave the
+    process (ADR 0033, the leak scan)."""
+    if span is None or not span.is_recording():
+        return
+    attributes = getattr(span, "attributes", None) or {}
+    for key in _URL_ATTRIBUTES:
+        value = attributes.get(key)
+        if isinstance(value, str) and value:
+            span.set_attribute(key, redact_query(value, bare=key == "url.query"))
+
+
 def instrument_app(app: FastAPI) -> None:
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     # One server span per request; the per-chunk "http send/receive" spans add nothing to a
-    # causal trace and cost about a tenth of a small request's CPU.
+    # causal trace and cost about a tenth of a small request's CPU. Query values are
+    # redacted (personal data may travel in a query).
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics",
-                                       exclude_spans=["receive", "send"])
+                                       exclude_spans=["receive", "send"],
+                                       server_request_hook=_redact_request)
 
 
 def current_traceparent() -> str | None:

@@ -80,7 +80,7 @@ def dependencies(settings: Settings, db: Database, store: EventStore, *,
         cases=streams(case_stream, evolve_case),
         policies=streams(lambda key: key, evolve_policy_versions),  # one stream
         accesses=streams(lambda key: f"regulator-access-{key}", _seen),
-        directory=AccountDirectory(), sealer=Sealer(settings.pii_key),
+        directory=AccountDirectory(), sealer=Sealer.from_settings(settings),
         policy=load_policy(settings.policy_file),
         signing_key=rules.private_key(settings.report_signing_key),
         appeal_window_days=settings.appeal_window_days,

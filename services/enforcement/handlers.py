@@ -157,7 +157,8 @@ async def when_event(deps: Deps, tx: Tx, event: Envelope) -> None:
         return
     learned = policy(deps.store.registry.payload(event), event)
     if isinstance(learned, Registered):
-        uscc = deps.sealer.open(learned.uscc_sealed) if learned.uscc_sealed else None
+        uscc = (deps.sealer.open(learned.uscc_sealed, subject=learned.owner_blind)
+                if learned.uscc_sealed and learned.owner_blind else None)
         await deps.directory.registered(
             tx, account_id=learned.account_id, province=learned.province,
             category=learned.category, entity_type=learned.entity_type, at=learned.at,
@@ -374,7 +375,7 @@ async def complain(deps: Deps, new: NewComplaint, *, key: str | None,
         changed = await deps.cases.decide(tx, case_id, lambda c: file_complaint(
             case_id=case_id, account_id=new.account_id, province=province, reason=new.reason,
             category=category, urls=new.urls,
-            contact_sealed=deps.sealer.seal(contact) if contact else None,
+            contact_sealed=deps.sealer.seal(contact, subject=case_id) if contact else None,
             contact_masked=views.mask(contact), now=now,
             deadline=rules.working_days_after(now, deps.complaint_working_days),
             working_days=deps.complaint_working_days))

@@ -36,6 +36,7 @@ class Registered:
     business_name: str | None = None
     registered_address: str | None = None
     uscc_sealed: str | None = None
+    owner_blind: str | None = None  # the subject the USCC is sealed for (ADR 0033)
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,8 @@ def when_registration_submitted_index(p: AccountRegistrationSubmitted, event: En
                       business_name=org.business_name if org else None,
                       registered_address=org.registered_address if org else None,
                       uscc_sealed=(p.identity.id_number_sealed
-                                   if p.identity.id_kind == "uscc" else None))
+                                   if p.identity.id_kind == "uscc" else None),
+                      owner_blind=p.identity.id_number_blind)
 
 
 def when_account_verified_note(p: AccountVerified, event: Envelope) -> Learned:

@@ -63,7 +63,7 @@ def bootstrap(settings: Settings | None = None) -> ServiceRuntime:
                 agreement_version=s.agreement_version, names=ClosedNames(
                     affixes=s.closed_names_affixes,
                     contained_min_length=s.closed_names_contained_min_length),
-                sealer=Sealer(s.pii_key), clock=utcnow, committed=runtime.committed,
+                sealer=Sealer.from_settings(s), clock=utcnow, committed=runtime.committed,
                 catch_up=runtime.catch_up_projections)
 
     async def refresh_names() -> None:

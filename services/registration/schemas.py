@@ -163,7 +163,8 @@ def application(body: RegisterAccount, sealer: Sealer) -> Application:
         entity_type=body.entity_type, category=body.category, identity=sealed,
         profile=Profile(name=p.name, description=p.description, **avatar_fields(p.avatar)),
         province=body.province, operations_province=body.operations_province,
-        contact_sealed=sealer.seal(body.contact), contact_masked=_mask_contact(body.contact),
+        contact_sealed=sealer.seal(body.contact, subject=sealed.id_number_blind),
+        contact_masked=_mask_contact(body.contact),
         agreement_version=body.agreement_version,
         organization=(Organization(**body.organization.model_dump())
                       if body.organization else None),

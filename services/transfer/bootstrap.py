@@ -34,7 +34,7 @@ def dependencies(settings: Settings, db: Database, store: EventStore, *,
     return Deps(
         db=db, store=store, transfers=streams(stream_of, evolve),
         signals=streams(ownership_stream, evolve_signals), directory=Directory(),
-        sealer=Sealer(settings.pii_key),
+        sealer=Sealer.from_settings(settings),
         rules=rules.TradingRules(
             refuse_blacklisted=settings.refuse_blacklisted,
             refuse_under_measure=settings.refuse_under_measure,

@@ -121,13 +121,14 @@ def application(body: TransferIn, sealer: Sealer) -> Application:
         raise ProblemError("an organization transferee needs its registration details",
                            status=422, code="organization-required", title="Invalid body",
                            field="organization")
+    transferee = sealed_identity(body.transferee, body.entity_type, sealer)
     return Application(
-        account_id=body.account_id, kind=body.kind,
-        transferee=sealed_identity(body.transferee, body.entity_type, sealer),
+        account_id=body.account_id, kind=body.kind, transferee=transferee,
         entity_type=body.entity_type,
         organization=(Organization(**body.organization.model_dump())
                       if body.organization else None),
-        contact_sealed=sealer.seal(body.contact), contact_masked=_mask_contact(body.contact),
+        contact_sealed=sealer.seal(body.contact, subject=transferee.id_number_blind),
+        contact_masked=_mask_contact(body.contact),
         reason=body.reason)
 
 

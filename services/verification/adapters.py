@@ -46,7 +46,7 @@ from libs.events.contracts.verification import (
 )
 from libs.events.db import Tx
 from libs.identity.providers import HttpIdentityProviders, ProviderUnavailable
-from libs.runtime.pii import Sealer
+from libs.runtime.pii import Sealer, open_identity
 from libs.screening import LogoIndex, NameIndex, normalise
 
 from .domain import NATURAL, IdentityDecision
@@ -153,13 +153,13 @@ class _Numbers:
 
 def _numbers(sealer: Sealer, entity_type: str, sealed: dict[str, Any]) -> _Numbers:
     """The identity opened and its numbers checked (libs.identity); no provider asked."""
-    op = sealer.open
-    name, number, phone = (op(sealed["holder_name_sealed"]), op(sealed["id_number_sealed"]),
-                           op(sealed["phone_sealed"]))
-    rep_name = op(sealed["representative_name_sealed"]) if sealed.get(
+    def op(field: str) -> str:
+        return open_identity(sealer, sealed, field)
+
+    name, number, phone = op("holder_name_sealed"), op("id_number_sealed"), op("phone_sealed")
+    rep_name = op("representative_name_sealed") if sealed.get(
         "representative_name_sealed") else None
-    rep_id = op(sealed["representative_id_sealed"]) if sealed.get(
-        "representative_id_sealed") else None
+    rep_id = op("representative_id_sealed") if sealed.get("representative_id_sealed") else None
     reasons: list[str] = []
     try:
         number = (ids.resident_id(number) if entity_type == NATURAL

@@ -62,7 +62,7 @@ def dependencies(settings: Settings, db: Database, store: EventStore, *,
         protected_names=streams(lambda key: f"protected-name-{key}", evolve_protected_name),
         word_list=streams(lambda key: key, evolve_word_list),  # one stream: prohibited-words
         transferees=streams(transferee_stream, evolve_transferee),
-        sealer=Sealer(settings.pii_key), provider=identity_provider(settings),
+        sealer=Sealer.from_settings(settings), provider=identity_provider(settings),
         registry=ProtectedRegistry(base_words=settings.prohibited_words),
         policy=Policy(settings.protected_name_threshold, settings.logo_max_distance),
         min_tenure_months=settings.extra_min_phone_tenure_months,

@@ -146,6 +146,9 @@ class Verification:
     standing: str = "in_service"  # as registration decided (A9.2): PublicStandingChanged
     suspensions: tuple[str, ...] = ()
     version: int = 0
+    # whom the contact is sealed for (ADR 0033): the registrant, who gave it; a transfer
+    # changes ``identity`` but not the contact given at registration
+    contact_subject: str | None = None
 
     # -- queries ----------------------------------------------------------------------
     def approved(self, kind: str) -> list[dict[str, Any]]:
@@ -403,8 +406,9 @@ def _apply(state: Verification | None, event_type: str, d: dict[str, Any], time:
             account_id=d["account_id"], entity_type=d["entity_type"], category=d["category"],
             province=d["province"], identity=d["identity"], profile=d["profile"],
             organization=d.get("organization"), contact_sealed=d["contact_sealed"],
-            contact_masked=d["contact_masked"], extra=d.get("extra_verification_required", False),
-            opened_at=time, evidence={"opened": event_id})
+            contact_subject=d["identity"]["id_number_blind"], contact_masked=d["contact_masked"],
+            extra=d.get("extra_verification_required", False), opened_at=time,
+            evidence={"opened": event_id})
     if state is None:
         raise ValueError(f"{event_type} before VerificationOpened")
     s = state

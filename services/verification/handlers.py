@@ -34,7 +34,7 @@ from libs.events.contracts.verification import (
 from libs.events.db import Tx
 from libs.runtime.deps import ServiceDeps
 from libs.runtime.idempotency import run_once
-from libs.runtime.pii import Sealer
+from libs.runtime.pii import Sealer, open_identity
 from libs.runtime.tracing import follow_up_span
 
 from . import views
@@ -160,9 +160,9 @@ def _subject(deps: Deps, entity_type: str, category: str, identity: dict[str, An
              news_permit: bool) -> Subject:
     """Who runs the account as the name rules see it: its own and its representative's ID."""
     blinds = {identity["id_number_blind"]}
-    rep = identity.get("representative_id_sealed")
-    if rep:
-        blinds.add(deps.sealer.blind("id_number", deps.sealer.open(rep).strip().upper()))
+    if identity.get("representative_id_sealed"):
+        rep = open_identity(deps.sealer, identity, "representative_id_sealed")
+        blinds.add(deps.sealer.blind("id_number", rep.strip().upper()))
     return Subject(entity_type, category, frozenset(blinds), news_permit)
 
 

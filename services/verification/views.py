@@ -11,7 +11,7 @@ from sqlalchemy import text
 from libs.domain import NotFoundError
 from libs.events import Streams
 from libs.events.db import Tx
-from libs.runtime.pii import Sealer
+from libs.runtime.pii import Sealer, open_identity
 
 from .domain import Verification
 
@@ -133,12 +133,14 @@ def disclose(s: Verification, sealer: Sealer) -> dict[str, Any]:
         body["operator"] = {"name": i["holder_name_masked"], "id_number": i["id_number_masked"],
                             "phone": i["phone_masked"], "contact": s.contact_masked}
         return body
-    uscc = sealer.open(i["id_number_sealed"])
+    uscc = open_identity(sealer, i, "id_number_sealed")
     org = s.organization or {}
     body["organization"] = {"business_name": org.get("business_name"),
                             "registered_address": org.get("registered_address"),
                             "unified_social_credit_code": uscc,
-                            "contact": sealer.open(s.contact_sealed)}
+                            "contact": sealer.open(
+                                s.contact_sealed,
+                                subject=s.contact_subject or i["id_number_blind"])}
     return body
 
 

@@ -36,6 +36,8 @@ class System:
         self.bootstrap = bootstrap
         self.urls = {name: f"http://127.0.0.1:{base_port + i}" for i, name in enumerate(SERVICES)}
         self.output: deque[str] = deque(maxlen=400)
+        self.log: list[str] = []  # every line the services printed (the leak scan reads it)
+        self.databases: dict[str, str] = {}  # service -> its database's name
         # Topics and groups of this run only: earlier runs' events stay on the broker.
         self.namespace = namespace
 
@@ -91,11 +93,13 @@ def system(postgres_server, kafka_bootstrap):
          "--base-port", str(BASE_PORT)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     system = System(BASE_PORT, namespace, kafka_bootstrap)
+    system.databases = names
     ready = threading.Event()
 
     def collect() -> None:
         for line in proc.stdout:
             system.output.append(line)
+            system.log.append(line)
             if "all five services are ready" in line:
                 ready.set()
 

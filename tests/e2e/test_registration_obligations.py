@@ -293,11 +293,12 @@ async def test_A11_2_completed_transfer_changes_owner_and_unapplied_transfer_sus
         system, http):
     account_id = await active_account(system, http)
     new_number, new_phone = resident_id(), phone()
-    owner = {"id_kind": "resident_id", "id_number_sealed": SEALER.seal(new_number),
+    who = SEALER.blind("id_number", new_number)  # the subject the values are sealed for
+    owner = {"id_kind": "resident_id", "id_number_sealed": SEALER.seal(new_number, subject=who),
              "id_number_blind": SEALER.blind("id_number", new_number),
              "id_number_masked": new_number[:6] + "********" + new_number[-4:],
-             "holder_name_sealed": SEALER.seal("王五"), "holder_name_masked": "王*",
-             "phone_sealed": SEALER.seal(new_phone),
+             "holder_name_sealed": SEALER.seal("王五", subject=who), "holder_name_masked": "王*",
+             "phone_sealed": SEALER.seal(new_phone, subject=who),
              "phone_blind": SEALER.blind("phone", "+86" + new_phone),
              "phone_masked": new_phone[:3] + "****" + new_phone[-4:]}
     await system.publish("transfer", "transfer.TransferCompleted", {

@@ -28,6 +28,7 @@ from tests.registration_support import body
 pytestmark = pytest.mark.kafka
 
 SPANS: list[dict] = []  # every span the services exported, decoded
+RAW: list[bytes] = []  # every export request as received (tests/e2e/test_leak_scan.py)
 
 
 class _OtlpReceiver(BaseHTTPRequestHandler):
@@ -35,6 +36,7 @@ class _OtlpReceiver(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         if self.headers.get("Content-Encoding") == "gzip":
             raw = gzip.decompress(raw)
+        RAW.append(raw)
         request = ExportTraceServiceRequest.FromString(raw)
         for rs in request.resource_spans:
             attrs = {a.key: a.value.string_value for a in rs.resource.attributes}

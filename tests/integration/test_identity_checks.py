@@ -280,12 +280,13 @@ async def request_transfer(deps, transfer_id: str) -> None:
     from tests.registration_support import phone, resident_id
 
     number, mobile = resident_id(), phone()
+    transferee = seal_identity(SEALER, organization=False, number=number, name="王五",
+                               phone=mobile)
     requested = TransferRequested(
-        account_id=f"acc-of-{transfer_id}", transfer_id=transfer_id,
-        transferee=seal_identity(SEALER, organization=False, number=number, name="王五",
-                                 phone=mobile),
+        account_id=f"acc-of-{transfer_id}", transfer_id=transfer_id, transferee=transferee,
         transferee_entity_type="natural_person",
-        transferee_contact_sealed=SEALER.seal(mobile), transferee_contact_masked="138****0000",
+        transferee_contact_sealed=SEALER.seal(mobile, subject=transferee.id_number_blind),
+        transferee_contact_masked="138****0000",
         requested_by="platform", deadline=T0 + timedelta(days=15), legal_basis=["A11.2"])
     env = Envelope.new(type=requested.event_type, source="/transfer",
                        subject=requested.account_id, stream_id=f"transfer-{transfer_id}",

@@ -115,10 +115,11 @@ async def test_A11_2_a_transferred_account_leaves_the_old_owners_count(deps):
     third = await register(deps, body(id_number=number))
     assert third.status == 409 and third.body["code"] == "account-limit-reached"
     new_number, new_phone = resident_id(), "+86" + phone()
-    owner = {"id_kind": "resident_id", "id_number_sealed": SEALER.seal(new_number),
+    who = SEALER.blind("id_number", new_number)  # the subject the values are sealed for
+    owner = {"id_kind": "resident_id", "id_number_sealed": SEALER.seal(new_number, subject=who),
              "id_number_blind": SEALER.blind("id_number", new_number),
-             "id_number_masked": "x", "holder_name_sealed": SEALER.seal("王五"),
-             "holder_name_masked": "王*", "phone_sealed": SEALER.seal(new_phone),
+             "id_number_masked": "x", "holder_name_sealed": SEALER.seal("王五", subject=who),
+             "holder_name_masked": "王*", "phone_sealed": SEALER.seal(new_phone, subject=who),
              "phone_blind": SEALER.blind("phone", new_phone), "phone_masked": "x"}
     account_id = first.body["account_id"]
     completed = Envelope.new(

@@ -47,7 +47,7 @@ async def test_streams_show_merges_services_in_order_and_keeps_personal_data_sea
     identity = rows[0]["data"]["identity"]
     assert identity["id_number_sealed"] == "«sealed»"
     assert identity["id_number_masked"].count("*") > 0
-    assert "v1:" not in result.stdout  # no sealed token leaves the tool either
+    assert "v1:" not in result.stdout and "v2:" not in result.stdout  # nor a sealed token
 
     # --reveal: refused without an operator token (exit 2), allowed with one and a reason
     refused = await acctctl(*["streams", "show", account, "-s", "registration", "--reveal",

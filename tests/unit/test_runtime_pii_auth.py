@@ -5,18 +5,18 @@ from __future__ import annotations
 import pytest
 
 from libs.runtime.auth import AuthError, decode_token, issue_token
-from libs.runtime.pii import Sealer, mask_id_number, mask_name, mask_phone
+from libs.runtime.pii import Sealer, SealError, mask_id_number, mask_name, mask_phone
 from libs.runtime.settings import DEV_AUTH_SECRET, ServiceSettings
 
 
 def test_sealed_values_open_with_the_key_and_never_show_the_value():
     sealer = Sealer("k" * 40)
-    sealed = sealer.seal("11010519491231002X")
+    sealed = sealer.seal("11010519491231002X", subject="a" * 32)
     assert "11010519491231002X" not in sealed
-    assert sealed != sealer.seal("11010519491231002X")  # a fresh nonce each time
-    assert sealer.open(sealed) == "11010519491231002X"
-    with pytest.raises(Exception):  # noqa: B017 - any failure: the tag does not verify
-        Sealer("other" * 10).open(sealed)
+    assert sealed != sealer.seal("11010519491231002X", subject="a" * 32)  # a fresh nonce
+    assert sealer.open(sealed, subject="a" * 32) == "11010519491231002X"
+    with pytest.raises(SealError, match="does not open under key id 'k1'"):
+        Sealer("other" * 10).open(sealed, subject="a" * 32)
 
 
 def test_blind_index_matches_equal_values_only_and_depends_on_the_key():

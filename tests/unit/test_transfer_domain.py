@@ -25,7 +25,8 @@ def app(kind: str = "transfer") -> Application:
                           "natural_person", SEALER)
     return Application(account_id="acc-1", kind=kind, transferee=who,
                        entity_type="natural_person", organization=None,
-                       contact_sealed=SEALER.seal("13800138000"), contact_masked="138****8000")
+                       contact_sealed=SEALER.seal("13800138000", subject=who.id_number_blind),
+                       contact_masked="138****8000")
 
 
 def store(state: Transfer | None, payloads, version: int = 0) -> Transfer:
