@@ -53,10 +53,13 @@ EVENTS_HANDLED = "events_handled_total"
 DEAD_LETTERS = "dead_letters_total"
 CONSUMER_LAG = "consumer_lag_records"
 READER_WAIT = "log_reader_wait_seconds"
+WORKER_RESTARTS = "worker_restarts_total"
+WORKER_UP = "worker_up"
 
 HISTOGRAMS = (HTTP_REQUEST_SECONDS, HANDLER_SECONDS, BATCH_SECONDS, RELAY_PUBLISH_SECONDS)
 FAMILIES = (*HISTOGRAMS, EVENTS_PUBLISHED, RELAY_PUBLISH_LAG, RELAY_BACKLOG, RELAY_OLDEST_AGE,
-            EVENTS_HANDLED, DEAD_LETTERS, CONSUMER_LAG, READER_WAIT)
+            EVENTS_HANDLED, DEAD_LETTERS, CONSUMER_LAG, READER_WAIT, WORKER_RESTARTS,
+            WORKER_UP)
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -229,6 +232,16 @@ class _KernelCollector:
         if snap.reader_wait is not None:
             wait.add_metric([svc], snap.reader_wait)
         yield wait
+        restarts = CounterMetricFamily(WORKER_RESTARTS, "Times the runtime restarted a kernel "
+                                       "worker (relay, projection runner, consumer) that died",
+                                       labels=["service", "worker"])
+        up = GaugeMetricFamily(WORKER_UP, "1 while a kernel worker runs, 0 while it is down "
+                               "(restarting, or given up)", labels=["service", "worker"])
+        for w in getattr(rt, "workers", ()):
+            restarts.add_metric([svc, w.name], w.restarts)
+            up.add_metric([svc, w.name], 1 if w.state() == "ok" else 0)
+        yield restarts
+        yield up
 
 
 class HttpMetricsMiddleware:
