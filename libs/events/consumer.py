@@ -8,11 +8,14 @@ the inbox turns into a no-op.
 
 When a batch fails, its events are retried one at a time, each in its own
 transaction, with exponential backoff. An event that still fails after
-``max_attempts`` (or can never succeed: undecodable, unknown type or schema
-version, invalid payload) goes to the dead-letter topic with its original headers
-plus the error, and into the ``dead_letters`` table; then the consumer moves on, so
-later events, of other keys or the same, keep flowing. :meth:`Consumer.redrive`
-hands a dead letter back to the handler once its cause is fixed.
+``max_attempts`` (or can never succeed: undecodable, a header that is not UTF-8,
+unknown type or schema version, a type that does not belong to the topic it came
+from, a payload its contract rejects) goes to the dead-letter topic with its original headers
+plus the error, and into the ``dead_letters`` table, with its id in the inbox; then the
+consumer moves on, so later events, of other keys or the same, keep flowing. A dead
+letter redelivered after a crash finds its inbox record (or, without an event id, its
+``dead_letters`` row) and is skipped: no record can end the consumer's task.
+:func:`libs.events.redrive` hands a dead letter back to the handler once its cause is fixed.
 """
 
 from __future__ import annotations
@@ -35,9 +38,10 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from .db import Database, Tx
 from .envelope import Envelope
 from .errors import EventKernelError, InvalidEventError, UnknownEventTypeError
-from .inbox import claim, record_handled
+from .inbox import claim
 from .kafka_binding import event_type_of, from_kafka
 from .registry import EventRegistry
+from .topics import belongs_to_topic
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +96,10 @@ _DEAD_LETTER = text(
             :headers, :error, :attempts, :failed_at)
     """
 )
+_DEAD_LETTERED_AT = text(
+    'SELECT 1 FROM dead_letters WHERE consumer = :consumer AND topic = :topic '
+    'AND partition = :partition AND "offset" = :offset'
+)
 
 
 class Consumer:
@@ -116,6 +124,7 @@ class Consumer:
         event_context: Callable[[Envelope], AbstractContextManager] | None = None,
         observe_handler: Callable[[float, int], None] | None = None,
         observe_batch: Callable[[float, int], None] | None = None,
+        namespace: str = "",
     ) -> None:
         self.name = name
         self.db = db
@@ -128,6 +137,8 @@ class Consumer:
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
         self.batch_size = batch_size
+        # The topics' namespace prefix, to know which service's topic a record came from.
+        self.namespace = namespace
         # Entered around each event's handling (e.g. a span continuing the event's trace);
         # the handler is then called one event at a time within the batch's transaction.
         self.event_context = event_context
@@ -144,11 +155,24 @@ class Consumer:
         self.positions: dict[Any, int] = {}
         self._stopping = False
         self._task: asyncio.Task | None = None
+        # partition -> first offset of the batch taken but not committed yet: where a
+        # restarted run() reads again.
+        self._in_flight: dict[Any, int] = {}
 
     # -- lifecycle ----------------------------------------------------------------
-    async def start(self) -> None:
+    async def start(
+        self, spawn: Callable[[str, Callable[[], Awaitable[None]]], asyncio.Task] | None = None
+    ) -> None:
+        """Join the group and run :meth:`run` in a task; ``spawn(name, run)`` makes that task
+        instead (the runtime's supervisor, which restarts a run that died)."""
         await self.source.start()
-        self._task = asyncio.create_task(self.run(), name=f"consumer:{self.name}")
+        name = f"consumer:{self.name}"
+        self._task = (spawn(name, self.run) if spawn is not None
+                      else asyncio.create_task(self.run(), name=name))
+
+    @property
+    def task(self) -> asyncio.Task | None:
+        return self._task
 
     async def stop(self) -> None:
         """Finish the batch in flight (database and offsets), then leave the group."""
@@ -161,11 +185,15 @@ class Consumer:
         await self.source.stop()
 
     async def run(self) -> None:
+        """Consume until stopped. Callable again after it raised: it first goes back to the
+        batch that was in flight, which nothing has committed."""
+        self._rewind()
         pause = self.backoff_seconds
         while not self._stopping:
             batches = await self._next_batch()
             if not batches:
                 continue
+            self._in_flight = {tp: recs[0].offset for tp, recs in batches.items() if recs}
             records = [r for tp_records in batches.values() for r in tp_records]
             try:
                 await self.process(records)
@@ -174,15 +202,24 @@ class Consumer:
                 offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items() if recs}
                 await self.source.commit(offsets)
                 self.positions.update(offsets)
+                self._in_flight = {}
                 pause = self.backoff_seconds
             except INFRASTRUCTURE_ERRORS as exc:
                 # Nothing of this batch counts as consumed: read it again after a pause.
                 log.warning("consumer %s: %r; retrying the batch in %.2fs", self.name, exc, pause)
-                for tp, recs in batches.items():
-                    if recs:
-                        self.source.seek(tp, recs[0].offset)
+                self._rewind()
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)
+
+    def _rewind(self) -> None:
+        """Seek back to the start of the batch in flight (a partition revoked meanwhile is
+        someone else's now: its new owner reads from the committed offset)."""
+        for tp, offset in self._in_flight.items():
+            try:
+                self.source.seek(tp, offset)
+            except Exception:  # noqa: BLE001 - not assigned any more
+                log.info("consumer %s: %s no longer assigned; not rewound", self.name, tp)
+        self._in_flight = {}
 
     async def _next_batch(self) -> dict[Any, list[Any]]:
         """Wait for records, then take what else is already fetched, up to ``batch_size``.
@@ -229,14 +266,22 @@ class Consumer:
                 await self._handle_alone(item, first_attempt=2)
 
     def _decode(self, record: Any) -> _Item | None:
-        etype = event_type_of(record.headers)
-        if self.event_types is not None and etype not in self.event_types:
-            return None
+        """The record's event, checked, or the reason it can never be handled. Never raises:
+        whatever a record holds, it is handled, dead-lettered, or not this consumer's."""
         try:
+            etype = event_type_of(record.headers)
+            if self.event_types is not None and etype not in self.event_types:
+                return None
             env = from_kafka(record.key, record.value, record.headers)
-            return _Item(record, self.registry.upcast(env))
+            if not belongs_to_topic(env.type, record.topic, self.namespace):
+                raise InvalidEventError(
+                    f"an event of type {env.type!r} does not belong to topic {record.topic!r}")
+            return _Item(record, self.registry.check(self.registry.upcast(env)))
         except EventKernelError as exc:
             return _Item(record, error=exc)
+        except Exception as exc:  # noqa: BLE001 - an upcaster's bug, a binding's gap
+            return _Item(record, error=InvalidEventError(
+                f"undecodable record: {type(exc).__name__}: {exc}"))
 
     async def _handle(self, events: list[Envelope]) -> None:
         started = time.perf_counter()
@@ -289,6 +334,29 @@ class Consumer:
         await self._dead_letter(item, attempts=attempt)
 
     async def _dead_letter(self, item: _Item, *, attempts: int) -> None:
+        """Park the record: on the dead-letter topic, in ``dead_letters``, its id in the inbox.
+
+        One transaction claims the inbox record first: a record dead-lettered (or handled)
+        before, redelivered because a crash came before the offset commit, is skipped. The
+        topic is written inside that transaction, so a crash before its commit only
+        publishes the dead letter twice.
+        """
+        rec = item.record
+        event_id = item.event.id if item.event else _header(rec.headers, "ce_id")
+        async with self.db.transaction() as tx:
+            if event_id:
+                if not await claim(tx, self.name, [event_id]):
+                    log.info("consumer %s: %s at %s[%d]@%d was parked or handled before; "
+                             "skipped", self.name, event_id, rec.topic, rec.partition,
+                             rec.offset)
+                    return
+            elif await tx.fetchrow(_DEAD_LETTERED_AT, {
+                    "consumer": self.name, "topic": rec.topic, "partition": rec.partition,
+                    "offset": rec.offset}):
+                return
+            await self._park(tx, item, event_id, attempts)
+
+    async def _park(self, tx: Tx, item: _Item, event_id: str | None, attempts: int) -> None:
         rec = item.record
         error = f"{type(item.error).__name__}: {item.error}"
         headers = list(rec.headers or ()) + [
@@ -299,36 +367,30 @@ class Consumer:
             ("deadletter_offset", str(rec.offset).encode()),
             ("deadletter_attempts", str(attempts).encode()),
         ]
-        # Publish first: a crash before the table insert only duplicates the dead letter.
         fut = await self.dlq_producer.send(
             self.dead_letter_topic, value=rec.value, key=rec.key, headers=headers
         )
         await fut
-        event_id = item.event.id if item.event else _header(rec.headers, "ce_id")
-        async with self.db.transaction() as tx:
-            await tx.execute(
-                _DEAD_LETTER,
-                {
-                    "consumer": self.name,
-                    "event_id": event_id,
-                    "event_type": (item.event.type if item.event
-                                   else _header(rec.headers, "ce_type")),
-                    "topic": rec.topic,
-                    "partition": rec.partition,
-                    "offset": rec.offset,
-                    "key": rec.key,
-                    "value": rec.value,
-                    "headers": orjson.dumps(
-                        [[k, v.decode(errors="replace")] for k, v in rec.headers or ()]
-                    ).decode(),
-                    "error": error,
-                    "attempts": attempts,
-                    "failed_at": datetime.now(UTC),
-                },
-            )
-            if event_id:
-                # Parked, not pending: a redelivery must not run the retries again.
-                await record_handled(tx, self.name, [event_id])
+        await tx.execute(
+            _DEAD_LETTER,
+            {
+                "consumer": self.name,
+                "event_id": event_id,
+                "event_type": (item.event.type if item.event
+                               else _header(rec.headers, "ce_type")),
+                "topic": rec.topic,
+                "partition": rec.partition,
+                "offset": rec.offset,
+                "key": rec.key,
+                "value": rec.value,
+                "headers": orjson.dumps(
+                    [[k, (v or b"").decode(errors="replace")] for k, v in rec.headers or ()]
+                ).decode(),
+                "error": error,
+                "attempts": attempts,
+                "failed_at": datetime.now(UTC),
+            },
+        )
         self.dead_lettered += 1
         log.error("consumer %s: dead-lettered %s at %s[%d]@%d after %d attempt(s): %s",
                   self.name, event_id, rec.topic, rec.partition, rec.offset, attempts, error)
@@ -336,6 +398,6 @@ class Consumer:
 
 def _header(headers, name: str) -> str | None:
     for k, v in headers or ():
-        if k == name:
+        if k == name and v is not None:
             return v.decode(errors="replace")
     return None

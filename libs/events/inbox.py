@@ -28,13 +28,18 @@ _CLAIM_PG = text(
     RETURNING event_id
     """
 )
+# Idempotent on both dialects: recording an id already there (a dead letter redelivered
+# after a crash, a redrive of an event handled meanwhile) is a no-op, never an error that
+# would end the consumer's task.
 _RECORD = text(
-    "INSERT INTO inbox (consumer, event_id, handled_at) VALUES (:consumer, :event_id, :now)"
+    "INSERT INTO inbox (consumer, event_id, handled_at) VALUES (:consumer, :event_id, :now) "
+    "ON CONFLICT (consumer, event_id) DO NOTHING"
 )
 # One statement for the whole batch: executemany costs a bind/execute per row.
 _RECORD_PG = text(
     "INSERT INTO inbox (consumer, event_id, handled_at) "
-    "SELECT CAST(:consumer AS text), unnest(CAST(:ids AS text[])), CAST(:now AS timestamptz)"
+    "SELECT CAST(:consumer AS text), unnest(CAST(:ids AS text[])), CAST(:now AS timestamptz) "
+    "ON CONFLICT (consumer, event_id) DO NOTHING"
 )
 
 
@@ -60,9 +65,10 @@ async def claim(conn: Tx, consumer: str, event_ids: list[str]) -> set[str]:
 
 
 async def record_handled(conn: Tx, consumer: str, event_ids: Iterable[str]) -> None:
+    """Record ``event_ids`` as handled by ``consumer``; ids already recorded stay as they are."""
     now = datetime.now(UTC)
     if conn.dialect == "postgresql":
-        ids = list(event_ids)
+        ids = list(dict.fromkeys(event_ids))
         if ids:
             await conn.execute(_RECORD_PG, {"consumer": consumer, "ids": ids, "now": now})
         return

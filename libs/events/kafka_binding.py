@@ -62,15 +62,23 @@ def to_kafka(env: Envelope) -> tuple[bytes, bytes, Headers]:
 
 
 def header_map(headers: Sequence[tuple[str, bytes]] | None) -> dict[str, str]:
-    """Kafka headers as a dict of text values (the last value of a repeated key wins)."""
-    return {k: v.decode() for k, v in (headers or ()) if v is not None}
+    """Kafka headers as a dict of text values (the last value of a repeated key wins).
+
+    Raises :class:`InvalidEventError` for a value that is not UTF-8: the binding says
+    header values are UTF-8 text, and anything else is a record no consumer can read.
+    """
+    try:
+        return {k: v.decode() for k, v in (headers or ()) if v is not None}
+    except UnicodeDecodeError as exc:
+        raise InvalidEventError(f"a header value is not UTF-8: {exc}") from exc
 
 
 def event_type_of(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
-    """The ``ce_type`` header alone, without decoding the rest of the record."""
+    """The ``ce_type`` header alone, without decoding the rest of the record (None when
+    absent; its bytes decoded leniently, so a filter never raises)."""
     for k, v in headers or ():
         if k == "ce_type":
-            return v.decode()
+            return v.decode(errors="replace") if v is not None else None
     return None
 
 
@@ -101,5 +109,5 @@ def from_kafka(
             traceparent=h.get("ce_traceparent") or h.get("traceparent"),
             datacontenttype=h.get("content-type", "application/json"),
         )
-    except (KeyError, ValueError, orjson.JSONDecodeError) as exc:
+    except (KeyError, ValueError, TypeError, orjson.JSONDecodeError) as exc:
         raise InvalidEventError(f"malformed CloudEvents record: {exc}") from exc

@@ -163,6 +163,24 @@ class EventRegistry:
             version += 1
         return envelope.with_data(data, version)
 
+    def check(self, envelope: Envelope) -> Envelope:
+        """Check an event read from the broker (already upcast) against its contract.
+
+        What a consumer receives was written by another process, perhaps another version
+        of it, perhaps not by a producer of this kernel at all: its payload is validated
+        before any handler sees it. Returns the envelope unchanged (the handler gets the
+        data as published); raises :class:`UnknownEventTypeError` or
+        :class:`InvalidEventError`.
+        """
+        model = self.schema(envelope.type, envelope.schema_version)
+        if not isinstance(envelope.data, dict):
+            raise InvalidEventError(f"{envelope.type} payload is not a JSON object")
+        try:
+            model.model_validate(envelope.data)
+        except ValidationError as exc:
+            raise InvalidEventError(f"{envelope.type} payload is invalid: {exc}") from exc
+        return envelope
+
     def payload(self, envelope: Envelope) -> EventPayload:
         """The event's payload parsed into its contract model (after upcasting); an event
         not yet stored (schema version 0) is read at its type's latest version."""

@@ -21,6 +21,32 @@ def dead_letter_topic(consumer: str) -> str:
     return f"{consumer}.deadletter"
 
 
+# Event types every service may record in its own store, so they appear on its topic too:
+# the operations tool's audit trail (``ops.*``, libs/events/contracts/ops.py).
+SHARED_PREFIXES = ("ops",)
+
+
+def producer_of(topic: str, namespace: str = "") -> str | None:
+    """The service whose events ``topic`` carries (``<namespace><service>.events``), or
+    None for a topic that is no service's events topic (the kernel's tests use their own)."""
+    name = topic[len(namespace):] if namespace and topic.startswith(namespace) else topic
+    for service in SERVICES:
+        if name == events_topic(service):
+            return service
+    return None
+
+
+def belongs_to_topic(event_type: str, topic: str, namespace: str = "") -> bool:
+    """Whether an event of ``event_type`` may come from ``topic``: a service's topic carries
+    that service's event types (``<service>.<Name>``, the contracts of
+    ``libs/events/contracts/<service>.py``) and the shared ones; any other topic, any type."""
+    producer = producer_of(topic, namespace)
+    if producer is None:
+        return True
+    prefix = event_type.split(".", 1)[0]
+    return prefix == producer or prefix in SHARED_PREFIXES
+
+
 async def ensure_topics(
     bootstrap_servers: str,
     names: list[str],

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from aiokafka.protocol.metadata import MetadataRequest
 
 
 def make_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
@@ -32,3 +34,18 @@ def make_consumer(bootstrap_servers: str, group_id: str, topics: Sequence[str]) 
         auto_offset_reset="earliest",
         isolation_level="read_committed",
     )
+
+
+async def probe_broker(producer: AIOKafkaProducer, topic: str) -> None:
+    """Ask a broker, over the network, for ``topic``'s metadata; raises if none answers.
+
+    Not the client's cached metadata (``partitions_for`` answers from it while the broker
+    is gone): a request that needs a live connection and a reply. Give it a deadline.
+    """
+    client = producer.client
+    node = client.get_random_node()
+    if node is None:
+        raise KafkaError("no broker known")
+    response = await client.send(node, MetadataRequest([topic]))
+    if not response.brokers:
+        raise KafkaError("the broker answered without any broker in its metadata")

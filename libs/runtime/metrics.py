@@ -57,11 +57,13 @@ READER_WAIT = "log_reader_wait_seconds"
 HTTP_IN_FLIGHT = "http_server_requests_in_flight"
 HTTP_QUEUED = "http_server_requests_queued"
 HTTP_SHED = "http_server_requests_shed_total"
+WORKER_RESTARTS = "worker_restarts_total"
+WORKER_UP = "worker_up"
 
 HISTOGRAMS = (HTTP_REQUEST_SECONDS, HANDLER_SECONDS, BATCH_SECONDS, RELAY_PUBLISH_SECONDS)
 FAMILIES = (*HISTOGRAMS, EVENTS_PUBLISHED, RELAY_PUBLISH_LAG, RELAY_BACKLOG, RELAY_OLDEST_AGE,
             EVENTS_HANDLED, DEAD_LETTERS, CONSUMER_LAG, READER_WAIT, HTTP_IN_FLIGHT,
-            HTTP_QUEUED, HTTP_SHED)
+            HTTP_QUEUED, HTTP_SHED, WORKER_RESTARTS, WORKER_UP)
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -247,6 +249,16 @@ class _KernelCollector:
         yield in_flight
         yield queued
         yield shed
+        restarts = CounterMetricFamily(WORKER_RESTARTS, "Times the runtime restarted a kernel "
+                                       "worker (relay, projection runner, consumer) that died",
+                                       labels=["service", "worker"])
+        up = GaugeMetricFamily(WORKER_UP, "1 while a kernel worker runs, 0 while it is down "
+                               "(restarting, or given up)", labels=["service", "worker"])
+        for w in getattr(rt, "workers", ()):
+            restarts.add_metric([svc, w.name], w.restarts)
+            up.add_metric([svc, w.name], 1 if w.state() == "ok" else 0)
+        yield restarts
+        yield up
 
 
 class HttpMetricsMiddleware:

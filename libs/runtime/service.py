@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from libs.events.topics import SERVICES
 
 from .admission import Admission
 from .deps import ServiceDeps
-from .kafka import make_consumer, make_producer
+from .kafka import make_consumer, make_producer, probe_broker
 from .metrics import RuntimeMetrics
 from .settings import ServiceSettings
 from .tracing import consumer_span, current_traceparent, relay_span
@@ -65,6 +66,40 @@ class Periodic:
     name: str
     interval: float
     run: Callable[[], Awaitable[Any]]
+
+
+@dataclass
+class Worker:
+    """One of the kernel's long-running tasks (the relay, a projection runner, a consumer)
+    under the runtime's supervision: what readiness and ``/metrics`` report of it."""
+
+    name: str
+    task: asyncio.Task | None = None
+    restarts: int = 0
+    last_error: str | None = None
+    down_since: float | None = None  # monotonic time of the crash it is restarting after
+
+    def state(self) -> str:
+        """"ok" while it runs; otherwise what is wrong, for ``/readyz``."""
+        if self.task is None:
+            return "not started"
+        if self.task.done():
+            return f"stopped: {self.last_error or 'ended'}"
+        if self.down_since is not None:
+            return f"restarting after: {self.last_error}"
+        return "ok"
+
+
+# A worker that dies is restarted after a pause, doubling from RESTART_PAUSE up to
+# RESTART_PAUSE_MAX; after GIVE_UP crashes in a row, each within HEALTHY_RUN seconds of
+# its start, it stays dead (readiness reports it until someone looks).
+RESTART_PAUSE = 0.5
+RESTART_PAUSE_MAX = 30.0
+HEALTHY_RUN = 60.0
+GIVE_UP = 5
+# How long a broker probe may take, and how long its answer serves further /readyz calls.
+KAFKA_PROBE_TIMEOUT = 1.5
+KAFKA_PROBE_TTL = 1.0
 
 
 async def every(task: Periodic) -> None:
@@ -113,6 +148,10 @@ class ServiceRuntime:
         # The HTTP requests in flight and waiting (libs.runtime.admission): the app's
         # middleware admits or sheds through it, the metrics read it.
         self.admission = Admission(settings.admission_limits())
+        self.workers: list[Worker] = []
+        self._stopping = asyncio.Event()
+        self._kafka_probe: tuple[float, str] | None = None
+        self._kafka_probe_lock = asyncio.Lock()
         # Its own registry: several runtimes in one process (tests, acctctl) never collide.
         self.prometheus = RuntimeMetrics(self)
 
@@ -155,11 +194,11 @@ class ServiceRuntime:
         self.relay = Relay(db=self.db, store=self.store, producer=self.producer, topic=self.topic,
                            observe_publish=self.prometheus.relay_hook(),
                            page_context=relay_span(self.topic))
-        self._tasks.append(asyncio.create_task(self.relay.run(), name="relay"))
+        self.supervise("relay", self.relay.run)
         for p in self.projection_defs:
             runner = ProjectionRunner(db=self.db, store=self.store, projection=p)
             self.runners.append(runner)
-            self._tasks.append(asyncio.create_task(runner.run(), name=f"projection:{p.name}"))
+            self.supervise(f"projection:{p.name}", runner.run)
         for sub in self.subscriptions:
             consumer = Consumer(
                 name=sub.name,
@@ -172,9 +211,10 @@ class ServiceRuntime:
                 dead_letter_topic=self.ns + dead_letter_topic(sub.name),
                 event_context=consumer_span(sub.name),
                 event_types=sub.event_types,
+                namespace=self.ns,
                 **self.prometheus.consumer_hooks(sub.name),
             )
-            await consumer.start()
+            await consumer.start(spawn=self.supervise)
             self.consumers.append(consumer)
         for step in self.on_start:
             await step()
@@ -183,6 +223,47 @@ class ServiceRuntime:
                 self.background(every(task), name=task.name)
         log.info("%s started: relay to %s, %d consumer(s), %d projection(s)",
                  s.service, self.topic, len(self.consumers), len(self.runners))
+
+    def supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> asyncio.Task:
+        """Run a kernel worker (``run`` returns when the worker is stopped) in a task that
+        restarts it when it raises, with a growing pause, and gives up on one that keeps
+        dying; each crash is logged with its traceback and counted (``/metrics``), and
+        ``/readyz`` names a worker that is down."""
+        worker = Worker(name)
+        self.workers.append(worker)
+        worker.task = asyncio.create_task(self._supervised(worker, run), name=name)
+        self._tasks.append(worker.task)
+        return worker.task
+
+    async def _supervised(self, worker: Worker, run: Callable[[], Awaitable[None]]) -> None:
+        loop = asyncio.get_running_loop()
+        pause, in_a_row = RESTART_PAUSE, 0
+        while True:
+            started = loop.time()
+            try:
+                await run()
+                return
+            except Exception as exc:
+                worker.last_error = f"{type(exc).__name__}: {exc}"
+                worker.down_since = time.monotonic()
+                if self._stopping.is_set():
+                    raise
+                if loop.time() - started > HEALTHY_RUN:
+                    pause, in_a_row = RESTART_PAUSE, 0
+                in_a_row += 1
+                if in_a_row >= GIVE_UP:
+                    log.exception("%s died %d times in a row; not restarting it", worker.name,
+                                  in_a_row)
+                    raise
+                log.exception("%s died; restarting it in %.1fs", worker.name, pause)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), pause)
+                return  # stopping: no restart
+            except TimeoutError:
+                pass
+            pause = min(pause * 2, RESTART_PAUSE_MAX)
+            worker.restarts += 1
+            worker.down_since = None
 
     def committed(self) -> None:
         """Call after a handler's transaction commits: wake the relay and the projections."""
@@ -221,6 +302,7 @@ class ServiceRuntime:
         return task
 
     async def stop(self) -> None:
+        self._stopping.set()
         for task in self._background:
             task.cancel()
         if self._background:
@@ -243,7 +325,9 @@ class ServiceRuntime:
         await self.db.dispose()
 
     async def readiness(self) -> dict[str, str]:
-        """Each dependency and whether it answers; the service is ready when all are "ok"."""
+        """Each dependency and whether it answers, and each worker (the relay, every
+        projection runner and consumer, the periodic tasks by name) and whether it runs; the
+        service is ready when all are "ok"."""
         checks: dict[str, str] = {}
         try:
             async with self.db.connect() as conn:
@@ -251,14 +335,30 @@ class ServiceRuntime:
             checks["database"] = "ok"
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             checks["database"] = f"error: {exc}"
-        try:
-            await asyncio.wait_for(self.producer.partitions_for(self.topic), 5)
-            checks["kafka"] = "ok"
-        except Exception as exc:  # noqa: BLE001
-            checks["kafka"] = f"error: {exc!r}"
-        dead = [t.get_name() for t in (*self._tasks, *self._background) if t.done()]
-        checks["workers"] = "ok" if not dead else f"stopped: {dead}"
+        checks["kafka"] = await self.kafka_state()
+        for worker in self.workers:
+            checks[worker.name] = worker.state()
+        for task in self._background:
+            checks[f"periodic:{task.get_name()}"] = "ok" if not task.done() else "stopped"
         return checks
+
+    async def kafka_state(self) -> str:
+        """"ok" when a broker answered a metadata request within KAFKA_PROBE_TIMEOUT; the
+        answer is reused for KAFKA_PROBE_TTL, so frequent probes cost one request a second."""
+        async with self._kafka_probe_lock:  # concurrent probes wait for one answer
+            now = time.monotonic()
+            if self._kafka_probe is not None and now - self._kafka_probe[0] < KAFKA_PROBE_TTL:
+                return self._kafka_probe[1]
+            try:
+                if self.producer is None:
+                    raise RuntimeError("no producer (not started)")
+                await asyncio.wait_for(probe_broker(self.producer, self.topic),
+                                       KAFKA_PROBE_TIMEOUT)
+                state = "ok"
+            except Exception as exc:  # noqa: BLE001 - reported, not raised
+                state = f"error: {exc!r}"
+            self._kafka_probe = (time.monotonic(), state)
+            return state
 
     async def metrics(self) -> bytes:
         """Prometheus text exposition (``libs.runtime.metrics``): the kernel's counters, the

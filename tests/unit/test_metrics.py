@@ -102,7 +102,9 @@ def fake_runtime(service: str = "registration", *, with_consumer: bool = True):
     rt = SimpleNamespace(settings=SimpleNamespace(service=service),
                          db=FakeDb(FakeConn(3, datetime.now(UTC) - timedelta(seconds=30))),
                          store=FakeStore(), relay=relay,
-                         consumers=[consumer] if with_consumer else [])
+                         consumers=[consumer] if with_consumer else [],
+                         workers=[SimpleNamespace(name="consumer:verification-reactions",
+                                                  restarts=2, state=lambda: "ok")])
     return rt
 
 
@@ -146,6 +148,8 @@ async def test_every_family_is_exported_with_the_kernels_figures():
     assert sample(fams, "events_handled", consumer="verification-reactions") == 5
     assert sample(fams, "dead_letters", consumer="verification-reactions") == 2
     assert sample(fams, "log_reader_wait_seconds") == 0.25
+    assert sample(fams, "worker_restarts", worker="consumer:verification-reactions") == 2
+    assert sample(fams, "worker_up", worker="consumer:verification-reactions") == 1
     # partition 0: highwater 10, handled up to 4; partition 1: end asked of the broker
     # (7), position where the consumer will fetch (2)
     assert sample(fams, "consumer_lag_records", partition="0") == 6

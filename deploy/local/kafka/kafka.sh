@@ -2,8 +2,9 @@
 # Local single-node Apache Kafka (KRaft) for development and tests, without Docker.
 #
 # The broker is Apache Kafka's own jars, fetched from Maven Central by Maven (pom.xml next to
-# this script) and run with the machine's JDK. Everything it writes lives under <repo>/var/kafka:
-#   lib/            the jars (re-fetched when pom.xml changes)
+# this script) and run with the machine's JDK. Everything it writes lives under <repo>/var/kafka
+# (KAFKA_VAR moves a broker's own files elsewhere, so a second broker can run beside the first):
+#   lib/            the jars (re-fetched when pom.xml changes; shared: KAFKA_LIB)
 #   cluster-id      KRaft cluster id, generated once
 #   server.properties  rendered from the template next to this script
 #   data/           the log + metadata directory (deleted by `reset`)
@@ -29,6 +30,11 @@ environment:
   KAFKA_PORT             client listener on 127.0.0.1 (default 9092)
   KAFKA_CONTROLLER_PORT  KRaft controller listener on 127.0.0.1 (default 9093)
   KAFKA_WAIT_TIMEOUT     seconds for 'wait' (default 90)
+  KAFKA_PORT_WAIT        seconds 'start' waits for its ports to be free, e.g. right after a
+                         killed broker released them (default 30)
+  KAFKA_VAR              the broker's own directory: config, data, logs, pid (default
+                         <repo>/var/kafka); another one runs a second, independent broker
+  KAFKA_LIB              the jars (default <repo>/var/kafka/lib, shared by every KAFKA_VAR)
   KAFKA_HEAP_OPTS        JVM heap options (default -Xmx512m)
   PYTHON                 interpreter with aiokafka (default <repo>/.venv/bin/python)
 EOF
@@ -37,8 +43,8 @@ EOF
 # --- locations (relative to this script, never a machine-specific path) ---------------------
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$(dirname "$0")/../../.." && pwd)"
-VAR="$ROOT/var/kafka"
-LIB="$VAR/lib"
+VAR="${KAFKA_VAR:-$ROOT/var/kafka}"
+LIB="${KAFKA_LIB:-$ROOT/var/kafka/lib}"
 DATA="$VAR/data"
 LOGS="$VAR/logs"
 PID_FILE="$VAR/kafka.pid"
@@ -51,6 +57,7 @@ POM="$HERE/pom.xml"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 KAFKA_WAIT_TIMEOUT="${KAFKA_WAIT_TIMEOUT:-90}"
+KAFKA_PORT_WAIT="${KAFKA_PORT_WAIT:-30}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx512m}"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 
@@ -91,8 +98,8 @@ cmd_fetch() {
     return 0
   fi
   log "fetching Kafka $(kafka_version) jars from Maven Central into $LIB"
-  mkdir -p "$VAR"
-  local tmp="$VAR/lib.tmp"
+  mkdir -p "$(dirname "$LIB")"
+  local tmp="$LIB.tmp"
   rm -rf "$tmp"
   # Maven 3.8 prints stray ANSI reset codes even with -B -q; strip them (pipefail keeps mvn's status).
   mvn -B -q -f "$POM" dependency:copy-dependencies \
@@ -164,6 +171,22 @@ running_port() { sed -n 's/^advertised.listeners=PLAINTEXT:\/\/127.0.0.1:\([0-9]
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# A broker killed a moment ago may still hold its ports while the JVM exits: wait for them,
+# up to KAFKA_PORT_WAIT seconds, before calling them taken by someone else.
+wait_ports_free() {
+  [[ "$KAFKA_PORT_WAIT" =~ ^[0-9]+$ ]] || die "KAFKA_PORT_WAIT must be a number of seconds"
+  local deadline=$((SECONDS + KAFKA_PORT_WAIT)) port waited=""
+  for port in "$@"; do
+    while port_open "$port"; do
+      if ((SECONDS >= deadline)); then
+        die "port 127.0.0.1:$port is still in use by another process (not our broker) after ${KAFKA_PORT_WAIT}s"
+      fi
+      [ -n "$waited" ] || { log "port 127.0.0.1:$port is in use; waiting up to ${KAFKA_PORT_WAIT}s for it"; waited=1; }
+      sleep 0.2
+    done
+  done
+}
+
 tail_logs() {
   echo "---- last lines of $CONSOLE_LOG ----" >&2
   tail -n 40 "$CONSOLE_LOG" >&2 2>/dev/null || echo "(no $CONSOLE_LOG)" >&2
@@ -187,9 +210,7 @@ cmd_start() {
     return 0
   fi
   rm -f "$PID_FILE"
-  for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
-    port_open "$port" && die "port 127.0.0.1:$port is already in use by another process (not our broker)"
-  done
+  wait_ports_free "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"
   cmd_fetch
   if [ -f "$DATA/meta.properties" ] && [ -s "$CLUSTER_ID_FILE" ]; then
     render_config  # storage already formatted: skip a JVM start
