@@ -15,6 +15,10 @@ events at almost no cost. Every consumed event gets a CONSUMER span that continu
 producing trace (its parent is the span that decided the event) and also carries a span
 link to that span; every page the relay publishes gets a PRODUCER span linked to the spans
 of the events in it.
+
+URL query strings never reach an exported span (:class:`QueryRedactor`, installed first):
+a client may put a personal number in one, and spans leave the process
+(docs/decisions/0031-regulator-scope.md).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import os
+from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import FastAPI
 from opentelemetry import propagate, trace
@@ -39,6 +44,35 @@ correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "correlation_id", default=None)
 
 MAX_LINKS = 128  # the SDK's default span link limit
+
+
+# The attributes of the HTTP semantic conventions (old and stable) that carry a query string.
+_URL_ATTRIBUTES = ("http.url", "url.full", "http.target")
+_QUERY_ATTRIBUTES = ("url.query",)
+REDACTED = "REDACTED"
+
+
+def without_query(url: str) -> str:
+    """``url`` without its query string (a path, or a full URL)."""
+    if "?" not in url:
+        return url
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+class QueryRedactor(SpanProcessor):
+    """Strips URL query strings from a span's attributes as it starts, before any exporter
+    sees it (the instrumentation records the full URL, query included)."""
+
+    def on_start(self, span, parent_context=None) -> None:
+        attrs = span.attributes or {}
+        for key in _URL_ATTRIBUTES:
+            value = attrs.get(key)
+            if isinstance(value, str) and "?" in value:
+                span.set_attribute(key, without_query(value))
+        for key in _QUERY_ATTRIBUTES:
+            if attrs.get(key):
+                span.set_attribute(key, REDACTED)
 
 
 def exporters_from_env(environ=os.environ) -> list[str]:
@@ -77,6 +111,7 @@ def configure_tracing(service: str, *, processors: list[SpanProcessor] | None = 
         return
     attrs = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": service}
     provider = TracerProvider(resource=Resource.create(attrs))
+    provider.add_span_processor(QueryRedactor())  # first: the exporters see redacted spans
     for processor in span_processors() if processors is None else processors:
         provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from libs.runtime.app import service_deps
 from libs.runtime.auth import Principal, require
 from libs.runtime.idempotency import IdempotencyKey, fingerprint
+from libs.runtime.scope import ReadScope, read_scope
 
 from . import handlers, sweep, views
 from .handlers import Deps as Dependencies
@@ -34,7 +35,8 @@ Platform = Annotated[Principal, Depends(require("platform"))]
 Operator = Annotated[Principal, Depends(require("operator"))]
 Reviewer = Annotated[Principal, Depends(require("reviewer"))]
 Staff = Annotated[Principal, Depends(require("operator", "reviewer"))]
-Reader = Annotated[Principal, Depends(require("platform", "operator", "reviewer"))]
+Reader = Annotated[ReadScope, Depends(read_scope("platform", "operator", "reviewer",
+                                                 "regulator"))]
 
 
 def _digest(request: Request, principal: Principal, body: BaseModel | None) -> str:
@@ -160,10 +162,14 @@ async def decide_review(case_id: str, body: DecisionIn, request: Request, princi
 
 # -- state and disclosure (A9.2) --------------------------------------------------------------
 @router.get("/accounts/{account_id}/verification", tags=["accounts"])
-async def get_verification(account_id: str, principal: Reader, deps: Deps) -> dict:
-    """The account's full verification state (personal data masked)."""
+async def get_verification(account_id: str, scope: Reader, deps: Deps) -> dict:
+    """The account's full verification state (personal data masked); a regulator: of its
+    province (A3, A21)."""
     async with deps.db.connect() as conn:
-        return views.present(await views.state_of(deps.verifications, conn, account_id))
+        state = await views.state_of(deps.verifications, conn, account_id)
+    scope.check(state.province, f"verification of account {account_id}",
+                code="verification-not-found")
+    return views.present(state)
 
 
 @router.get("/public/accounts/{account_id}", tags=["public"])
