@@ -60,6 +60,11 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    redact_access_log()
+
+
+def redact_access_log() -> None:
+    """Install :class:`AccessLogRedactor` on uvicorn's access logger (once)."""
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, AccessLogRedactor) for f in access.filters):
         access.addFilter(AccessLogRedactor())

@@ -60,19 +60,27 @@ def without_query(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
+def redact_query(span, *_: object) -> None:
+    """Strip URL query strings from ``span``'s attributes (it must still be recording)."""
+    if not span.is_recording():
+        return
+    attrs = getattr(span, "attributes", None) or {}
+    for key in _URL_ATTRIBUTES:
+        value = attrs.get(key)
+        if isinstance(value, str) and "?" in value:
+            span.set_attribute(key, without_query(value))
+    for key in _QUERY_ATTRIBUTES:
+        if attrs.get(key):
+            span.set_attribute(key, REDACTED)
+
+
 class QueryRedactor(SpanProcessor):
-    """Strips URL query strings from a span's attributes as it starts, before any exporter
-    sees it (the instrumentation records the full URL, query included)."""
+    """Strips URL query strings from a span's attributes as it starts (any instrumentation);
+    the ASGI server span, whose attributes are set again after it starts, is redacted by
+    its request hook as well (:func:`instrument_app`)."""
 
     def on_start(self, span, parent_context=None) -> None:
-        attrs = span.attributes or {}
-        for key in _URL_ATTRIBUTES:
-            value = attrs.get(key)
-            if isinstance(value, str) and "?" in value:
-                span.set_attribute(key, without_query(value))
-        for key in _QUERY_ATTRIBUTES:
-            if attrs.get(key):
-                span.set_attribute(key, REDACTED)
+        redact_query(span)
 
 
 def exporters_from_env(environ=os.environ) -> list[str]:
@@ -123,8 +131,11 @@ def instrument_app(app: FastAPI) -> None:
 
     # One server span per request; the per-chunk "http send/receive" spans add nothing to a
     # causal trace and cost about a tenth of a small request's CPU.
+    # The request hook runs once the middleware has (re)set the request's attributes: the
+    # URL's query string is dropped before any exporter sees the span.
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics",
-                                       exclude_spans=["receive", "send"])
+                                       exclude_spans=["receive", "send"],
+                                       server_request_hook=redact_query)
 
 
 def current_traceparent() -> str | None:
