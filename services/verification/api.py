@@ -34,7 +34,8 @@ Deps = Annotated[Dependencies, Depends(service_deps)]
 Platform = Annotated[Principal, Depends(require("platform"))]
 Operator = Annotated[Principal, Depends(require("operator"))]
 Reviewer = Annotated[Principal, Depends(require("reviewer"))]
-Staff = Annotated[Principal, Depends(require("operator", "reviewer"))]
+# Reads take the one scoping dependency, whoever they admit (ADR 0031).
+StaffReader = Annotated[ReadScope, Depends(read_scope("operator", "reviewer"))]
 Reader = Annotated[ReadScope, Depends(read_scope("platform", "operator", "reviewer",
                                                  "regulator"))]
 
@@ -56,7 +57,7 @@ async def add_protected_name(body: ProtectedNameIn, request: Request, principal:
 
 
 @router.get("/protected-names", tags=["registry"])
-async def list_protected_names(principal: Staff, deps: Deps, cursor: str = "",
+async def list_protected_names(scope: StaffReader, deps: Deps, cursor: str = "",
                                limit: int = Query(50, ge=1, le=500)) -> dict:
     """The protected names, in pages (the registry as of the read model)."""
     async with deps.db.connect() as conn:
@@ -75,7 +76,7 @@ async def remove_protected_name(protected_id: str, request: Request, principal: 
 
 
 @router.get("/prohibited-words", tags=["registry"])
-async def list_prohibited_words(principal: Staff, deps: Deps) -> dict:
+async def list_prohibited_words(scope: StaffReader, deps: Deps) -> dict:
     """The prohibited words in force (configured plus added, minus removed)."""
     return {"words": await handlers.prohibited_words(deps)}
 
@@ -104,7 +105,7 @@ async def submit_qualification(account_id: str, body: QualificationIn, request: 
 
 
 @router.get("/reviews", tags=["reviews"])
-async def list_reviews(principal: Staff, deps: Deps, status: Literal["pending"] = "pending",
+async def list_reviews(scope: StaffReader, deps: Deps, status: Literal["pending"] = "pending",
                        cursor: str = "", limit: int = Query(50, ge=1, le=500)) -> dict:
     """The reviewer queue: pending cases and what each needs checked."""
     async with deps.db.connect() as conn:
@@ -113,7 +114,7 @@ async def list_reviews(principal: Staff, deps: Deps, status: Literal["pending"] 
 
 
 @router.get("/identity-reviews", tags=["reviews"])
-async def list_identity_reviews(principal: Staff, deps: Deps, cursor: str = "",
+async def list_identity_reviews(scope: StaffReader, deps: Deps, cursor: str = "",
                                 limit: int = Query(50, ge=1, le=500)) -> dict:
     """Identities no provider could decide by the deadline, waiting for a reviewer's
     verdict (A8.1): the reasons and attempts behind each."""
@@ -136,14 +137,14 @@ async def decide_identity_review(account_id: str, body: DecisionIn, request: Req
 
 
 @router.get("/reviews/{case_id}", tags=["reviews"])
-async def get_review(case_id: str, principal: Staff, deps: Deps) -> dict:
+async def get_review(case_id: str, scope: StaffReader, deps: Deps) -> dict:
     """One review case, decided or not."""
     async with deps.db.connect() as conn:
         return await views.review_case(conn, case_id)
 
 
 @router.get("/reviews/{case_id}/document", tags=["reviews"])
-async def get_review_document(case_id: str, principal: Staff, deps: Deps) -> Response:
+async def get_review_document(case_id: str, scope: StaffReader, deps: Deps) -> Response:
     """The submitted document, as uploaded."""
     async with deps.db.connect() as conn:
         content_type, data = await views.review_document(conn, case_id)

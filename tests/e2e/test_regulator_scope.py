@@ -26,20 +26,24 @@ pytestmark = pytest.mark.kafka
 SCOPED = [a for a in matrix(apps()) if a.roles and "regulator" in a.roles]
 ACCOUNT_ROUTES = [a for a in SCOPED if a.method == "GET" and a.path.count("{") == 1
                   and "{account_id}" in a.path]
-DRIVEN_HERE = {("registration", "/v1/accounts"), ("registration", "/v1/accounts/search"),
+# Lists driven here for every token below: another province asked is 403, and what is
+# listed is of the regulator's province only.
+LISTS = {
+    "registration": ["/v1/accounts"],
+    "transfer": ["/v1/transfers"],
+    "enforcement": ["/v1/violations", "/v1/cases", "/v1/measures", "/v1/blacklists"],
+}
+DRIVEN_HERE = {("registration", "/v1/accounts/search"),
                ("credit", "/v1/identities/{identity_blind}/credit"),
-               ("enforcement", "/v1/violations")}
-# Driven through their own obligations' scenarios (same scoping dependency).
+               ("enforcement", "/v1/filings"), ("enforcement", "/v1/reports/enforcement")}
+DRIVEN_HERE |= {(service, path) for service, paths in LISTS.items() for path in paths}
+# Driven elsewhere, or holding no province's data.
 ELSEWHERE = {
-    ("transfer", "/v1/transfers"): "test_transfer_obligations::test_A11_2_list_of_transfers",
-    ("transfer", "/v1/transfers/{transfer_id}"): "test_transfer_obligations::test_A11_2_list",
-    ("enforcement", "/v1/measures"): "test_enforcement_obligations::test_A3_...",
-    ("enforcement", "/v1/reports/enforcement"): "test_enforcement_obligations::test_A3_...",
-    ("enforcement", "/v1/blacklists"): "test_credit_obligations (blacklist by province)",
-    ("enforcement", "/v1/filings"): "test_enforcement_obligations (filings)",
-    ("enforcement", "/v1/cases"): "this module's enforcement check (same list_docs scope)",
-    ("enforcement", "/v1/policies"): "not province data: the read is recorded (A21.2)",
-    ("enforcement", "/v1/policies/current"): "not province data: the read is recorded",
+    ("transfer", "/v1/transfers/{transfer_id}"):
+        "test_transfer_obligations::test_A11_2_list_of_transfers_is_paged_and_scoped_to_a_"
+        "regulators_province (404 for another province's application)",
+    ("enforcement", "/v1/policies"): "the measure policy: no province's data (read recorded)",
+    ("enforcement", "/v1/policies/current"): "the same",
 }
 SEALER = Sealer(DEV_PII_KEY)
 GD, BJ = "440000", "110000"
@@ -109,17 +113,15 @@ async def test_A3_the_national_office_reads_every_province(system, accounts, a):
 
 
 @pytest.mark.parametrize("token", list(TOKENS))
-async def test_A3_account_lists_and_searches_are_limited_to_the_province(system, accounts,
+async def test_A3_owner_searches_are_limited_to_the_province(system, accounts,
                                                                         token):
     roles, province = TOKENS[token]
     async with system.client("registration", *roles, province=province) as http:
         mine = await http.post("/v1/accounts/search", json={"owner": accounts["bj_number"]})
         theirs = await http.post("/v1/accounts/search", json={"owner": accounts["gd_number"]})
-        listed = await http.get("/v1/accounts", params={"limit": 500})
-        asked = await http.get("/v1/accounts", params={"province": GD})
+        asked = await http.post("/v1/accounts/search", json={"province": GD})
     assert [i["account_id"] for i in mine.json()["items"]] == [accounts["bj"]], mine.text
     assert theirs.json()["items"] == [], theirs.text
-    assert {i["province"] for i in listed.json()["items"]} <= {BJ}, listed.text
     assert asked.status_code == 403 and asked.json()["code"] == "province-out-of-scope"
 
 
@@ -137,15 +139,29 @@ async def test_A3_an_identitys_credit_shows_only_the_provinces_accounts(system, 
 
 
 @pytest.mark.parametrize("token", list(TOKENS))
-async def test_A3_enforcement_lists_refuse_another_province(system, token):
+async def test_A3_lists_refuse_another_province_and_list_only_the_own(system, accounts, token):
     roles, province = TOKENS[token]
-    if "operator" not in roles and "regulator" not in roles:
-        pytest.skip("enforcement does not admit this token")
+    for service, paths in LISTS.items():
+        async with system.client(service, *roles, province=province) as http:
+            for path in paths:
+                asked = await http.get(path, params={"province": GD})
+                assert asked.status_code == 403, (path, asked.text)
+                assert asked.json()["code"] == "province-out-of-scope"
+                listed = await http.get(path, params={"limit": 500})
+                assert listed.status_code == 200, (path, listed.text)
+                assert {i.get("province") for i in listed.json()["items"]} <= {BJ}, path
+
+
+@pytest.mark.parametrize("token", list(TOKENS))
+async def test_A3_reports_and_filings_are_of_the_own_province(system, accounts, token):
+    roles, province = TOKENS[token]
     async with system.client("enforcement", *roles, province=province) as http:
-        for path in ("/v1/violations", "/v1/cases"):
+        for path in ("/v1/filings", "/v1/reports/enforcement"):
             asked = await http.get(path, params={"province": GD})
-            assert asked.status_code == 403, asked.text
+            assert asked.status_code == 403, (path, asked.text)
             assert asked.json()["code"] == "province-out-of-scope"
-            listed = await http.get(path, params={"limit": 500})
-            assert listed.status_code == 200, listed.text
-            assert {i.get("province") for i in listed.json()["items"]} <= {BJ}, listed.text
+        filed = (await http.get("/v1/filings")).json()
+        report = (await http.get("/v1/reports/enforcement")).json()
+    assert filed["province"] == BJ
+    assert accounts["gd"] not in {a["account_id"] for a in filed["accounts"]}
+    assert set(report["by_province"]) <= {BJ}
