@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from .admission import Admission, AdmissionMiddleware
 from .clock import DevelopmentClock
-from .logs import configure_logging
+from .logs import configure_logging, redact_access_log
 from .metrics import CONTENT_TYPE, HttpMetricsMiddleware
 from .problems import install_problem_handlers
 from .service import ServiceRuntime
@@ -53,6 +53,9 @@ def create_app(
             await runtime.stop()
 
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    # uvicorn has configured its loggers by the time it imports the app: from here on no
+    # access log line carries a query string (a client may put an ID number in one).
+    redact_access_log()
     install_problem_handlers(app)
     instrument_app(app)
     app.add_middleware(DevelopmentClock)

@@ -2,9 +2,11 @@
 
 Roles: ``platform`` (a content platform's backend), ``operator`` (trust and safety),
 ``reviewer`` (qualification and complaint review), ``regulator`` (with a ``province``
-claim; Art. 3: a provincial office sees only its province). Tokens are HS256, signed
-with ``AUTH_SECRET``; in development ``python -m libs.runtime.auth --role platform``
-prints one.
+claim; Art. 3: a provincial office sees only its province). A token with the regulator
+role must name a GB/T 2260 province-level code, or ``000000`` for the national office;
+without one it is refused at decoding (docs/decisions/0031-regulator-scope.md). Tokens
+are HS256, signed with ``AUTH_SECRET``; in development
+``python -m libs.runtime.auth --role platform`` prints one.
 """
 
 from __future__ import annotations
@@ -17,11 +19,20 @@ from typing import Annotated, NamedTuple
 import jwt
 from fastapi import Depends, Request
 
+from libs.identity import PROVINCES
+
 from .problems import ProblemError
 
 ROLES = frozenset({"platform", "operator", "reviewer", "regulator"})
 ISSUER = "public-accounts"
 ALGORITHM = "HS256"
+# The ``province`` claim of the national office's regulators (Art. 3): every province.
+NATIONAL = "000000"
+
+
+def regulator_province_valid(code: object) -> bool:
+    """A regulator's ``province`` claim: a GB/T 2260 province-level code or :data:`NATIONAL`."""
+    return isinstance(code, str) and (code == NATIONAL or code in PROVINCES)
 
 
 class Principal(NamedTuple):
@@ -51,6 +62,9 @@ def issue_token(secret: str, *, subject: str, roles: list[str], province: str | 
     unknown = set(roles) - ROLES
     if unknown:
         raise ValueError(f"unknown role(s): {sorted(unknown)}")
+    if "regulator" in roles and not regulator_province_valid(province):
+        raise ValueError(f"a regulator's token needs a province-level code or {NATIONAL}, "
+                         f"not {province!r}")
     now = datetime.now(UTC)
     claims = {"sub": subject, "roles": roles, "iss": ISSUER, "iat": now, "exp": now + ttl}
     if province:
@@ -84,7 +98,14 @@ def _decode(secret: str, token: str) -> tuple[Principal, float]:
     except jwt.PyJWTError as exc:
         raise AuthError(f"the bearer token is not valid: {exc}") from None
     roles = frozenset(r for r in claims.get("roles", []) if r in ROLES)
-    return Principal(claims["sub"], roles, claims.get("province")), float(claims["exp"])
+    province = claims.get("province")
+    # Scoping is decided by the regulator role alone (with any other role too), so a
+    # regulator that names no province could otherwise only be read as "every province".
+    if "regulator" in roles and not regulator_province_valid(province):
+        raise AuthError(f"a regulator's token must carry a GB/T 2260 province-level code "
+                        f"(e.g. 440000) or {NATIONAL} for the national office in its "
+                        f"'province' claim, not {province!r}", code="regulator-province-invalid")
+    return Principal(claims["sub"], roles, province), float(claims["exp"])
 
 
 # Dependencies are coroutines: FastAPI runs a plain-function dependency in its thread pool,
@@ -98,13 +119,18 @@ async def current_principal(request: Request) -> Principal:
 
 
 def require(*roles: str):
-    """A dependency admitting a principal with any of ``roles``."""
+    """A dependency admitting a principal with any of ``roles``; its ``roles`` attribute
+    names them (the role matrix, :mod:`libs.runtime.rolematrix`, is read from it)."""
+    unknown = set(roles) - ROLES
+    if unknown:
+        raise ValueError(f"unknown role(s): {sorted(unknown)}")
 
     async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if not principal.has(*roles):
             raise ForbiddenError(f"this needs one of the roles {sorted(roles)}")
         return principal
 
+    check.roles = frozenset(roles)  # type: ignore[attr-defined]
     return check
 
 

@@ -11,7 +11,18 @@ from datetime import UTC, datetime
 
 from opentelemetry import trace
 
-from .tracing import correlation_id
+from .tracing import correlation_id, redact_query
+
+
+class AccessLogRedactor(logging.Filter):
+    """uvicorn's access log line without the query string (a client may put a personal
+    number in one); its arguments are (client, method, path with query, version, status)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            record.args = (args[0], args[1], redact_query(args[2]), args[3], args[4])
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -49,3 +60,11 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    redact_access_log()
+
+
+def redact_access_log() -> None:
+    """Install :class:`AccessLogRedactor` on uvicorn's access logger (once)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, AccessLogRedactor) for f in access.filters):
+        access.addFilter(AccessLogRedactor())

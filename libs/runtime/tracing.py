@@ -15,6 +15,10 @@ events at almost no cost. Every consumed event gets a CONSUMER span that continu
 producing trace (its parent is the span that decided the event) and also carries a span
 link to that span; every page the relay publishes gets a PRODUCER span linked to the spans
 of the events in it.
+
+URL query strings never reach an exported span (:class:`QueryRedactor`, installed first):
+a client may put a personal number in one, and spans leave the process
+(docs/decisions/0031-regulator-scope.md).
 """
 
 from __future__ import annotations
@@ -39,6 +43,47 @@ correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "correlation_id", default=None)
 
 MAX_LINKS = 128  # the SDK's default span link limit
+
+
+# Span attributes that carry a request's query string (old and stable HTTP conventions).
+_URL_ATTRIBUTES = ("http.url", "http.target", "url.full", "url.query")
+REDACTED = "REDACTED"
+
+
+def redact_query(url: str, *, bare: bool = False) -> str:
+    """``url`` with every query parameter's value replaced by ``REDACTED`` (the names kept);
+    ``bare``: ``url`` is the query string itself (``url.query``)."""
+    base, sep, query = ("", "?", url) if bare else url.partition("?")
+    if not sep or not query:
+        return url
+    query, hashed, fragment = query.partition("#")
+    names = [part.split("=", 1)[0] for part in query.split("&") if part]
+    redacted = "&".join(f"{name}={REDACTED}" for name in names)
+    return (redacted if bare else f"{base}?{redacted}") + (hashed and f"#{REDACTED}")
+
+
+def redact_span(span, *_: object) -> None:
+    """Spans keep a request's path and parameter names, never the values: a query may name
+    a person (``GET /v1/accounts?owner=<ID number>``), and spans leave the process (ADR
+    0031, ADR 0033, the leak scan). ``span`` must still be recording."""
+    if span is None or not span.is_recording():
+        return
+    attributes = getattr(span, "attributes", None) or {}
+    for key in _URL_ATTRIBUTES:
+        value = attributes.get(key)
+        if isinstance(value, str) and value:
+            redacted = redact_query(value, bare=key == "url.query")
+            if redacted != value:
+                span.set_attribute(key, redacted)
+
+
+class QueryRedactor(SpanProcessor):
+    """Strips URL query strings from a span's attributes as it starts (any instrumentation);
+    the ASGI server span, whose attributes are set again after it starts, is redacted by
+    its request hook as well (:func:`instrument_app`)."""
+
+    def on_start(self, span, parent_context=None) -> None:
+        redact_span(span)
 
 
 def exporters_from_env(environ=os.environ) -> list[str]:
@@ -77,51 +122,23 @@ def configure_tracing(service: str, *, processors: list[SpanProcessor] | None = 
         return
     attrs = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": service}
     provider = TracerProvider(resource=Resource.create(attrs))
+    provider.add_span_processor(QueryRedactor())  # first: the exporters see redacted spans
     for processor in span_processors() if processors is None else processors:
         provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
     _configured = True
 
 
-# Span attributes that carry a request's query string (old and new HTTP conventions).
-_URL_ATTRIBUTES = ("http.url", "http.target", "url.full", "url.query")
-REDACTED = "REDACTED"
-
-
-def redact_query(url: str, *, bare: bool = False) -> str:
-    """``url`` with every query parameter's value replaced by ``REDACTED`` (the names kept);
-    ``bare``: ``url`` is the query string itself (``url.query``)."""
-    base, sep, query = ("", "?", url) if bare else url.partition("?")
-    if not sep or not query:
-        return url
-    query, hashed, fragment = query.partition("#")
-    names = [part.split("=", 1)[0] for part in query.split("&") if part]
-    redacted = "&".join(f"{name}={REDACTED}" for name in names)
-    return (redacted if bare else f"{base}?{redacted}") + (hashed and f"#{REDACTED}")
-
-
-def _redact_request(span, scope) -> None:
-    """Server spans keep a request's path and parameter names, never the values: a query
-    may name a person (``GET /v1/accounts?owner=<ID number>``), and spans leave the
-    process (ADR 0033, the leak scan)."""
-    if span is None or not span.is_recording():
-        return
-    attributes = getattr(span, "attributes", None) or {}
-    for key in _URL_ATTRIBUTES:
-        value = attributes.get(key)
-        if isinstance(value, str) and value:
-            span.set_attribute(key, redact_query(value, bare=key == "url.query"))
-
-
 def instrument_app(app: FastAPI) -> None:
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     # One server span per request; the per-chunk "http send/receive" spans add nothing to a
-    # causal trace and cost about a tenth of a small request's CPU. Query values are
-    # redacted (personal data may travel in a query).
+    # causal trace and cost about a tenth of a small request's CPU.
+    # The request hook runs once the middleware has (re)set the request's attributes: the
+    # URL's query string is dropped before any exporter sees the span.
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics",
                                        exclude_spans=["receive", "send"],
-                                       server_request_hook=_redact_request)
+                                       server_request_hook=redact_span)
 
 
 def current_traceparent() -> str | None:

@@ -15,9 +15,11 @@ from libs.events.db import Tx
 
 from . import rules
 
-_LINK = text("INSERT INTO credit_identities (account_id, identity_blind) VALUES (:a, :b) "
-             "ON CONFLICT (account_id) DO UPDATE SET identity_blind = excluded.identity_blind")
+_LINK = text("INSERT INTO credit_identities (account_id, identity_blind, province) "
+             "VALUES (:a, :b, :p) ON CONFLICT (account_id) DO UPDATE SET "
+             "identity_blind = excluded.identity_blind, province = excluded.province")
 _IDENTITY_OF = text("SELECT identity_blind FROM credit_identities WHERE account_id = :a")
+_PROVINCE_OF = text("SELECT province FROM credit_identities WHERE account_id = :a")
 _ACCOUNTS_OF = text("SELECT account_id FROM credit_identities WHERE identity_blind = :b "
                     "ORDER BY account_id")
 _IDENTITIES = text("SELECT DISTINCT identity_blind FROM credit_identities "
@@ -26,10 +28,16 @@ _ALL_ACCOUNTS = text("SELECT account_id FROM credit_identities ORDER BY account_
 
 
 class IdentityDirectory:
-    """Account -> identity (the ID number's blind index), as registration announced it."""
+    """Account -> identity (the ID number's blind index) and province, as registration
+    announced them."""
 
-    async def link(self, tx: Tx, account_id: str, identity_blind: str) -> None:
-        await tx.execute(_LINK, {"a": account_id, "b": identity_blind})
+    async def link(self, tx: Tx, account_id: str, identity_blind: str,
+                   province: str | None = None) -> None:
+        await tx.execute(_LINK, {"a": account_id, "b": identity_blind, "p": province})
+
+    async def province_of(self, tx: Tx, account_id: str) -> str | None:
+        """The account's registered province (A3 scope); None if credit has not learned it."""
+        return await tx.fetchval(_PROVINCE_OF, {"a": account_id})
 
     async def identity_of(self, tx: Tx, account_id: str) -> str | None:
         return await tx.fetchval(_IDENTITY_OF, {"a": account_id})

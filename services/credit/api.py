@@ -11,6 +11,7 @@ from libs.domain import InvalidCommandError
 from libs.runtime.app import service_deps
 from libs.runtime.auth import Principal, require
 from libs.runtime.idempotency import IdempotencyKey, fingerprint
+from libs.runtime.scope import ReadScope, read_scope
 
 from . import handlers, sweep
 from .handlers import Deps as Dependencies
@@ -21,7 +22,8 @@ router = APIRouter(prefix="/v1")
 Deps = Annotated[Dependencies, Depends(service_deps)]
 Platform = Annotated[Principal, Depends(require("platform"))]
 Operator = Annotated[Principal, Depends(require("operator"))]
-Reader = Annotated[Principal, Depends(require("platform", "operator", "reviewer", "regulator"))]
+Reader = Annotated[ReadScope, Depends(read_scope("platform", "operator", "reviewer",
+                                                 "regulator"))]
 
 
 def _digest(request: Request, principal: Principal, body: BaseModel) -> str:
@@ -47,16 +49,17 @@ async def ingest_metrics(body: MetricsIn, request: Request, principal: Platform,
 
 
 @router.get("/accounts/{account_id}/credit", tags=["credit"])
-async def account_credit(account_id: str, principal: Reader, deps: Deps) -> dict:
+async def account_credit(account_id: str, scope: Reader, deps: Deps) -> dict:
     """The score, level and management grade, explained: every contribution with its
     source event; traffic anomalies, forced follows, overrides and rumor strikes."""
-    return await handlers.credit_of(deps, account_id)
+    return await handlers.credit_of(deps, account_id, province=scope.province)
 
 
 @router.get("/identities/{identity_blind}/credit", tags=["credit"])
-async def identity_credit(identity_blind: str, principal: Reader, deps: Deps) -> dict:
-    """Every account of one identity (its ID number's blind index) and its strikes."""
-    return await handlers.identity_credit(deps, identity_blind)
+async def identity_credit(identity_blind: str, scope: Reader, deps: Deps) -> dict:
+    """Every account of one identity (its ID number's blind index) and its strikes (a
+    regulator: its accounts in the regulator's province)."""
+    return await handlers.identity_credit(deps, identity_blind, province=scope.province)
 
 
 @router.post("/accounts/{account_id}/credit/overrides", tags=["credit"])

@@ -120,11 +120,13 @@ async def when_event(deps: Deps, tx: Tx, event: Envelope) -> None:
     account_id = payload.account_id
     profile = await deps.profiles.load(tx, account_id)
     facts = policy(profile, payload, event, Context(now=deps.clock()))
+    if isinstance(payload, AccountRegistrationSubmitted):
+        # also on a redelivery: a replay of registration's events refills the provinces
+        await deps.directory.link(tx, account_id, payload.identity.id_number_blind,
+                                  payload.province)
     if not facts:
         log.info("%s %s: nothing to record for %s", event.type, event.id, account_id)
         return
-    if isinstance(payload, AccountRegistrationSubmitted):
-        await deps.directory.link(tx, account_id, payload.identity.id_number_blind)
     profile, _ = await _rescore(deps, tx, account_id, facts, state=profile, cause=event)
     for f in facts:
         if not isinstance(f, CreditFactRecorded):
@@ -337,11 +339,14 @@ async def expire_strikes(deps: Deps, identity_blind: str, now: datetime) -> list
 
 
 # -- queries -----------------------------------------------------------------------------------
-async def credit_of(deps: Deps, account_id: str) -> dict[str, Any]:
-    """The account's score explained: every contribution with its source event (A13.1)."""
+async def credit_of(deps: Deps, account_id: str, *, province: str | None = None
+                    ) -> dict[str, Any]:
+    """The account's score explained: every contribution with its source event (A13.1);
+    for a provincial regulator (``province``) only an account of its province (A3)."""
     async with deps.db.connect() as conn:
         profile = await deps.profiles.load(conn, account_id)
-        if profile is None:
+        if profile is None or (province is not None and
+                               await deps.directory.province_of(conn, account_id) != province):
             raise NotFoundError(f"no credit profile for account {account_id}",
                                 code="credit-profile-not-found", title="No such profile")
         blind = profile.identity_blind or await deps.directory.identity_of(conn, account_id)
@@ -349,12 +354,19 @@ async def credit_of(deps: Deps, account_id: str) -> dict[str, Any]:
     return views.explain(profile, ident, deps.clock(), deps.model)
 
 
-async def identity_credit(deps: Deps, identity_blind: str) -> dict[str, Any]:
-    """An identity's accounts, their levels, its strikes and blacklists (A13.1, A13.2)."""
+async def identity_credit(deps: Deps, identity_blind: str, *, province: str | None = None
+                          ) -> dict[str, Any]:
+    """An identity's accounts, their levels, its strikes and blacklists (A13.1, A13.2); for
+    a provincial regulator (``province``) only its accounts in that province, and only an
+    identity with one there (A3)."""
     now = deps.clock()
     async with deps.db.connect() as conn:
         accounts = await deps.directory.accounts_of(conn, identity_blind)
         ident = await deps.identities.load(conn, identity_blind)
+        if province is not None:
+            accounts = [a for a in accounts
+                        if await deps.directory.province_of(conn, a) == province]
+            ident = ident if accounts else None
         if not accounts and ident is None:
             raise NotFoundError("no account of that identity", code="identity-not-found",
                                 title="No such identity")

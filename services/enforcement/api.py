@@ -15,6 +15,7 @@ from starlette.background import BackgroundTask
 from libs.runtime.app import service_deps
 from libs.runtime.auth import Principal, require
 from libs.runtime.idempotency import IdempotencyKey, fingerprint
+from libs.runtime.scope import ReadScope, read_scope
 
 from . import handlers, rules, sweep, views
 from .handlers import Deps as Dependencies
@@ -43,7 +44,8 @@ Platform = Annotated[Principal, Depends(require("platform"))]
 Operator = Annotated[Principal, Depends(require("operator"))]
 Reporter = Annotated[Principal, Depends(require("platform", "operator"))]
 CaseStaff = Annotated[Principal, Depends(require("operator", "reviewer"))]
-Reader = Annotated[Principal, Depends(require("operator", "reviewer", "regulator"))]
+CaseReader = Annotated[ReadScope, Depends(read_scope("operator", "reviewer"))]
+Reader = Annotated[ReadScope, Depends(read_scope("operator", "reviewer", "regulator"))]
 MANIFEST_HEADER = "Enforcement-Manifest"
 
 
@@ -53,10 +55,10 @@ def _digest(request: Request, principal: Principal | None, body: BaseModel | Non
                        body.model_dump(mode="json") if body else None)
 
 
-def _scope(p: Principal) -> Scope:
-    """A regulator reads within its province (A3); staff roles see every province."""
-    regulator = p.has("regulator") and not p.has("operator", "reviewer")
-    return Scope(subject=p.subject, regulator=regulator, province=p.province)
+def _scope(s: ReadScope) -> Scope:
+    """A regulator reads within its province (A3), whatever other roles it holds; the
+    national office and staff roles see every province (province None)."""
+    return Scope(subject=s.subject, regulator=s.regulator, province=s.province)
 
 
 # -- violations (A18, A14, A19.1) ----------------------------------------------------------
@@ -82,21 +84,21 @@ async def decide_violation(violation_id: str, body: DecisionIn, request: Request
 
 
 @router.get("/violations", tags=["violations"])
-async def list_violations(principal: Reader, deps: Deps, province: str | None = None,
+async def list_violations(scope: Reader, deps: Deps, province: str | None = None,
                           account_id: str | None = None, cursor: str = "",
                           limit: int = Query(50, ge=1, le=500)) -> dict:
-    items, nxt = await handlers.list_docs(deps, _scope(principal), views.VIOLATIONS,
+    items, nxt = await handlers.list_docs(deps, _scope(scope), views.VIOLATIONS,
                                           province=province, account_id=account_id,
                                           cursor=cursor, limit=limit)
     return {"items": items, "next_cursor": nxt}
 
 
 @router.get("/measures", tags=["measures"])
-async def list_measures(principal: Reader, deps: Deps, province: str | None = None,
+async def list_measures(scope: Reader, deps: Deps, province: str | None = None,
                         account_id: str | None = None, cursor: str = "",
                         limit: int = Query(50, ge=1, le=500)) -> dict:
     """Measures with their legal basis, policy version, rule, evidence and duration."""
-    items, nxt = await handlers.list_docs(deps, _scope(principal), views.MEASURES,
+    items, nxt = await handlers.list_docs(deps, _scope(scope), views.MEASURES,
                                           province=province, account_id=account_id,
                                           cursor=cursor, limit=limit)
     return {"items": items, "next_cursor": nxt}
@@ -136,30 +138,30 @@ async def complain(body: ComplaintIn, request: Request, deps: Deps,
 
 
 @router.get("/blacklists", tags=["measures"])
-async def list_blacklists(principal: Reader, deps: Deps, province: str | None = None,
+async def list_blacklists(scope: Reader, deps: Deps, province: str | None = None,
                           account_id: str | None = None, cursor: str = "",
                           limit: int = Query(50, ge=1, le=500)) -> dict:
     """Accounts closed because their identity was blacklisted for rumors (A13.2), as credit
     decided it, with the strikes behind it; ``status`` lifted once an upheld appeal
     overturned it (A20.2)."""
-    items, nxt = await handlers.list_docs(deps, _scope(principal), views.BLACKLISTS,
+    items, nxt = await handlers.list_docs(deps, _scope(scope), views.BLACKLISTS,
                                           province=province, account_id=account_id,
                                           cursor=cursor, limit=limit, by_account=True)
     return {"items": items, "next_cursor": nxt}
 
 
 @router.get("/cases", tags=["cases"])
-async def list_cases(principal: Reader, deps: Deps, province: str | None = None,
+async def list_cases(scope: Reader, deps: Deps, province: str | None = None,
                      account_id: str | None = None, cursor: str = "",
                      limit: int = Query(50, ge=1, le=500)) -> dict:
-    items, nxt = await handlers.list_docs(deps, _scope(principal), views.CASES,
+    items, nxt = await handlers.list_docs(deps, _scope(scope), views.CASES,
                                           province=province, account_id=account_id,
                                           cursor=cursor, limit=limit)
     return {"items": items, "next_cursor": nxt}
 
 
 @router.get("/cases/{case_id}", tags=["cases"])
-async def get_case(case_id: str, principal: CaseStaff, deps: Deps) -> dict:
+async def get_case(case_id: str, scope: CaseReader, deps: Deps) -> dict:
     """One case with its steps, assignee, deadline and response (the read model)."""
     async with deps.db.connect() as conn:
         return await views.one(conn, views.CASES, case_id, "case")
@@ -187,7 +189,7 @@ async def respond(case_id: str, body: ResponseIn, request: Request, principal: C
 
 # -- reports and filings for regulators (A19.2, A7.1, A3, A21.2) ----------------------------
 @router.get("/reports/enforcement", tags=["reports"])
-async def enforcement_report(principal: Reader, deps: Deps, province: str | None = None,
+async def enforcement_report(scope: Reader, deps: Deps, province: str | None = None,
                              start: Annotated[datetime | None, Query(alias="from")] = None,
                              end: Annotated[datetime | None, Query(alias="to")] = None,
                              format: Literal["json", "csv", "xlsx"] = "json") -> Response:
@@ -195,7 +197,7 @@ async def enforcement_report(principal: Reader, deps: Deps, province: str | None
     listings; CSV (zipped) or XLSX carry the signed manifest in the ``Enforcement-Manifest``
     header (base64 JSON), JSON in its body."""
     start, end = period(start, end)
-    out = await handlers.enforcement_report(deps, _scope(principal), province=province,
+    out = await handlers.enforcement_report(deps, _scope(scope), province=province,
                                             start=start, end=end, fmt=format)
     if format == "json":
         return JSONResponse({**out.report, "manifest": out.manifest})
@@ -218,35 +220,34 @@ async def signing_key(deps: Deps) -> dict:
 
 
 @router.get("/filings", tags=["reports"])
-async def filings(principal: Reader, deps: Deps, province: str | None = None,
+async def filings(scope: Reader, deps: Deps, province: str | None = None,
                   format: Literal["json", "csv", "xlsx"] = "json") -> Response:
     """Registered accounts of a province for filing with its office (A7.1): category, entity
     type, business name, registered address, USCC, verification state. CSV and XLSX are
     streamed from disk with the signed manifest in the ``Enforcement-Manifest`` header."""
     if format != "json":
-        out = await handlers.filing_export(deps, _scope(principal), province, format)
+        out = await handlers.filing_export(deps, _scope(scope), province, format)
         media = ("text/csv; charset=utf-8" if format == "csv" else
                  "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
         return FileResponse(out.path, media_type=media, filename=out.filename,
                             background=BackgroundTask(os.unlink, out.path), headers={
                                 MANIFEST_HEADER: base64.b64encode(
                                     rules.canonical(out.manifest)).decode()})
-    items = await handlers.filings(deps, _scope(principal), province)
-    return JSONResponse({"province": province or (principal.province if principal.has(
-        "regulator") else None), "accounts": items})
+    items = await handlers.filings(deps, _scope(scope), province)
+    return JSONResponse({"province": province or scope.province, "accounts": items})
 
 
 # -- the policy (A19.2, A7.3) ------------------------------------------------------------------
 @router.get("/policies/current", tags=["policies"])
-async def current_policy(principal: Reader, deps: Deps) -> dict:
+async def current_policy(scope: Reader, deps: Deps) -> dict:
     """The measure policy in force, for filing (A7.3): the document and its digest."""
-    return await handlers.current_policy(deps, _scope(principal))
+    return await handlers.current_policy(deps, _scope(scope))
 
 
 @router.get("/policies", tags=["policies"])
-async def policy_versions(principal: Reader, deps: Deps) -> dict:
+async def policy_versions(scope: Reader, deps: Deps) -> dict:
     """Every version of the measure policy that has been in force, for filing (A7.3)."""
-    return {"versions": await handlers.policy_versions(deps, _scope(principal))}
+    return {"versions": await handlers.policy_versions(deps, _scope(scope))}
 
 
 @router.post("/policies", tags=["policies"])

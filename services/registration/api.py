@@ -16,17 +16,27 @@ from libs.runtime.app import service_deps
 from libs.runtime.auth import Principal, require
 from libs.runtime.idempotency import Answer, IdempotencyKey, fingerprint, run_once
 from libs.runtime.problems import MEDIA_TYPE, ProblemError, problem_type, status_of, title_of
+from libs.runtime.scope import ReadScope, read_scope
 
 from . import handlers, schemas, sweep, views
 from .domain import AccountNotFoundError
 from .handlers import AccountChanged, Registered, RegistrationRefused
-from .schemas import AcceptAgreement, ChangeProfile, Note, RecordActivity, RegisterAccount, Review
+from .schemas import (
+    AcceptAgreement,
+    ChangeProfile,
+    Note,
+    RecordActivity,
+    RegisterAccount,
+    Review,
+    SearchAccounts,
+)
 
 router = APIRouter(prefix="/v1", tags=["accounts"])
 
 Deps = Annotated[handlers.Deps, Depends(service_deps)]
 Writer = Annotated[Principal, Depends(require("platform", "operator"))]
-Reader = Annotated[Principal, Depends(require("platform", "operator", "reviewer", "regulator"))]
+Reader = Annotated[ReadScope, Depends(read_scope("platform", "operator", "reviewer",
+                                                 "regulator"))]
 Operator = Annotated[Principal, Depends(require("operator"))]
 Reviewer = Annotated[Principal, Depends(require("operator", "reviewer"))]
 
@@ -136,53 +146,67 @@ async def review_registration(account_id: str, body: Review, request: Request,
         key=key, digest=_digest(request, principal, body)))
 
 
-@router.get("/accounts")
-async def list_accounts(principal: Reader, deps: Deps,
-                        owner: str | None = Query(None, description="ID number, USCC or its "
-                                                                    "blind index"),
-                        status: str | None = None, province: str | None = None,
-                        cursor: str = "", limit: int = Query(50, ge=1, le=500)) -> dict:
-    """Accounts by owner, status and province, in pages (A7.1 filing, A3 scope)."""
-    if principal.roles == {"regulator"}:
-        if province and province != principal.province:
-            raise ProblemError("a provincial regulator sees only its province", status=403,
-                               code="forbidden", title="Not allowed")
-        province = principal.province
+async def _list(deps: handlers.Deps, scope: ReadScope, *, owner: str | None,
+                status: str | None, province: str | None, cursor: str, limit: int) -> dict:
     docs, next_cursor = await views.list_accounts(
         deps.db, owner=schemas.owner_key(owner, deps.sealer) if owner else None,
-        status=status, province=province, after=cursor, limit=limit)
+        status=status, province=scope.province_filter(province), after=cursor, limit=limit)
     current = deps.agreement_version
     return {"items": [views.present(d, current_agreement=current) for d in docs],
             "next_cursor": next_cursor}
 
 
-async def _visible(deps: handlers.Deps, principal: Principal, account_id: str) -> dict:
-    """The account's document, if this principal may see it (a regulator: its province)."""
+@router.get("/accounts")
+async def list_accounts(scope: Reader, deps: Deps, status: str | None = None,
+                        province: str | None = None, cursor: str = "",
+                        limit: int = Query(50, ge=1, le=500),
+                        owner: str | None = Query(None, include_in_schema=False)) -> dict:
+    """Accounts by status and province, in pages (A7.1 filing, A3 scope); by owner:
+    ``POST /v1/accounts/search``."""
+    if owner is not None:
+        raise ProblemError("an identity number does not go into a URL (access logs, traces "
+                           "keep URLs): POST /v1/accounts/search with {\"owner\": ...}",
+                           status=422, code="identity-in-url", title="Identity in URL")
+    return await _list(deps, scope, owner=None, status=status, province=province,
+                       cursor=cursor, limit=limit)
+
+
+@router.post("/accounts/search")
+async def search_accounts(body: SearchAccounts, scope: Reader, deps: Deps) -> dict:
+    """Accounts by owner (ID number, USCC or its blind index: in the body, never in a URL),
+    status and province, in pages (A3 scope). Reads only: no ``Idempotency-Key`` needed."""
+    return await _list(deps, scope, owner=body.owner, status=body.status,
+                       province=body.province, cursor=body.cursor, limit=body.limit)
+
+
+async def _visible(deps: handlers.Deps, scope: ReadScope, account_id: str) -> dict:
+    """The account's document, if this reader may see it (a regulator: its province)."""
     doc = await views.get_account(deps.db, account_id)
-    if doc is None or (principal.roles == {"regulator"} and doc["province"] != principal.province):
+    if doc is None:
         raise AccountNotFoundError(f"no account {account_id} (yet: the view follows the "
                                    "events within moments)")
+    scope.check(doc["province"], f"account {account_id}", code=AccountNotFoundError.code)
     return doc
 
 
 @router.get("/accounts/{account_id}")
-async def get_account(account_id: str, principal: Reader, deps: Deps) -> dict:
+async def get_account(account_id: str, scope: Reader, deps: Deps) -> dict:
     """The account: status, capabilities and restrictions (A17.2, A13.1), profile, agreement."""
-    doc = await _visible(deps, principal, account_id)
+    doc = await _visible(deps, scope, account_id)
     return views.present(doc, current_agreement=deps.agreement_version)
 
 
 @router.get("/accounts/{account_id}/history", response_model=views.HistoryPage)
 async def account_history(
-        account_id: str, principal: Reader, deps: Deps, response: Response,
+        account_id: str, scope: Reader, deps: Deps, response: Response,
         after: int = Query(0, ge=0, description="the stream version the page starts after "
                                                 "(the previous page's `next`)"),
         limit: int = Query(views.HISTORY_PAGE, ge=1, le=views.HISTORY_PAGE_MAX),
 ) -> views.HistoryPage:
     """The account's events as stored (personal data sealed and masked), in pages of its
     stream (A10.2, A19): ``next`` and the ``Link: rel="next"`` header give the next one."""
-    if principal.roles == {"regulator"}:
-        await _visible(deps, principal, account_id)
+    if scope.province is not None:
+        await _visible(deps, scope, account_id)
     page = await views.history(deps.db, deps.store, account_id, after=after, limit=limit)
     if page is None:
         raise AccountNotFoundError(f"no account {account_id}")

@@ -58,6 +58,9 @@ class RegisterAccount(Body):
     province: str
     operations_province: str
     contact: str = Field(min_length=1, max_length=200)
+    contact_public: bool = Field(False, description="an organization's contact may be shown "
+                                                    "on its public page (A9.2); never a "
+                                                    "natural person's")
     organization: OrganizationIn | None = None
     agreement_version: str = Field(max_length=40)
     device_fingerprint: str | None = Field(None, max_length=200)
@@ -85,6 +88,17 @@ class Note(Body):
 class Review(Body):
     approve: bool
     note: str = Field("", max_length=500)
+
+
+class SearchAccounts(Body):
+    """A look-up by identity: the number travels in the body, never in a URL (logs, spans)."""
+
+    owner: str | None = Field(None, max_length=64,
+                              description="ID number, USCC or its blind index")
+    status: str | None = Field(None, max_length=40)
+    province: str | None = Field(None, max_length=6)
+    cursor: str = Field("", max_length=200)
+    limit: int = Field(50, ge=1, le=500)
 
 
 class Sweep(Body):
@@ -165,6 +179,7 @@ def application(body: RegisterAccount, sealer: Sealer) -> Application:
         province=body.province, operations_province=body.operations_province,
         contact_sealed=sealer.seal(body.contact, subject=sealed.id_number_blind),
         contact_masked=_mask_contact(body.contact),
+        contact_public=body.contact_public and body.entity_type != "natural_person",
         agreement_version=body.agreement_version,
         organization=(Organization(**body.organization.model_dump())
                       if body.organization else None),

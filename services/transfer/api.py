@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from libs.domain import ForbiddenError
 from libs.runtime.app import service_deps
 from libs.runtime.auth import Principal, require
 from libs.runtime.idempotency import IdempotencyKey, fingerprint
 from libs.runtime.pii import Sealer
 from libs.runtime.problems import ProblemError
+from libs.runtime.scope import ReadScope, read_scope
 
 from . import handlers, sweep
 from .handlers import Deps as Dependencies
@@ -36,8 +36,8 @@ Deps = Annotated[Dependencies, Depends(service_deps)]
 Platform = Annotated[Principal, Depends(require("platform"))]
 Operator = Annotated[Principal, Depends(require("operator"))]
 Staff = Annotated[Principal, Depends(require("platform", "operator"))]
-Reader = Annotated[Principal, Depends(require("platform", "operator", "reviewer",
-                                              "regulator"))]
+Reader = Annotated[ReadScope, Depends(read_scope("platform", "operator", "reviewer",
+                                                 "regulator"))]
 
 
 def _digest(request: Request, principal: Principal, body: BaseModel | None) -> str:
@@ -65,33 +65,21 @@ async def apply(body: TransferIn, request: Request, principal: Platform, deps: D
     return JSONResponse(out.model_dump(mode="json"), status_code=201)
 
 
-def _province(principal: Principal, province: str | None) -> str | None:
-    """The province a reader may list: a provincial regulator only its own (A3)."""
-    if principal.has("regulator") and not principal.has("platform", "operator", "reviewer") \
-            and principal.province:
-        if province and province != principal.province:
-            raise ForbiddenError(f"a regulator of {principal.province} cannot see {province}",
-                                 code="province-out-of-scope", legal_basis=["A3"],
-                                 title="Province out of scope")
-        return principal.province
-    return province
-
-
 @router.get("/transfers", tags=["transfers"], response_model=TransferPage)
-async def list_transfers(principal: Reader, deps: Deps, account_id: str | None = None,
+async def list_transfers(scope: Reader, deps: Deps, account_id: str | None = None,
                          status: Status | None = None, kind: Kind | None = None,
                          province: str | None = None, cursor: str = "",
                          limit: int = Query(50, ge=1, le=500)) -> TransferPage:
     """Applications by account, status and kind, in pages (a regulator: its province)."""
     return await handlers.list_transfers(
         deps, account_id=account_id, status=status, kind=kind,
-        province=_province(principal, province), cursor=cursor, limit=limit)
+        province=scope.province_filter(province), cursor=cursor, limit=limit)
 
 
 @router.get("/transfers/{transfer_id}", tags=["transfers"])
-async def get_transfer(transfer_id: str, principal: Reader, deps: Deps) -> dict:
+async def get_transfer(transfer_id: str, scope: Reader, deps: Deps) -> dict:
     """One application as its stream says now (a regulator: of its province)."""
-    out = await handlers.get_transfer(deps, transfer_id, province=_province(principal, None))
+    out = await handlers.get_transfer(deps, transfer_id, province=scope.province)
     return out.model_dump(mode="json")
 
 
@@ -132,10 +120,10 @@ async def revoke(transfer_id: str, body: NoteIn, request: Request, principal: St
 
 
 @router.get("/accounts/{account_id}/operators", tags=["operators"])
-async def operators(account_id: str, principal: Reader, deps: Deps) -> dict:
+async def operators(account_id: str, scope: Reader, deps: Deps) -> dict:
     """The owner, granted operators and open applications of an account (a regulator: of
     its province)."""
-    out = await handlers.operators(deps, account_id, province=_province(principal, None))
+    out = await handlers.operators(deps, account_id, province=scope.province)
     return out.model_dump(mode="json")
 
 

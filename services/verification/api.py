@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from libs.runtime.app import service_deps
 from libs.runtime.auth import Principal, require
 from libs.runtime.idempotency import IdempotencyKey, fingerprint
+from libs.runtime.scope import ReadScope, read_scope
 
 from . import handlers, sweep, views
 from .handlers import Deps as Dependencies
@@ -33,8 +34,10 @@ Deps = Annotated[Dependencies, Depends(service_deps)]
 Platform = Annotated[Principal, Depends(require("platform"))]
 Operator = Annotated[Principal, Depends(require("operator"))]
 Reviewer = Annotated[Principal, Depends(require("reviewer"))]
-Staff = Annotated[Principal, Depends(require("operator", "reviewer"))]
-Reader = Annotated[Principal, Depends(require("platform", "operator", "reviewer"))]
+# Reads take the one scoping dependency, whoever they admit (ADR 0031).
+StaffReader = Annotated[ReadScope, Depends(read_scope("operator", "reviewer"))]
+Reader = Annotated[ReadScope, Depends(read_scope("platform", "operator", "reviewer",
+                                                 "regulator"))]
 
 
 def _digest(request: Request, principal: Principal, body: BaseModel | None) -> str:
@@ -54,7 +57,7 @@ async def add_protected_name(body: ProtectedNameIn, request: Request, principal:
 
 
 @router.get("/protected-names", tags=["registry"])
-async def list_protected_names(principal: Staff, deps: Deps, cursor: str = "",
+async def list_protected_names(scope: StaffReader, deps: Deps, cursor: str = "",
                                limit: int = Query(50, ge=1, le=500)) -> dict:
     """The protected names, in pages (the registry as of the read model)."""
     async with deps.db.connect() as conn:
@@ -73,7 +76,7 @@ async def remove_protected_name(protected_id: str, request: Request, principal: 
 
 
 @router.get("/prohibited-words", tags=["registry"])
-async def list_prohibited_words(principal: Staff, deps: Deps) -> dict:
+async def list_prohibited_words(scope: StaffReader, deps: Deps) -> dict:
     """The prohibited words in force (configured plus added, minus removed)."""
     return {"words": await handlers.prohibited_words(deps)}
 
@@ -102,7 +105,7 @@ async def submit_qualification(account_id: str, body: QualificationIn, request: 
 
 
 @router.get("/reviews", tags=["reviews"])
-async def list_reviews(principal: Staff, deps: Deps, status: Literal["pending"] = "pending",
+async def list_reviews(scope: StaffReader, deps: Deps, status: Literal["pending"] = "pending",
                        cursor: str = "", limit: int = Query(50, ge=1, le=500)) -> dict:
     """The reviewer queue: pending cases and what each needs checked."""
     async with deps.db.connect() as conn:
@@ -111,7 +114,7 @@ async def list_reviews(principal: Staff, deps: Deps, status: Literal["pending"] 
 
 
 @router.get("/identity-reviews", tags=["reviews"])
-async def list_identity_reviews(principal: Staff, deps: Deps, cursor: str = "",
+async def list_identity_reviews(scope: StaffReader, deps: Deps, cursor: str = "",
                                 limit: int = Query(50, ge=1, le=500)) -> dict:
     """Identities no provider could decide by the deadline, waiting for a reviewer's
     verdict (A8.1): the reasons and attempts behind each."""
@@ -134,14 +137,14 @@ async def decide_identity_review(account_id: str, body: DecisionIn, request: Req
 
 
 @router.get("/reviews/{case_id}", tags=["reviews"])
-async def get_review(case_id: str, principal: Staff, deps: Deps) -> dict:
+async def get_review(case_id: str, scope: StaffReader, deps: Deps) -> dict:
     """One review case, decided or not."""
     async with deps.db.connect() as conn:
         return await views.review_case(conn, case_id)
 
 
 @router.get("/reviews/{case_id}/document", tags=["reviews"])
-async def get_review_document(case_id: str, principal: Staff, deps: Deps) -> Response:
+async def get_review_document(case_id: str, scope: StaffReader, deps: Deps) -> Response:
     """The submitted document, as uploaded."""
     async with deps.db.connect() as conn:
         content_type, data = await views.review_document(conn, case_id)
@@ -160,10 +163,14 @@ async def decide_review(case_id: str, body: DecisionIn, request: Request, princi
 
 # -- state and disclosure (A9.2) --------------------------------------------------------------
 @router.get("/accounts/{account_id}/verification", tags=["accounts"])
-async def get_verification(account_id: str, principal: Reader, deps: Deps) -> dict:
-    """The account's full verification state (personal data masked)."""
+async def get_verification(account_id: str, scope: Reader, deps: Deps) -> dict:
+    """The account's full verification state (personal data masked); a regulator: of its
+    province (A3, A21)."""
     async with deps.db.connect() as conn:
-        return views.present(await views.state_of(deps.verifications, conn, account_id))
+        state = await views.state_of(deps.verifications, conn, account_id)
+    scope.check(state.province, f"verification of account {account_id}",
+                code="verification-not-found")
+    return views.present(state)
 
 
 @router.get("/public/accounts/{account_id}", tags=["public"])

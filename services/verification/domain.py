@@ -127,6 +127,7 @@ class Verification:
     contact_masked: str
     extra: bool
     opened_at: datetime
+    contact_public: bool = False  # A9.2: the organization declared its contact public
     identity_status: str = "pending"  # pending | manual_review | verified | failed
     identity_level: str | None = None
     identity_factors: tuple[str, ...] = ()
@@ -179,7 +180,8 @@ class Verification:
         decided: Events = [VerificationOpened(
             **of, entity_type=r.entity_type, identity=r.identity, profile=r.profile,
             category=r.category, province=r.province, contact_sealed=r.contact_sealed,
-            contact_masked=r.contact_masked, organization=r.organization,
+            contact_masked=r.contact_masked, contact_public=r.contact_public,
+            organization=r.organization,
             extra_verification_required=r.extra_verification_required,
             legal_basis=["A8.1", "A8.2"])]
         if identity is None:
@@ -407,7 +409,8 @@ def _apply(state: Verification | None, event_type: str, d: dict[str, Any], time:
             province=d["province"], identity=d["identity"], profile=d["profile"],
             organization=d.get("organization"), contact_sealed=d["contact_sealed"],
             contact_subject=d["identity"]["id_number_blind"], contact_masked=d["contact_masked"],
-            extra=d.get("extra_verification_required", False), opened_at=time,
+            extra=d.get("extra_verification_required", False),
+            contact_public=d.get("contact_public", False), opened_at=time,
             evidence={"opened": event_id})
     if state is None:
         raise ValueError(f"{event_type} before VerificationOpened")

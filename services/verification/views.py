@@ -109,17 +109,24 @@ def present(s: Verification) -> dict[str, Any]:
     }
 
 
+# Closed and deregistered accounts are gone from the platform: no page (A9.2).
+LIVE_STANDINGS = ("in_service", "suspended")
+
+
 def disclose(s: Verification, sealer: Sealer) -> dict[str, Any]:
-    """What the public sees (A9.2): badge, field, labels, permit; organizations' registration
-    details in full, a natural person's personal data masked. Nothing of a false identity."""
-    if s.identity_status == "failed":
+    """What the public sees (A9.2) of a verified, live account: badge, field, labels,
+    permit; an organization's USCC, business name and address, and its contact only if it
+    declared it public; of a natural person no identity number, phone or contact (with a
+    known birthday, the region and last characters of an ID number give the whole number
+    back). Anything else: 404 (docs/decisions/0031-regulator-scope.md)."""
+    if not s.verified or s.identity_status != "verified" or s.standing not in LIVE_STANDINGS:
         raise NotFoundError(f"no verified account {s.account_id}", code="verification-not-found",
                             title="No verification for this account")
     permits = [c["number"] for c in s.cases.values()
                if c["kind"] == "news_permit" and c["status"] == "approved"]
     body: dict[str, Any] = {
         "account_id": s.account_id, "verified": s.verified,
-        # A9.2: no badge while the account is suspended, none once closed or deregistered
+        # A9.2: no badge while the account is suspended
         "badge": s.badge if s.badge_active and s.standing == "in_service" else None,
         "standing": s.standing,
         "entity_type": s.entity_type, "category": s.category, "province": s.province,
@@ -130,17 +137,17 @@ def disclose(s: Verification, sealer: Sealer) -> dict[str, Any]:
     }
     i = s.identity
     if s.entity_type == "natural_person":
-        body["operator"] = {"name": i["holder_name_masked"], "id_number": i["id_number_masked"],
-                            "phone": i["phone_masked"], "contact": s.contact_masked}
+        body["operator"] = {"name": i["holder_name_masked"]}
         return body
     uscc = open_identity(sealer, i, "id_number_sealed")
     org = s.organization or {}
     body["organization"] = {"business_name": org.get("business_name"),
                             "registered_address": org.get("registered_address"),
                             "unified_social_credit_code": uscc,
-                            "contact": sealer.open(
-                                s.contact_sealed,
-                                subject=s.contact_subject or i["id_number_blind"])}
+                            "contact": (sealer.open(s.contact_sealed,
+                                                    subject=s.contact_subject
+                                                    or i["id_number_blind"])
+                                        if s.contact_public else None)}
     return body
 
 

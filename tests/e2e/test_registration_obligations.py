@@ -306,7 +306,7 @@ async def test_A11_2_completed_transfer_changes_owner_and_unapplied_transfer_sus
         "legal_basis": ["A11.2"]}, subject=account_id)
     await until(http, account_id, "new owner",
                 lambda v: v["owner"]["holder_name_masked"] == "王*")
-    page = (await http.get("/v1/accounts", params={"owner": new_number})).json()
+    page = (await http.post("/v1/accounts/search", json={"owner": new_number})).json()
     assert [a["account_id"] for a in page["items"]] == [account_id]
     await system.publish("transfer", "transfer.UnappliedTransferDetected", {
         "account_id": account_id, "evidence": ["login from new device cluster"],

@@ -324,21 +324,41 @@ async def test_A5_news_account_needs_a_permit_shown_in_its_disclosure(system):
 async def test_A9_2_badge_and_disclosure_of_organizations_and_persons(system):
     org_body = registration(entity_type="legal_person")
     org = await register(system, org_body)
-    person = await register(system, registration(holder="赵六"))
-    await account_status(system, org, "active")
-    await account_status(system, person, "active")
+    public_body = {**registration(entity_type="legal_person"), "contact": "020-12345678",
+                   "contact_public": True}
+    public_org = await register(system, public_body)
+    person_body = registration(holder="赵六")
+    person = await register(system, {**person_body, "contact_public": True})
+    for account_id in (org, public_org, person):
+        await account_status(system, account_id, "active")
     async with system.client("verification") as http:  # no token: public
         o = (await http.get(f"/v1/public/accounts/{org}")).json()
-        p = (await http.get(f"/v1/public/accounts/{person}")).json()
+        po = (await http.get(f"/v1/public/accounts/{public_org}")).json()
+        r = await http.get(f"/v1/public/accounts/{person}")
     assert o["badge"] == "enterprise" and o["category"] == "technology"
-    assert o["organization"] == {
+    assert o["organization"] == {  # the contact (maybe a personal mobile) only if declared
         "business_name": org_body["organization"]["business_name"],
         "registered_address": org_body["organization"]["registered_address"],
         "unified_social_credit_code": org_body["identity"]["id_number"],
-        "contact": org_body["contact"]}
-    assert p["badge"] == "personal"
-    assert p["operator"]["name"] == "赵*" and "*" in p["operator"]["id_number"]
-    assert "*" in p["operator"]["phone"] and "organization" not in p
+        "contact": None}
+    assert po["organization"]["contact"] == "020-12345678"
+    p = r.json()
+    assert p["badge"] == "personal" and "organization" not in p
+    # no identity number (region and last four give it back with a birthday), no phone
+    assert p["operator"] == {"name": "赵*"}
+    number, mobile = person_body["identity"]["id_number"], person_body["identity"]["phone"]
+    for shown in (number, number[-4:] + '"', "*" + number[-4:], mobile, "****" + mobile[-4:],
+                  "****" + person_body["contact"][-4:], '"id_number"', '"phone"'):
+        assert shown not in r.text, shown
+
+
+async def test_A9_2_no_public_page_before_verification(system):
+    account_id = await register(system, registration(category="health"))
+    await verification(system, account_id, lambda v: v["status"] == "awaiting_qualification")
+    async with system.client("verification") as http:
+        r = await http.get(f"/v1/public/accounts/{account_id}")
+    assert r.status_code == 404, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
 
 
 # -- A9.3 ---------------------------------------------------------------------------------

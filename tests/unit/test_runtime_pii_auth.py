@@ -53,3 +53,32 @@ def test_development_secrets_are_refused_outside_development(monkeypatch):
     monkeypatch.setenv("AUTH_SECRET", "a" * 40)
     monkeypatch.setenv("PII_KEY", "b" * 40)
     assert ServiceSettings(service="registration", port=1).auth_secret != DEV_AUTH_SECRET
+
+
+@pytest.mark.parametrize("province", [None, "", "440100", "990000", "44000", 440000])
+def test_A3_a_regulator_token_without_a_province_level_code_is_refused(province):
+    import jwt
+
+    from libs.runtime.auth import ALGORITHM, ISSUER
+    claims = {"sub": "r", "iss": ISSUER, "exp": 4102444800, "roles": ["regulator", "operator"]}
+    if province is not None:
+        claims["province"] = province
+    token = jwt.encode(claims, "s" * 40, algorithm=ALGORITHM)
+    with pytest.raises(AuthError) as refused:
+        decode_token("s" * 40, token)
+    assert refused.value.code == "regulator-province-invalid" and refused.value.status == 401
+    with pytest.raises(ValueError):
+        issue_token("s" * 40, subject="r", roles=["regulator"], province=province)
+
+
+def test_A3_the_national_office_and_provinces_are_valid_regulator_scopes():
+    from libs.runtime.scope import ReadScope
+
+    national = decode_token("s" * 40, issue_token("s" * 40, subject="n", roles=["regulator"],
+                                                  province="000000"))
+    assert ReadScope(national).province is None and ReadScope(national).admits("440000")
+    mixed = decode_token("s" * 40, issue_token("s" * 40, subject="m",
+                                               roles=["operator", "regulator"],
+                                               province="440000"))
+    scope = ReadScope(mixed)
+    assert scope.province == "440000" and not scope.admits("110000")

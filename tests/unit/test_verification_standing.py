@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from libs.domain import NotFoundError
 from libs.events.contracts.transfer import TransferAnnounced
 from services.verification.domain import Verification, fold_payloads
 from services.verification.views import disclose
@@ -39,11 +43,48 @@ def test_A9_2_a_suspended_account_shows_no_badge_until_every_suspension_is_lifte
     assert page["badge"] == "personal" and page["standing"] == "in_service"
 
 
-def test_A9_2_a_closed_account_shows_no_badge_for_good():
-    s = after(verified(), ended="closed")
+@pytest.mark.parametrize("ended", ["closed", "deregistered"])
+def test_A9_2_a_closed_account_has_no_public_page_for_good(ended):
+    s = after(verified(), ended=ended)
     assert s.follow_standing(reinstated="x", evidence=[]) == []
-    page = disclose(s, sealer=None)
-    assert page["badge"] is None and page["standing"] == "closed"
+    with pytest.raises(NotFoundError):  # no page at all, not a page without a badge
+        disclose(s, sealer=None)
+
+
+@pytest.mark.parametrize("change", [
+    {"verified": False, "identity_status": "pending"},  # not verified yet
+    {"verified": False, "identity_status": "verified"},  # awaiting a qualification
+    {"verified": False, "identity_status": "failed"},
+])
+def test_A9_2_an_account_not_verified_has_no_public_page(change):
+    with pytest.raises(NotFoundError):
+        disclose(replace(verified(), **change), sealer=None)
+
+
+def test_A9_2_a_natural_persons_page_shows_no_identity_number_phone_or_contact():
+    page = disclose(verified(), sealer=None)
+    assert page["operator"] == {"name": "张*"}
+    shown = repr(page)
+    for secret in ("1234", "1101", "139****0000", "138****8000"):
+        assert secret not in shown
+
+
+class _Sealer:
+    def open(self, sealed: str) -> str:
+        return {"uscc": "91440101MA5CXXXX0X", "contact": "13912345678"}[sealed]
+
+
+@pytest.mark.parametrize("public", [False, True])
+def test_A9_2_an_organization_shows_its_contact_only_if_declared_public(public):
+    s = replace(verified("legal_person"), badge="enterprise", contact_sealed="contact",
+                contact_public=public, identity={**OWNER, "id_number_sealed": "uscc"},
+                organization={"business_name": "广州某某科技有限公司",
+                              "registered_address": "广州市天河区某路1号"})
+    org = disclose(s, sealer=_Sealer())["organization"]
+    assert org == {"business_name": "广州某某科技有限公司",
+                   "registered_address": "广州市天河区某路1号",
+                   "unified_social_credit_code": "91440101MA5CXXXX0X",
+                   "contact": "13912345678" if public else None}
 
 
 def test_A9_2_a_transfer_to_an_organization_changes_the_badge_with_the_owner():

@@ -46,6 +46,9 @@ class AccountRegistrationSubmitted(AccountDecision):
     operations_province: str
     contact_sealed: str
     contact_masked: str
+    # A9.2: an organization's contact shown on its public page only when it says so
+    # (an optional field: events recorded before it read as False).
+    contact_public: bool = False
     organization: Organization | None = None
     agreement_version: str
     # A10.1: above the per-identity threshold the registration needs extra verification.

@@ -41,6 +41,7 @@ class VerificationOpened(AccountDecision):
     province: str
     contact_sealed: str
     contact_masked: str
+    contact_public: bool = False  # A9.2: as the registration declared it
     organization: Organization | None = None
     extra_verification_required: bool = False
 

@@ -27,6 +27,7 @@ class Application:
     contact_sealed: str
     contact_masked: str
     agreement_version: str
+    contact_public: bool = False
     organization: ev.Organization | None = None
     has_representative: bool = False
     device_blind: str | None = None
@@ -75,6 +76,7 @@ def first_events(account_id: str, app: Application, verdict: Verdict
               "identity": app.identity, "profile": app.profile, "category": app.category,
               "province": app.province, "operations_province": app.operations_province,
               "contact_sealed": app.contact_sealed, "contact_masked": app.contact_masked,
+              "contact_public": app.contact_public,
               "organization": app.organization, "agreement_version": app.agreement_version,
               "legal_basis": list(REGISTRATION_BASIS)}
     if verdict.extra_verification:
