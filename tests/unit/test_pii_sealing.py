@@ -150,11 +150,12 @@ def test_an_organizations_contact_still_opens_after_its_owner_changed():
         profile={"name": "小站", "description": "科技", "avatar_sha256": "ab" * 32},
         category="technology", province="440000",
         contact_sealed=sealer.seal("020-12345678", subject=first.id_number_blind),
+        contact_public=True,
         contact_masked="020****5678", organization=org, legal_basis=["A8.1"])], now)
     state = fold_payloads(state, [OwnerChangeDisclosed(
         account_id="a-1", transfer_id="t-1", changed_at=now, new_entity_type="legal_person",
         new_name="深圳某某网络有限公司", new_owner=new, new_organization=org,
         legal_basis=["A11.2"])], now)
-    page = disclose(replace(state, identity_status="verified"), sealer)
+    page = disclose(replace(state, identity_status="verified", verified=True), sealer)
     assert page["organization"]["unified_social_credit_code"] == "91440101MA5CYYYY0Y"
     assert page["organization"]["contact"] == "020-12345678"

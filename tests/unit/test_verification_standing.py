@@ -70,7 +70,7 @@ def test_A9_2_a_natural_persons_page_shows_no_identity_number_phone_or_contact()
 
 
 class _Sealer:
-    def open(self, sealed: str) -> str:
+    def open(self, sealed: str, *, subject: str | None = None) -> str:
         return {"uscc": "91440101MA5CXXXX0X", "contact": "13912345678"}[sealed]
 
 
