@@ -10,10 +10,12 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from .clock import DevelopmentClock
+from .limits import RequestGuard
 from .logs import configure_logging
 from .metrics import CONTENT_TYPE, HttpMetricsMiddleware
 from .problems import install_problem_handlers
 from .service import ServiceRuntime
+from .settings import ServiceSettings
 from .tracing import configure_tracing, instrument_app
 
 
@@ -55,6 +57,10 @@ def create_app(
     install_problem_handlers(app)
     instrument_app(app)
     app.add_middleware(DevelopmentClock)
+    # Before any route reads a body: 401/403 first, body caps, NUL refused (ADR 0030).
+    app.add_middleware(RequestGuard, runtime_of=lambda: getattr(app.state, "runtime", None),
+                       routes_of=lambda: app.router.routes,
+                       defaults=lambda name: ServiceSettings.model_fields[name].default)
 
     def metrics_of():
         runtime = getattr(app.state, "runtime", None)

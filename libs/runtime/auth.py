@@ -105,6 +105,8 @@ def require(*roles: str):
             raise ForbiddenError(f"this needs one of the roles {sorted(roles)}")
         return principal
 
+    # read by libs.runtime.limits.RequestGuard, which answers 401/403 before the body
+    check.roles = frozenset(roles)  # type: ignore[attr-defined]
     return check
 
 
