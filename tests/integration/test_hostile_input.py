@@ -69,6 +69,8 @@ async def running(name: str, url: str) -> AsyncIterator[Service]:
     app = importlib.import_module(f"services.{name}.main").app
     await asyncio.to_thread(upgrade, url, boot.MIGRATIONS)
     runtime = boot.bootstrap(settings(database_url=url))
+    # the app is the module's one instance: another test's runtime may be set on it
+    previous = getattr(app.state, "runtime", None)
     app.state.runtime = runtime  # no lifespan: no relay, no consumers, only the routes
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     try:
@@ -76,7 +78,10 @@ async def running(name: str, url: str) -> AsyncIterator[Service]:
             yield Service(name, app, runtime, http)
     finally:
         await runtime.db.dispose()
-        del app.state.runtime
+        if previous is None:
+            del app.state.runtime
+        else:
+            app.state.runtime = previous
 
 
 @pytest.fixture(scope="module", params=SERVICES)
