@@ -70,12 +70,14 @@ class NulCharacter(HTTPException):
 
 
 class _Route:
-    __slots__ = ("limit_class", "needs_auth", "roles")
+    __slots__ = ("limit_class", "needs_auth", "roles", "path")
 
-    def __init__(self, limit_class: str, needs_auth: bool, roles: list[frozenset[str]]):
+    def __init__(self, limit_class: str, needs_auth: bool, roles: list[frozenset[str]],
+                 path: str):
         self.limit_class = limit_class
         self.needs_auth = needs_auth
         self.roles = roles
+        self.path = path  # the template, for the HTTP metrics of a request answered here
 
 
 def _describe(route: Any) -> _Route:
@@ -94,7 +96,7 @@ def _describe(route: Any) -> _Route:
         if admitted is not None:  # several require() on one route: each must pass
             roles.append(admitted)
         stack.extend(dep.dependencies)
-    return _Route(limit_class, needs_auth, roles)
+    return _Route(limit_class, needs_auth, roles, route.path)
 
 
 def route_table(routes: list) -> list[tuple[re.Pattern, frozenset[str], _Route]]:
@@ -163,10 +165,13 @@ class RequestGuard:
         if route is not None and route.needs_auth and settings is not None:
             refusal = _refusal(scope, settings.auth_secret, route.roles)
             if refusal is not None:
+                scope["route"] = route  # the HTTP metrics label it by the route's template
                 return await self._answer(scope, receive, send_nosniff, refusal)
         setting = SETTING_OF_CLASS[route.limit_class if route is not None else "default"]
         limit = getattr(settings, setting, None) or self.defaults(setting)
         if length is not None and length > limit:
+            if route is not None:
+                scope["route"] = route
             return await self._answer(scope, receive, send_nosniff, BodyTooLarge(limit))
 
         received = 0

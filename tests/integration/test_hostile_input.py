@@ -311,3 +311,16 @@ async def test_A9_1_a_document_not_of_its_declared_type_is_refused(on_postgres, 
     async with s.runtime.db.connect() as conn:
         assert await conn.fetchval(sa.text("SELECT count(*) FROM verification_documents")) == 0
     assert await events_in(s) == 0
+
+
+async def test_a_request_refused_before_its_body_is_counted_under_its_route(service):
+    """The HTTP metrics label a request by its route's template; one answered by the guard
+    (before the router) too, not as "unmatched"."""
+    method, path, route = service.body_routes()[0]
+    r = await service.http.request(method, path, content=b"{}",
+                                   headers={"Content-Type": "application/json"})
+    assert r.status_code in (401, 422), r.text
+    exposition = (await service.http.get("/metrics")).text
+    assert any(f'route="{route.path}"' in line and f'status="{r.status_code}"' in line
+               for line in exposition.splitlines()
+               if line.startswith("http_server_request_duration_seconds_count")), exposition
