@@ -16,7 +16,7 @@ from .errors import (
     NotFoundError,
     RateLimitedError,
 )
-from .values import as_datetime
+from .values import CHARACTER_ERRORS, Base64, Line, Name, Text, as_datetime
 
 __all__ = [
     "ConflictError",
@@ -27,4 +27,9 @@ __all__ = [
     "NotFoundError",
     "RateLimitedError",
     "as_datetime",
+    "Base64",
+    "CHARACTER_ERRORS",
+    "Line",
+    "Name",
+    "Text",
 ]

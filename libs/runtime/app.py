@@ -11,10 +11,12 @@ from fastapi.responses import JSONResponse, Response
 
 from .admission import Admission, AdmissionMiddleware
 from .clock import DevelopmentClock
+from .limits import RequestGuard
 from .logs import configure_logging, redact_access_log
 from .metrics import CONTENT_TYPE, HttpMetricsMiddleware
 from .problems import install_problem_handlers
 from .service import ServiceRuntime
+from .settings import ServiceSettings
 from .tracing import configure_tracing, instrument_app
 
 
@@ -59,6 +61,11 @@ def create_app(
     install_problem_handlers(app)
     instrument_app(app)
     app.add_middleware(DevelopmentClock)
+    # Before any route reads a body: 401/403 first, body caps, NUL refused (ADR 0030).
+    app.add_middleware(RequestGuard, runtime_of=lambda: getattr(app.state, "runtime", None),
+                       routes_of=lambda: app.router.routes,
+                       defaults=lambda name: ServiceSettings.model_fields[name].default)
+
     # Before routing and everything else: a shed request costs almost nothing (ADR 0036).
     def admission_of() -> Admission | None:
         runtime = getattr(app.state, "runtime", None)

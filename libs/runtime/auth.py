@@ -130,6 +130,7 @@ def require(*roles: str):
             raise ForbiddenError(f"this needs one of the roles {sorted(roles)}")
         return principal
 
+    # read by libs.runtime.limits.RequestGuard (401/403 before the body) and the role matrix
     check.roles = frozenset(roles)  # type: ignore[attr-defined]
     return check
 

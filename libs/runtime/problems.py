@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from libs.domain import DomainError
+from libs.domain import CHARACTER_ERRORS, DomainError
 from libs.events.errors import ConcurrencyError, EventKernelError
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,10 @@ def install_problem_handlers(app: FastAPI) -> None:
              "type": e.get("type", "")}
             for e in exc.errors()
         ]
-        return problem_response(422, "validation-error", "Request is not valid",
+        # a refused character is its own code (ADR 0030), the rest "validation-error"
+        code = ("invalid-characters" if errors and all(
+            e["type"] in CHARACTER_ERRORS for e in errors) else "validation-error")
+        return problem_response(422, code, "Request is not valid",
                                 f"{len(errors)} field(s) failed validation",
                                 request.url.path, errors=errors)
 
@@ -104,9 +107,12 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
-        return problem_response(exc.status_code, code, str(exc.detail), str(exc.detail),
-                                request.url.path)
+        # an HTTPException of ours (libs.runtime.limits) names its own code and title
+        code = getattr(exc, "code", None) or {404: "not-found", 405: "method-not-allowed",
+                                              413: "body-too-large"}.get(exc.status_code,
+                                                                         "http-error")
+        return problem_response(exc.status_code, code, getattr(exc, "title", None)
+                                or str(exc.detail), str(exc.detail), request.url.path)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

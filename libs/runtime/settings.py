@@ -71,6 +71,14 @@ class ServiceSettings(BaseSettings):
                       max_queue=self.admission_max_queue,
                       max_wait=self.admission_max_wait_seconds,
                       retry_after=self.admission_retry_after_seconds)
+    # Request body caps (libs.runtime.limits, ADR 0030), by the route's class: most bodies
+    # are a few hundred bytes; uploads carry a base64 document or image (5 MB decoded is
+    # 6.7 MB of base64); bulk is a batch of traffic samples (credit's POST /v1/metrics).
+    max_body_bytes: int = Field(256 * 1024, ge=1024, validation_alias="MAX_BODY_BYTES")
+    max_upload_body_bytes: int = Field(8 * 1024 * 1024, ge=1024,
+                                       validation_alias="MAX_UPLOAD_BODY_BYTES")
+    max_bulk_body_bytes: int = Field(32 * 1024 * 1024, ge=1024,
+                                     validation_alias="MAX_BULK_BODY_BYTES")
 
     @model_validator(mode="before")
     @classmethod

@@ -11,6 +11,7 @@ from libs.domain import InvalidCommandError
 from libs.runtime.app import service_deps
 from libs.runtime.auth import Principal, require
 from libs.runtime.idempotency import IdempotencyKey, fingerprint
+from libs.runtime.limits import BULK
 from libs.runtime.scope import ReadScope, read_scope
 
 from . import handlers, sweep
@@ -31,7 +32,7 @@ def _digest(request: Request, principal: Principal, body: BaseModel) -> str:
                        body.model_dump(mode="json"))
 
 
-@router.post("/metrics", tags=["traffic"])
+@router.post("/metrics", tags=["traffic"], openapi_extra=BULK)
 async def ingest_metrics(body: MetricsIn, request: Request, principal: Platform, deps: Deps,
                          key: IdempotencyKey = None) -> dict:
     """Counter samples (per account, metric and hour) through the fake-traffic detector

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from libs.domain import Line, Text
+
 from . import rules
 from .handlers import Follow, MetricsBatch
 
@@ -18,15 +20,15 @@ class Body(BaseModel):
 
 
 class SampleIn(Body):
-    account_id: str = Field(min_length=1, max_length=100)
+    account_id: Line = Field(min_length=1, max_length=100)
     metric: Metric
     at: datetime = Field(description="the end of the hour the count covers")
     value: float = Field(ge=0, description="the count in that hour")
 
 
 class FollowIn(Body):
-    account_id: str = Field(min_length=1, max_length=100)
-    follower_id: str = Field(min_length=1, max_length=100)
+    account_id: Line = Field(min_length=1, max_length=100)
+    follower_id: Line = Field(min_length=1, max_length=100)
     at: datetime
     consent: bool = Field(description="the follower chose to follow (A12.2)")
 
@@ -38,13 +40,13 @@ class MetricsIn(Body):
 
 class OverrideIn(Body):
     points: int = Field(ge=-100, le=100)
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: Text = Field(min_length=1, max_length=2000)
     expires_at: datetime
 
 
 class SweepIn(Body):
     now: datetime | None = None
-    account_ids: list[str] | None = Field(None, max_length=1000)
+    account_ids: list[Line] | None = Field(None, max_length=1000)
 
 
 def aware(t: datetime | None) -> datetime | None:

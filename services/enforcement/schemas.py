@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from libs.domain import Line, Text
 from libs.events.contracts.enforcement import CommercialCategory, Evidence
 from libs.runtime.problems import ProblemError
 
@@ -22,61 +23,61 @@ class Body(BaseModel):
 
 
 class EvidenceIn(Body):
-    content_ids: list[str] = Field([], max_length=200)
-    hashes: list[str] = Field([], max_length=200)
-    urls: list[str] = Field([], max_length=200)
-    reporter: str | None = Field(None, max_length=200)
+    content_ids: list[Line] = Field([], max_length=200)
+    hashes: list[Line] = Field([], max_length=200)
+    urls: list[Line] = Field([], max_length=200)
+    reporter: Line | None = Field(None, max_length=200)
 
 
 class ViolationIn(Body):
-    account_id: str = Field(min_length=1, max_length=100)
+    account_id: Line = Field(min_length=1, max_length=100)
     category: Category = Field(description="Art. 18 category 1-10, or an Art. 14 commercial "
                                            "category")
     evidence: EvidenceIn
     source: Literal["moderation", "complaint", "regulator", "credit", "verification"]
-    province: str | None = Field(None, min_length=2, max_length=12,
+    province: Line | None = Field(None, min_length=2, max_length=12,
                                  description="the account's province; registration's wins "
                                              "once known")
 
 
 class DecisionIn(Body):
     decision: Literal["confirm", "dismiss"]
-    note: str = Field("", max_length=2000)
+    note: Text = Field("", max_length=2000)
 
 
 class LiftIn(Body):
-    account_id: str = Field(min_length=1, max_length=100)
-    note: str = Field("", max_length=2000)
+    account_id: Line = Field(min_length=1, max_length=100)
+    note: Text = Field("", max_length=2000)
 
 
 class AppealIn(Body):
-    account_id: str = Field(min_length=1, max_length=100)
-    measure_id: str = Field(min_length=1, max_length=100)
-    reason: str = Field(min_length=1, max_length=5000)
+    account_id: Line = Field(min_length=1, max_length=100)
+    measure_id: Line = Field(min_length=1, max_length=100)
+    reason: Text = Field(min_length=1, max_length=5000)
 
 
 class ComplaintIn(Body):
-    account_id: str = Field(min_length=1, max_length=100)
-    reason: str = Field(min_length=1, max_length=5000)
+    account_id: Line = Field(min_length=1, max_length=100)
+    reason: Text = Field(min_length=1, max_length=5000)
     category: Category | None = None
-    urls: list[str] = Field([], max_length=50)
-    contact: str | None = Field(None, max_length=200, description="kept sealed; shown masked")
+    urls: list[Line] = Field([], max_length=50)
+    contact: Line | None = Field(None, max_length=200, description="kept sealed; shown masked")
 
 
 class StepIn(Body):
     step: Literal["accepted", "screened", "handled"]
-    assignee: str | None = Field(None, max_length=100)
-    note: str = Field("", max_length=2000)
+    assignee: Line | None = Field(None, max_length=100)
+    note: Text = Field("", max_length=2000)
 
 
 class ResponseIn(Body):
     outcome: Literal["upheld", "rejected"]
-    response: str = Field(min_length=1, max_length=5000)
+    response: Text = Field(min_length=1, max_length=5000)
 
 
 class SweepIn(Body):
     now: datetime | None = None
-    account_ids: list[str] | None = Field(None, max_length=1000)
+    account_ids: list[Line] | None = Field(None, max_length=1000)
 
 
 class SimulateIn(Body):

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from libs.runtime.app import service_deps
 from libs.runtime.auth import Principal, require
 from libs.runtime.idempotency import Answer, IdempotencyKey, fingerprint, run_once
+from libs.runtime.limits import UPLOAD
 from libs.runtime.problems import MEDIA_TYPE, ProblemError, problem_type, status_of, title_of
 from libs.runtime.scope import ReadScope, read_scope
 
@@ -69,7 +70,7 @@ def _changed(result: AccountChanged) -> JSONResponse:
     return JSONResponse(result.model_dump(), status_code=202)
 
 
-@router.post("/accounts", status_code=202)
+@router.post("/accounts", status_code=202, openapi_extra=UPLOAD)
 async def register_account(body: RegisterAccount, request: Request, principal: Writer,
                            deps: Deps, key: IdempotencyKey = None) -> JSONResponse:
     """Register an account (Art. 15): 202 pending verification or held for review."""
@@ -81,7 +82,8 @@ async def register_account(body: RegisterAccount, request: Request, principal: W
     return _respond(request, answer, headers)
 
 
-@router.patch("/accounts/{account_id}/profile", status_code=202)
+@router.patch("/accounts/{account_id}/profile", status_code=202,
+              openapi_extra=UPLOAD)
 async def change_profile(account_id: str, body: ChangeProfile, request: Request,
                          principal: Writer, deps: Deps, key: IdempotencyKey = None
                          ) -> JSONResponse:

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from libs import identity as ids
+from libs.domain import Base64, Line, Name, Text
 from libs.events.contracts.registration import Organization, Profile
 from libs.runtime.pii import Sealer, mask_name, mask_phone, seal_identity
 from libs.runtime.problems import ProblemError
@@ -24,57 +25,57 @@ class Body(BaseModel):
 
 
 class IdentityIn(Body):
-    id_number: str = Field(max_length=40, description="resident id, or USCC for organizations")
-    name: str = Field(min_length=1, max_length=100)
-    phone: str = Field(max_length=30)
-    representative_name: str | None = Field(None, max_length=100)
-    representative_id_number: str | None = Field(None, max_length=40)
+    id_number: Line = Field(max_length=40, description="resident id, or USCC for organizations")
+    name: Name = Field(min_length=1, max_length=100)
+    phone: Line = Field(max_length=30)
+    representative_name: Name | None = Field(None, max_length=100)
+    representative_id_number: Line | None = Field(None, max_length=40)
 
 
 class AvatarIn(Body):
-    data_base64: str | None = Field(None, max_length=7_000_000)
-    url: str | None = Field(None, max_length=2000, pattern=r"^https?://")
-    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
+    data_base64: Base64 | None = Field(None, max_length=7_000_000)
+    url: Line | None = Field(None, max_length=2000, pattern=r"^https?://")
+    sha256: Line | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
 
 
 class ProfileIn(Body):
-    name: str = Field(min_length=1, max_length=30)
-    description: str = Field(max_length=500)
+    name: Name = Field(min_length=1, max_length=30)
+    description: Text = Field(max_length=500)
     avatar: AvatarIn
 
 
 class OrganizationIn(Body):
-    business_name: str = Field(min_length=1, max_length=200)
-    registered_address: str = Field(min_length=1, max_length=300)
-    primary_business: str = Field(min_length=1, max_length=300)
-    business_scope: str = Field(min_length=1, max_length=2000)
+    business_name: Name = Field(min_length=1, max_length=200)
+    registered_address: Text = Field(min_length=1, max_length=300)
+    primary_business: Text = Field(min_length=1, max_length=300)
+    business_scope: Text = Field(min_length=1, max_length=2000)
 
 
 class RegisterAccount(Body):
     entity_type: Literal["natural_person", "legal_person", "unincorporated_organization"]
     identity: IdentityIn
     profile: ProfileIn
-    category: str = Field(max_length=40)
-    province: str
-    operations_province: str
-    contact: str = Field(min_length=1, max_length=200)
+    category: Line = Field(max_length=40)
+    province: Line
+    operations_province: Line
+    contact: Line = Field(min_length=1, max_length=200)
     contact_public: bool = Field(False, description="an organization's contact may be shown "
                                                     "on its public page (A9.2); never a "
                                                     "natural person's")
     organization: OrganizationIn | None = None
-    agreement_version: str = Field(max_length=40)
-    device_fingerprint: str | None = Field(None, max_length=200)
-    network: str | None = Field(None, max_length=100, description="client IP or network id")
+    agreement_version: Line = Field(max_length=40)
+    device_fingerprint: Line | None = Field(None, max_length=200)
+    network: Line | None = Field(None, max_length=100, description="client IP or network id")
 
 
 class ChangeProfile(Body):
-    name: str | None = Field(None, min_length=1, max_length=30)
-    description: str | None = Field(None, max_length=500)
+    name: Name | None = Field(None, min_length=1, max_length=30)
+    description: Text | None = Field(None, max_length=500)
     avatar: AvatarIn | None = None
 
 
 class AcceptAgreement(Body):
-    version: str = Field(max_length=40)
+    version: Line = Field(max_length=40)
 
 
 class RecordActivity(Body):
@@ -82,28 +83,28 @@ class RecordActivity(Body):
 
 
 class Note(Body):
-    note: str = Field("", max_length=500)
+    note: Text = Field("", max_length=500)
 
 
 class Review(Body):
     approve: bool
-    note: str = Field("", max_length=500)
+    note: Text = Field("", max_length=500)
 
 
 class SearchAccounts(Body):
     """A look-up by identity: the number travels in the body, never in a URL (logs, spans)."""
 
-    owner: str | None = Field(None, max_length=64,
-                              description="ID number, USCC or its blind index")
-    status: str | None = Field(None, max_length=40)
-    province: str | None = Field(None, max_length=6)
-    cursor: str = Field("", max_length=200)
+    owner: Line | None = Field(None, max_length=64,
+                               description="ID number, USCC or its blind index")
+    status: Line | None = Field(None, max_length=40)
+    province: Line | None = Field(None, max_length=6)
+    cursor: Line = Field("", max_length=200)
     limit: int = Field(50, ge=1, le=500)
 
 
 class Sweep(Body):
     now: datetime | None = Field(None, description="the clock of this run (default: now)")
-    account_ids: list[str] | None = Field(None, max_length=1000,
+    account_ids: list[Line] | None = Field(None, max_length=1000,
                                           description="only these accounts (default: all due)")
 
 

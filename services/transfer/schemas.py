@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from libs import identity as ids
+from libs.domain import Line, Name, Text
 from libs.events.contracts._common import SealedIdentity
 from libs.events.contracts.registration import Organization
 from libs.runtime.pii import Sealer, mask_id_number, mask_name, mask_phone, seal_identity
@@ -26,28 +27,28 @@ class Body(BaseModel):
 
 
 class IdentityIn(Body):
-    id_number: str = Field(max_length=40, description="resident id, or USCC for organizations")
-    name: str = Field(min_length=1, max_length=100)
-    phone: str = Field(max_length=30)
-    representative_name: str | None = Field(None, max_length=100)
-    representative_id_number: str | None = Field(None, max_length=40)
+    id_number: Line = Field(max_length=40, description="resident id, or USCC for organizations")
+    name: Name = Field(min_length=1, max_length=100)
+    phone: Line = Field(max_length=30)
+    representative_name: Name | None = Field(None, max_length=100)
+    representative_id_number: Line | None = Field(None, max_length=40)
 
 
 class OrganizationIn(Body):
-    business_name: str = Field(min_length=1, max_length=200)
-    registered_address: str = Field(min_length=1, max_length=300)
-    primary_business: str = Field(min_length=1, max_length=200)
-    business_scope: str = Field(min_length=1, max_length=1000)
+    business_name: Name = Field(min_length=1, max_length=200)
+    registered_address: Text = Field(min_length=1, max_length=300)
+    primary_business: Text = Field(min_length=1, max_length=200)
+    business_scope: Text = Field(min_length=1, max_length=1000)
 
 
 class TransferIn(Body):
-    account_id: str = Field(min_length=1, max_length=100)
+    account_id: Line = Field(min_length=1, max_length=100)
     kind: Literal["transfer", "co_operator", "third_party"] = "transfer"
     transferee: IdentityIn
     entity_type: EntityType = "natural_person"
     organization: OrganizationIn | None = None
-    contact: str = Field(min_length=3, max_length=100)
-    reason: str = Field("", max_length=1000)
+    contact: Line = Field(min_length=3, max_length=100)
+    reason: Text = Field("", max_length=1000)
 
 
 class ConfirmationIn(Body):
@@ -55,19 +56,19 @@ class ConfirmationIn(Body):
 
 
 class OptOutIn(Body):
-    follower_id: str = Field(min_length=1, max_length=100)
+    follower_id: Line = Field(min_length=1, max_length=100)
 
 
 class NoteIn(Body):
-    reason: str = Field("", max_length=1000)
+    reason: Text = Field("", max_length=1000)
 
 
 class SignalBody(Body):
-    account_id: str = Field(min_length=1, max_length=100)
+    account_id: Line = Field(min_length=1, max_length=100)
     signal: Literal["login_identity", "contact_changed"]
     identity: IdentityIn | None = Field(None, description="the verified person now acting")
-    id_number: str | None = Field(None, max_length=40)
-    contact_phone: str | None = Field(None, max_length=30)
+    id_number: Line | None = Field(None, max_length=40)
+    contact_phone: Line | None = Field(None, max_length=30)
 
 
 class SweepIn(Body):

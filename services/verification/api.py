@@ -12,7 +12,9 @@ from pydantic import BaseModel
 from libs.runtime.app import service_deps
 from libs.runtime.auth import Principal, require
 from libs.runtime.idempotency import IdempotencyKey, fingerprint
+from libs.runtime.limits import UPLOAD
 from libs.runtime.scope import ReadScope, read_scope
+from libs.runtime.uploads import attachment_headers
 
 from . import handlers, sweep, views
 from .handlers import Deps as Dependencies
@@ -46,7 +48,7 @@ def _digest(request: Request, principal: Principal, body: BaseModel | None) -> s
 
 
 # -- protected names and prohibited words (A8.2) ---------------------------------------------
-@router.post("/protected-names", status_code=201, tags=["registry"])
+@router.post("/protected-names", status_code=201, tags=["registry"], openapi_extra=UPLOAD)
 async def add_protected_name(body: ProtectedNameIn, request: Request, principal: Operator,
                              deps: Deps, key: IdempotencyKey = None) -> JSONResponse:
     """Protect a name (organ, enterprise, person, medium) for its holder (A8.2)."""
@@ -92,7 +94,8 @@ async def change_prohibited_words(body: WordsIn, request: Request, principal: Op
 
 
 # -- qualifications and reviews (A9.1, A5) ---------------------------------------------------
-@router.post("/accounts/{account_id}/qualifications", status_code=202, tags=["qualifications"])
+@router.post("/accounts/{account_id}/qualifications", status_code=202,
+             tags=["qualifications"], openapi_extra=UPLOAD)
 async def submit_qualification(account_id: str, body: QualificationIn, request: Request,
                                principal: Platform, deps: Deps,
                                key: IdempotencyKey = None) -> JSONResponse:
@@ -145,10 +148,13 @@ async def get_review(case_id: str, scope: StaffReader, deps: Deps) -> dict:
 
 @router.get("/reviews/{case_id}/document", tags=["reviews"])
 async def get_review_document(case_id: str, scope: StaffReader, deps: Deps) -> Response:
-    """The submitted document, as uploaded."""
+    """The submitted document, as uploaded: an attachment, never rendered inline."""
     async with deps.db.connect() as conn:
         content_type, data = await views.review_document(conn, case_id)
-    return Response(data, media_type=content_type)
+    extension = {"application/pdf": "pdf", "image/png": "png", "image/jpeg": "jpg"}.get(
+        content_type, "bin")
+    return Response(data, media_type=content_type,
+                    headers=attachment_headers(f"{case_id}.{extension}"))
 
 
 @router.post("/reviews/{case_id}/decision", tags=["reviews"])

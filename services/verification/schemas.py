@@ -13,9 +13,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from libs import identity as ids
+from libs.domain import Base64, Line, Name, Text
 from libs.events.contracts.verification import ProtectedLogo
 from libs.runtime.pii import Sealer
 from libs.runtime.problems import ProblemError
+from libs.runtime.uploads import check_declared_type
 
 from .domain import Material
 from .handlers import NewProtectedName, Submission
@@ -28,41 +30,41 @@ class Body(BaseModel):
 
 
 class ProtectedNameIn(Body):
-    name: str = Field(min_length=2, max_length=100)
+    name: Name = Field(min_length=2, max_length=100)
     kind: Literal["organ", "enterprise", "person", "media"]
-    holder_id_number: str | None = Field(None, max_length=40,
+    holder_id_number: Line | None = Field(None, max_length=40,
                                          description="resident id or USCC of the holder; only "
                                                      "its blind index is kept")
-    aliases: list[str] = Field([], max_length=50)
-    logo: str | None = Field(None, max_length=7_000_000, description="base64 image")
+    aliases: list[Name] = Field([], max_length=50)
+    logo: Base64 | None = Field(None, max_length=7_000_000, description="base64 image")
 
 
 class WordsIn(Body):
-    add: list[str] = Field([], max_length=500)
-    remove: list[str] = Field([], max_length=500)
+    add: list[Line] = Field([], max_length=500)
+    remove: list[Line] = Field([], max_length=500)
 
 
 class QualificationIn(Body):
     kind: Literal["professional", "news_permit", "licence"] = "professional"
-    type: str = Field(min_length=1, max_length=100, description="e.g. 执业医师资格证")
-    number: str = Field(min_length=1, max_length=100)
-    issuer: str = Field(min_length=1, max_length=200)
+    type: Line = Field(min_length=1, max_length=100, description="e.g. 执业医师资格证")
+    number: Line = Field(min_length=1, max_length=100)
+    issuer: Line = Field(min_length=1, max_length=200)
     valid_from: datetime
     valid_until: datetime
-    document_base64: str = Field(max_length=7_000_000)
+    document_base64: Base64 = Field(max_length=7_000_000)
     document_content_type: Literal["application/pdf", "image/png", "image/jpeg"]
 
 
 class DecisionIn(Body):
     decision: Literal["approve", "reject"]
-    note: str = Field("", max_length=1000)
+    note: Text = Field("", max_length=1000)
 
 
 class SweepIn(Body):
     now: datetime | None = None
     fraction: float | None = Field(None, ge=0, le=1)
     seed: int | None = None
-    account_ids: list[str] | None = Field(None, max_length=1000)
+    account_ids: list[Line] | None = Field(None, max_length=1000)
 
 
 class SampleIn(Body):
@@ -127,6 +129,7 @@ def submission(body: QualificationIn) -> Submission:
     if not data or len(data) > MAX_DOCUMENT:
         raise ProblemError(f"the document must have 1 to {MAX_DOCUMENT:,} bytes", status=422,
                            code="invalid-document", title="Invalid document")
+    check_declared_type(data, body.document_content_type, field="document_base64")
     valid_from, valid_until = aware(body.valid_from), aware(body.valid_until)
     if valid_until <= valid_from:
         raise ProblemError("valid_until must be after valid_from", status=422,

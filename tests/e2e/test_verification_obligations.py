@@ -383,3 +383,29 @@ async def test_A9_3_reinspection_finds_a_name_protected_later(system):
     v = await verification(system, account_id)
     assert v["badge"]["active"] is False
     assert "failed" in v["reinspections"].values()
+
+
+async def test_A9_1_a_document_is_what_its_bytes_say_and_is_served_as_an_attachment(system):
+    """Issue 10: HTML declared as PDF was kept and served back as ``application/pdf``,
+    rendered inline by a reviewer's browser. Now it is refused (nothing kept, no case), and
+    a genuine document comes back as an attachment the browser may not sniff."""
+    account_id = await register(system, registration(category="health"))
+    await verification(system, account_id, lambda v: v["status"] == "awaiting_qualification")
+    forged = {**material(), "document_base64": base64.b64encode(
+        b"<html><script>alert(document.cookie)</script></html>").decode()}
+    async with system.client("verification", "platform") as http:
+        r = await http.post(f"/v1/accounts/{account_id}/qualifications", json=forged,
+                            headers={"Idempotency-Key": uuid.uuid4().hex})
+    assert r.status_code == 422 and r.json()["code"] == "content-type-mismatch", r.text
+    assert r.json()["declared"] == "application/pdf" and r.json()["sniffed"] is None
+    v = await verification(system, account_id)
+    assert v["status"] == "awaiting_qualification" and not v.get("cases"), v
+
+    case_id = await submit(system, account_id, material())
+    await wait_in_queue(system, case_id)
+    async with system.client("verification", "reviewer") as http:
+        r = await http.get(f"/v1/reviews/{case_id}/document")
+    assert r.status_code == 200 and r.content.startswith(b"%PDF-")
+    assert r.headers["content-type"] == "application/pdf"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["content-disposition"] == f'attachment; filename="{case_id}.pdf"'
