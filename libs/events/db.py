@@ -49,6 +49,8 @@ class Tx(Protocol):
     async def fetchrow(self, stmt: ClauseElement, params: Params | None = None) -> Any: ...
     async def fetchval(self, stmt: ClauseElement, params: Params | None = None) -> Any: ...
     async def plan_per_execution(self) -> None: ...
+    async def copy_rows(self, table: str, columns: Sequence[str],
+                        rows: Sequence[Sequence[Any]]) -> None: ...
 
 
 _PG_DIALECT = _AsyncpgDialect()
@@ -110,6 +112,12 @@ class PgTx:
         """For the rest of this transaction, plan every statement for its parameters."""
         await self.execute(CUSTOM_PLANS)
 
+    async def copy_rows(self, table, columns, rows) -> None:
+        """Bulk-load ``rows`` into ``table`` with PostgreSQL's binary COPY (no conflict
+        handling, no RETURNING: the event store's batch append)."""
+        if rows:
+            await self.conn.copy_records_to_table(table, records=rows, columns=list(columns))
+
 
 class SqlTx:
     """A :class:`Tx` over a SQLAlchemy ``AsyncConnection`` (SQLite)."""
@@ -138,6 +146,14 @@ class SqlTx:
 
     async def plan_per_execution(self) -> None:
         """SQLite plans every statement anyway."""
+
+    async def copy_rows(self, table, columns, rows) -> None:
+        """Bulk-load ``rows`` into ``table`` (one executemany INSERT)."""
+        if rows:
+            cols = ", ".join(columns)
+            marks = ", ".join(f":{c}" for c in columns)
+            await self.conn.execute(text(f"INSERT INTO {table} ({cols}) VALUES ({marks})"),
+                                    [dict(zip(columns, r, strict=True)) for r in rows])
 
 
 class ConnectionPool:

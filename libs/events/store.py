@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 
 import asyncpg
 import orjson
@@ -119,6 +120,38 @@ _PG_APPEND_ONE = text(
     """
 )
 
+# A batch of at least this many events is written with COPY: one binary stream instead of
+# an INSERT ... SELECT over ten arrays (about 15 % less time per 100-event transaction on
+# PostgreSQL 15, bench/store_append.py), at the price of a round trip for the positions
+# and, when the stream exists, one for the expected-version check
+# (docs/decisions/0035-batch-append-read-all-group-commit.md).
+COPY_MIN_EVENTS = 16
+
+_PG_COPY_COLUMNS = ("event_id", "stream_id", "stream_version", "type", "schema_version",
+                    "time", "data", "source", "subject", "correlation_id", "causation_id",
+                    "traceparent")
+
+# The expected-version check of _PG_APPEND, on its own, before the COPY: version N exists
+# and was written by an older transaction than ours (this call gives ours its xid if it
+# has none yet). Nothing is inserted when it fails, as with the single statement; a
+# concurrent append of N + 1 after the check fails the COPY on the unique constraint.
+_PG_PREDECESSOR = text(
+    """
+    SELECT e.xid < pg_current_xact_id() FROM events e
+    WHERE e.stream_id = CAST(:stream_id AS text) AND e.stream_version = CAST(:expected AS integer)
+    """
+)
+# The positions the identity column gave the rows just copied (not contiguous when other
+# transactions insert at the same time, so they are read back).
+_PG_COPIED = text(
+    """
+    SELECT position, stream_version FROM events
+    WHERE stream_id = CAST(:stream_id AS text)
+      AND stream_version > CAST(:expected AS integer)
+      AND stream_version <= CAST(:last AS integer)
+    """
+)
+
 _PG_READ_ALL = text(
     f"""
     SELECT CAST(events.xid AS text) AS xid_text,
@@ -213,6 +246,10 @@ _STREAM_VERSION = text(
 )
 
 _FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
+_NOT_AT_VERSION = ("the stream is not at that version, or its last event was written by a "
+                   "transaction younger than this one")
+_new_tuple = tuple.__new__
+_STREAM_ID = itemgetter(Envelope._fields.index("stream_id"))
 
 
 def _sqlite_time(t: datetime) -> str:
@@ -260,30 +297,37 @@ class EventStore:
             tp = self.traceparent()
             if tp is not None:
                 events = [e._replace(traceparent=tp) for e in events]
-        datas = [orjson.dumps(e.data) for e in events]
-        check = self.registry.check_json
-        checked = [check(e, d) for e, d in zip(events, datas, strict=True)]
-        for e in checked:
-            if e.stream_id != stream_id:
-                raise InvalidEventError(f"event {e.id} belongs to stream {e.stream_id!r}")
+        # Each payload is serialized once (orjson); the same bytes are validated (per event
+        # type, the batch at once) and stored.
+        dumps = orjson.dumps
+        datas = [dumps(e.data) for e in events]
+        schema_versions = self.registry.check_json_batch(events, datas)
+        if set(map(_STREAM_ID, events)) != {stream_id}:
+            e = next(e for e in events if e.stream_id != stream_id)
+            raise InvalidEventError(f"event {e.id} belongs to stream {e.stream_id!r}")
         texts = [d.decode() for d in datas]
         try:
             if self.pg:
-                positions = await self._append_pg(conn, stream_id, expected_version, checked,
-                                                  texts)
+                positions = await self._append_pg(conn, stream_id, expected_version, events,
+                                                  schema_versions, texts)
             else:
                 positions = await self._append_sqlite(conn, stream_id, expected_version,
-                                                      checked, texts)
+                                                      events, schema_versions, texts)
         except _PG_DUPLICATES as exc:
             if "event_id" in str(exc):
                 raise InvalidEventError(f"an event id is already stored: {exc}") from exc
             raise ConcurrencyError(stream_id, expected_version, "stream has moved on") from exc
+        # The stored events, each built once as a tuple in Envelope's field order (what
+        # Envelope.stored does, inlined: a batch pays it per event).
         return [
-            e.with_stream_version(expected_version + i, positions[expected_version + i])
-            for i, e in enumerate(checked, start=1)
+            _new_tuple(Envelope, (e[0], e[1], e[2], e[3], e[4], e[5], v, sv, e[8], e[9],
+                                  e[10], e[11], e[12], positions[v]))
+            for v, e, sv in zip(range(expected_version + 1, expected_version + 1 + len(events)),
+                                events, schema_versions, strict=True)
         ]
 
-    async def _append_pg(self, conn: Tx, stream_id, expected, events, datas) -> dict[int, int]:
+    async def _append_pg(self, conn: Tx, stream_id, expected, events, schema_versions, datas
+                         ) -> dict[int, int]:
         if len(events) == 1:
             e = events[0]
             rows = await conn.fetch(
@@ -293,7 +337,7 @@ class EventStore:
                     "stream_id": stream_id,
                     "expected": expected,
                     "type": e.type,
-                    "schema_version": e.schema_version,
+                    "schema_version": schema_versions[0],
                     "time": e.time,
                     "data": datas[0],
                     "source": e.source,
@@ -303,6 +347,9 @@ class EventStore:
                     "traceparent": e.traceparent,
                 },
             )
+        elif len(events) >= COPY_MIN_EVENTS:
+            return await self._copy_pg(conn, stream_id, expected, events, schema_versions,
+                                       datas)
         else:
             rows = await conn.fetch(
                 _PG_APPEND,
@@ -311,7 +358,7 @@ class EventStore:
                     "expected": expected,
                     "event_ids": [e.id for e in events],
                     "types": [e.type for e in events],
-                    "schema_versions": [e.schema_version for e in events],
+                    "schema_versions": schema_versions,
                     "times": [e.time for e in events],
                     "datas": datas,
                     "sources": [e.source for e in events],
@@ -323,22 +370,32 @@ class EventStore:
             )
         positions = {version: position for position, version in rows}
         if not positions:
-            raise ConcurrencyError(
-                stream_id,
-                expected,
-                "the stream is not at that version, or its last event was written by a "
-                "transaction younger than this one",
-            )
+            raise ConcurrencyError(stream_id, expected, _NOT_AT_VERSION)
         return positions
 
-    async def _append_sqlite(self, conn: Tx, stream_id, expected, events, datas
-                             ) -> dict[int, int]:
+    async def _copy_pg(self, conn: Tx, stream_id, expected, events, schema_versions, datas
+                       ) -> dict[int, int]:
+        if expected and not await conn.fetchval(
+                _PG_PREDECESSOR, {"stream_id": stream_id, "expected": expected}):
+            raise ConcurrencyError(stream_id, expected, _NOT_AT_VERSION)
+        await conn.copy_rows("events", _PG_COPY_COLUMNS, [
+            (e[0], stream_id, v, e[2], sv, e[4], d, e[1], e[3], e[9], e[10], e[11])
+            for v, e, sv, d in zip(range(expected + 1, expected + 1 + len(events)), events,
+                                   schema_versions, datas, strict=True)
+        ])
+        rows = await conn.fetch(_PG_COPIED, {"stream_id": stream_id, "expected": expected,
+                                             "last": expected + len(events)})
+        return {version: position for position, version in rows}
+
+    async def _append_sqlite(self, conn: Tx, stream_id, expected, events, schema_versions,
+                             datas) -> dict[int, int]:
         current = await conn.fetchval(_SQLITE_VERSION, {"stream_id": stream_id})
         if current != expected:
             raise ConcurrencyError(stream_id, expected, f"stream is at version {current}")
         positions: dict[int, int] = {}
-        for version, e, data in zip(range(expected + 1, expected + 1 + len(events)), events,
-                                    datas, strict=True):
+        for version, e, schema_version, data in zip(
+                range(expected + 1, expected + 1 + len(events)), events, schema_versions, datas,
+                strict=True):
             positions[version] = await conn.fetchval(
                 _SQLITE_INSERT,
                 {
@@ -346,7 +403,7 @@ class EventStore:
                     "stream_id": stream_id,
                     "stream_version": version,
                     "type": e.type,
-                    "schema_version": e.schema_version,
+                    "schema_version": schema_version,
                     "time": _sqlite_time(e.time),
                     "data": data,
                     "source": e.source,
