@@ -89,6 +89,11 @@ class EventRegistry:
     def knows(self, event_type: str) -> bool:
         return event_type in self._latest
 
+    @property
+    def latest_versions(self) -> dict[str, int]:
+        """Each known type's latest schema version (read-only: do not modify)."""
+        return self._latest
+
     def latest_version(self, event_type: str) -> int:
         try:
             return self._latest[event_type]

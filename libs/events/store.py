@@ -17,6 +17,8 @@ whose transaction the handler opened (:meth:`libs.events.db.Database.transaction
 
 from __future__ import annotations
 
+import gc
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -154,7 +156,7 @@ _PG_COPIED = text(
 
 _PG_READ_ALL = text(
     f"""
-    SELECT CAST(events.xid AS text) AS xid_text,
+    SELECT events.xid,
            {_COLUMNS.replace("data,", "CAST(data AS text),")}
     FROM events
     WHERE (events.xid, position) > (CAST(CAST(:xid AS text) AS xid8), CAST(:position AS bigint))
@@ -209,7 +211,7 @@ _SQLITE_READ_STREAM = text(
 # The log between two cursors (after < (xid, position) <= until), in log order.
 _PG_READ_RANGE = text(
     f"""
-    SELECT CAST(events.xid AS text) AS xid_text,
+    SELECT events.xid,
            {_COLUMNS.replace("data,", "CAST(data AS text),")}
     FROM events
     WHERE (events.xid, position) > (CAST(CAST(:xid AS text) AS xid8), CAST(:position AS bigint))
@@ -228,7 +230,7 @@ _SQLITE_READ_RANGE = text(
 # Every event about a subject, or in the given streams (an operator's look-up: a scan).
 _PG_READ_SUBJECT = text(
     f"""
-    SELECT CAST(events.xid AS text), {_COLUMNS.replace("data,", "CAST(data AS text),")}
+    SELECT events.xid, {_COLUMNS.replace("data,", "CAST(data AS text),")}
     FROM events
     WHERE (subject = CAST(:subject AS text) OR stream_id = ANY(CAST(:streams AS text[])))
       AND time <= CAST(:as_of AS timestamptz) AND position > CAST(:after AS bigint)
@@ -250,11 +252,50 @@ _NOT_AT_VERSION = ("the stream is not at that version, or its last event was wri
                    "transaction younger than this one")
 _new_tuple = tuple.__new__
 _STREAM_ID = itemgetter(Envelope._fields.index("stream_id"))
+_TYPE_AND_VERSION = itemgetter(Envelope._fields.index("type"),
+                               Envelope._fields.index("schema_version"))
 
 
 def _sqlite_time(t: datetime) -> str:
     # Fixed width, so that text comparison in SQL is time comparison.
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+class _PausedGC:
+    """The cyclic garbage collector paused while a page of the log is read and decoded.
+
+    A page is thousands of rows and as many envelopes (named tuples, which CPython never
+    untracks), all alive until the page is returned: every 700 of them trigger a young
+    collection that finds them alive, promotes them, and every few pages a full collection
+    walks the whole heap. Measured on read_all of 50,000 events, that was two thirds of
+    the gap to a raw cursor (docs/decisions/0035-batch-append-read-all-group-commit.md).
+    Paused, reference counting still frees everything at once; the collector runs again
+    when the outermost reader is done (the pauses nest: readers of several tasks or
+    threads may overlap) and only if it was running before.
+    """
+
+    __slots__ = ()
+    _lock = threading.Lock()
+    _depth = 0
+    _resume = False
+
+    def __enter__(self) -> None:
+        cls = _PausedGC
+        with cls._lock:
+            if cls._depth == 0:
+                cls._resume = gc.isenabled()
+                gc.disable()
+            cls._depth += 1
+
+    def __exit__(self, *exc) -> None:
+        cls = _PausedGC
+        with cls._lock:
+            cls._depth -= 1
+            if cls._depth == 0 and cls._resume:
+                gc.enable()
+
+
+_paused_gc = _PausedGC()
 
 
 class EventStore:
@@ -468,28 +509,31 @@ class EventStore:
         forwards to Kafka verbatim (and implies ``upcast=False``). An empty page returns
         ``after`` unchanged.
         """
-        if self.pg:
-            rows = await conn.fetch(
-                _PG_READ_ALL, {"xid": str(after.xid), "position": after.position, "limit": limit}
-            )
-        else:
-            rows = await conn.fetch(_SQLITE_READ_ALL, {"position": after.position, "limit": limit})
-        if not rows:
-            return LogPage([], after)
-        events = self._envelopes(rows, upcast=upcast, decode_data=decode_data)
-        last = rows[-1]
-        return LogPage(events, LogCursor(int(last[0]), last[1]))
+        with _paused_gc:
+            if self.pg:
+                rows = await conn.fetch(_PG_READ_ALL, {"xid": str(after.xid),
+                                                       "position": after.position,
+                                                       "limit": limit})
+            else:
+                rows = await conn.fetch(_SQLITE_READ_ALL, {"position": after.position,
+                                                           "limit": limit})
+            if not rows:
+                return LogPage([], after)
+            events = self._envelopes(rows, upcast=upcast, decode_data=decode_data)
+            last = rows[-1]
+            return LogPage(events, LogCursor(int(last[0]), last[1]))
 
     async def read_range(self, conn: Tx, after: LogCursor, until: LogCursor, *,
                          limit: int = 1000) -> LogPage:
         """Like :meth:`read_all`, but never past ``until`` (a checkpoint to catch up to)."""
         params = {"xid": str(after.xid), "position": after.position, "uxid": str(until.xid),
                   "uposition": until.position, "limit": limit}
-        rows = await conn.fetch(_PG_READ_RANGE if self.pg else _SQLITE_READ_RANGE, params)
-        if not rows:
-            return LogPage([], after)
-        last = rows[-1]
-        return LogPage(self._envelopes(rows), LogCursor(int(last[0]), last[1]))
+        with _paused_gc:
+            rows = await conn.fetch(_PG_READ_RANGE if self.pg else _SQLITE_READ_RANGE, params)
+            if not rows:
+                return LogPage([], after)
+            last = rows[-1]
+            return LogPage(self._envelopes(rows), LogCursor(int(last[0]), last[1]))
 
     async def read_subject(
         self,
@@ -528,17 +572,33 @@ class EventStore:
 
     def _envelopes(self, rows, *, upcast: bool = True, decode_data: bool = True
                    ) -> list[Envelope]:
-        """Envelopes from rows of (xid, *_COLUMNS); inlined, since replay runs it per event."""
+        """Envelopes from rows of (xid, *_COLUMNS); inlined, since replay runs it per event.
+
+        Each row becomes its tuple in one step (``tuple.__new__``, not the named tuple's
+        keyword ``__new__``), and the upcaster is only called when some (type, schema
+        version) of the page is not its type's latest: one C-level pass over the page
+        finds out (docs/decisions/0035-batch-append-read-all-group-commit.md).
+        """
         loads = orjson.loads if decode_data else str
-        sqlite = not self.pg
-        events = [
-            Envelope(
-                r[2], r[9], r[5], r[10], datetime.fromisoformat(r[7]) if sqlite else r[7],
-                r[3], r[4], r[6], loads(r[8]), r[11], r[12], r[13], "application/json", r[1],
-            )
-            for r in rows
-        ]
+        new = _new_tuple
+        env = Envelope
+        # Rows unpacked in the loop header: cheaper than 13 subscripts of a Record.
+        if self.pg:
+            events = [
+                new(env, (eid, src, typ, subj, tm, sid, sv, schv, loads(data), corr, caus, tp,
+                          "application/json", pos))
+                for _, pos, eid, sid, sv, typ, schv, tm, data, src, subj, corr, caus, tp in rows
+            ]
+        else:
+            iso = datetime.fromisoformat
+            events = [
+                new(env, (eid, src, typ, subj, iso(tm), sid, sv, schv, loads(data), corr, caus,
+                          tp, "application/json", pos))
+                for _, pos, eid, sid, sv, typ, schv, tm, data, src, subj, corr, caus, tp in rows
+            ]
         if upcast and decode_data:
-            up = self.registry.upcast
-            events = [up(e) for e in events]
+            latest = self.registry.latest_versions
+            if any(latest.get(t) != v for t, v in set(map(_TYPE_AND_VERSION, events))):
+                up = self.registry.upcast
+                events = [up(e) for e in events]
         return events

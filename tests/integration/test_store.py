@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -11,7 +12,14 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from libs.events import START, ConcurrencyError, Envelope, InvalidEventError, UnknownEventTypeError
+from libs.events import (
+    START,
+    ConcurrencyError,
+    Envelope,
+    InvalidEventError,
+    LogCursor,
+    UnknownEventTypeError,
+)
 from libs.events.store import COPY_MIN_EVENTS
 from tests.conftest import BACKENDS
 
@@ -322,3 +330,43 @@ async def test_batch_append_after_an_event_of_a_younger_transaction_is_refused(
             await store.append(older, "acc-y", 2, [noted("acc-y", 2 + i) for i in range(size)])
     async with db.connect() as conn:
         assert await store.stream_version(conn, "acc-y") == 2
+
+
+# -- read_all (ADR 0035): the collector is paused while a page is read, then resumed -------
+class _WatchingTx:
+    """A Tx that records whether the cyclic collector ran during each fetch."""
+
+    def __init__(self, tx, seen: list[bool]) -> None:
+        self.tx, self.seen, self.dialect = tx, seen, tx.dialect
+
+    async def fetch(self, stmt, params=None):
+        self.seen.append(gc.isenabled())
+        await asyncio.sleep(0)  # another task may read meanwhile
+        rows = await self.tx.fetch(stmt, params)
+        self.seen.append(gc.isenabled())
+        return rows
+
+
+@BACKENDS
+async def test_read_all_pauses_the_collector_and_restores_it(db, store):
+    async with db.transaction() as tx:
+        await store.append(tx, "acc-g", 0, [noted("acc-g", i) for i in range(5)])
+    seen: list[bool] = []
+    assert gc.isenabled()
+
+    async def read(op):
+        async with db.connect() as conn:
+            return await op(_WatchingTx(conn, seen))
+
+    # Overlapping readers: the first to finish must not resume the collector under the others.
+    await asyncio.gather(read(store.read_all), read(store.read_all),
+                         read(lambda t: store.read_range(t, START, LogCursor(2 ** 62))))
+    assert gc.isenabled()
+    assert len(seen) == 6 and not any(seen)
+    async with db.connect() as conn:
+        gc.disable()
+        try:  # a collector the application turned off stays off
+            await store.read_all(conn)
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
