@@ -157,6 +157,8 @@ class EventRegistry:
         event); when a batch fails, its events are checked one by one so that the error
         names the first invalid payload exactly as :meth:`check_json` does.
         """
+        if len(envelopes) == 1:  # most commands: no grouping to do
+            return [self.check_json(envelopes[0], datas[0]).schema_version]
         types = set(map(_TYPE, envelopes))
         if len(types) == 1:
             # The common batch: one event type (checked once, not per event).
