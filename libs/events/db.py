@@ -49,8 +49,6 @@ class Tx(Protocol):
     async def fetchrow(self, stmt: ClauseElement, params: Params | None = None) -> Any: ...
     async def fetchval(self, stmt: ClauseElement, params: Params | None = None) -> Any: ...
     async def plan_per_execution(self) -> None: ...
-    async def copy_rows(self, table: str, columns: Sequence[str],
-                        rows: Sequence[Sequence[Any]]) -> None: ...
 
 
 _PG_DIALECT = _AsyncpgDialect()
@@ -146,14 +144,6 @@ class SqlTx:
 
     async def plan_per_execution(self) -> None:
         """SQLite plans every statement anyway."""
-
-    async def copy_rows(self, table, columns, rows) -> None:
-        """Bulk-load ``rows`` into ``table`` (one executemany INSERT)."""
-        if rows:
-            cols = ", ".join(columns)
-            marks = ", ".join(f":{c}" for c in columns)
-            await self.conn.execute(text(f"INSERT INTO {table} ({cols}) VALUES ({marks})"),
-                                    [dict(zip(columns, r, strict=True)) for r in rows])
 
 
 class ConnectionPool:
