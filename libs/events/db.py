@@ -110,6 +110,12 @@ class PgTx:
         """For the rest of this transaction, plan every statement for its parameters."""
         await self.execute(CUSTOM_PLANS)
 
+    async def copy_rows(self, table, columns, rows) -> None:
+        """Bulk-load ``rows`` into ``table`` with PostgreSQL's binary COPY (no conflict
+        handling, no RETURNING: the event store's batch append)."""
+        if rows:
+            await self.conn.copy_records_to_table(table, records=rows, columns=list(columns))
+
 
 class SqlTx:
     """A :class:`Tx` over a SQLAlchemy ``AsyncConnection`` (SQLite)."""

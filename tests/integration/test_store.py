@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -11,7 +12,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from libs.events import START, ConcurrencyError, Envelope, InvalidEventError, UnknownEventTypeError
+from libs.events import (
+    START,
+    ConcurrencyError,
+    Envelope,
+    InvalidEventError,
+    LogCursor,
+    UnknownEventTypeError,
+)
+from libs.events.store import COPY_MIN_EVENTS
 from tests.conftest import BACKENDS
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -234,3 +243,130 @@ async def test_log_order_is_numeric_across_a_power_of_ten_of_xids(db, store):
 async def _fetchval(db, sql: str):
     async with db.transaction() as tx:
         return await tx.fetchval(text(sql))
+
+
+# -- batch appends (ADR 0035): the COPY path keeps the single statement's semantics --------
+BATCH_SIZES = pytest.mark.parametrize("size", [1, 3, COPY_MIN_EVENTS + 4])
+
+
+@BACKENDS
+@BATCH_SIZES
+async def test_batch_append_versions_positions_and_stale_expected_versions(db, store, size):
+    async with db.transaction() as tx:
+        first = await store.append(tx, "acc-b", 0, [noted("acc-b", i) for i in range(size)])
+    async with db.transaction() as tx:
+        second = await store.append(tx, "acc-b", size,
+                                    [noted("acc-b", size + i) for i in range(size)])
+    stored = first + second
+    assert [e.stream_version for e in stored] == list(range(1, 2 * size + 1))
+    assert all(e.schema_version == 1 for e in stored)
+    async with db.connect() as conn:
+        read = await store.read_stream(conn, "acc-b")
+    # Each returned event carries the position its row was given, and its own payload.
+    assert [(e.id, e.position, e.data) for e in read] == \
+        [(e.id, e.position, e.data) for e in stored]
+    for stale in (0, size, 3 * size):  # behind, behind, ahead of 2 * size
+        with pytest.raises(ConcurrencyError):
+            async with db.transaction() as tx:
+                await store.append(tx, "acc-b", stale,
+                                   [noted("acc-b", 100 + i) for i in range(size)])
+    async with db.connect() as conn:
+        assert await store.stream_version(conn, "acc-b") == 2 * size
+
+
+@BACKENDS
+@BATCH_SIZES
+async def test_batch_append_concurrent_writers_exactly_one_wins(db, store, size):
+    async def write(w: int) -> bool:
+        try:
+            async with db.transaction() as tx:
+                await store.append(tx, "contested", 0,
+                                   [noted("contested", w * 1000 + i) for i in range(size)])
+            return True
+        except ConcurrencyError:
+            return False
+
+    assert sorted(await asyncio.gather(*(write(w) for w in range(4)))) == [False] * 3 + [True]
+    async with db.connect() as conn:
+        assert len(await store.read_stream(conn, "contested")) == size
+
+
+@BACKENDS
+@BATCH_SIZES
+async def test_batch_append_refuses_a_bad_event_and_stores_none(db, store, size):
+    good = [noted("acc-c", i) for i in range(size)]
+    bad = Envelope.new(type="test.Noted", data={"n": "7"}, stream_id="acc-c", source="tests",
+                       time=T0)  # strict: a string is not an int
+    with pytest.raises(InvalidEventError, match=r"test\.Noted payload is invalid"):
+        async with db.transaction() as tx:
+            await store.append(tx, "acc-c", 0, [*good[:-1], bad])
+    async with db.transaction() as tx:
+        await store.append(tx, "acc-c", 0, good[:1])
+    with pytest.raises(InvalidEventError, match="already stored"):
+        async with db.transaction() as tx:  # an id already in the store, inside a batch
+            await store.append(tx, "acc-d", 0, [
+                e._replace(stream_id="acc-d", subject="acc-d") for e in good])
+    with pytest.raises(InvalidEventError, match="belongs to stream"):
+        async with db.transaction() as tx:
+            await store.append(tx, "acc-c", 1, [*good[1:], noted("acc-x", 0)])
+    async with db.connect() as conn:
+        assert await store.stream_version(conn, "acc-c") == 1
+        assert await store.stream_version(conn, "acc-d") == 0
+
+
+@BATCH_SIZES
+async def test_batch_append_after_an_event_of_a_younger_transaction_is_refused(
+        db, store, size):
+    """Gap safety (ADR 0001): a transaction that took its xid before the stream's last
+    event was committed must not append after it, whatever the batch size, or the log
+    would order its events before their predecessor."""
+    async with db.transaction() as tx:
+        await store.append(tx, "acc-y", 0, [noted("acc-y", 0)])
+    with pytest.raises(ConcurrencyError):
+        async with db.transaction() as older:
+            await store.append(older, "elsewhere", 0, [noted("elsewhere", 0)])  # takes an xid
+            async with db.transaction() as younger:
+                await store.append(younger, "acc-y", 1, [noted("acc-y", 1)])
+            await store.append(older, "acc-y", 2, [noted("acc-y", 2 + i) for i in range(size)])
+    async with db.connect() as conn:
+        assert await store.stream_version(conn, "acc-y") == 2
+
+
+# -- read_all (ADR 0035): the collector is paused while a page is read, then resumed -------
+class _WatchingTx:
+    """A Tx that records whether the cyclic collector ran during each fetch."""
+
+    def __init__(self, tx, seen: list[bool]) -> None:
+        self.tx, self.seen, self.dialect = tx, seen, tx.dialect
+
+    async def fetch(self, stmt, params=None):
+        self.seen.append(gc.isenabled())
+        await asyncio.sleep(0)  # another task may read meanwhile
+        rows = await self.tx.fetch(stmt, params)
+        self.seen.append(gc.isenabled())
+        return rows
+
+
+@BACKENDS
+async def test_read_all_pauses_the_collector_and_restores_it(db, store):
+    async with db.transaction() as tx:
+        await store.append(tx, "acc-g", 0, [noted("acc-g", i) for i in range(5)])
+    seen: list[bool] = []
+    assert gc.isenabled()
+
+    async def read(op):
+        async with db.connect() as conn:
+            return await op(_WatchingTx(conn, seen))
+
+    # Overlapping readers: the first to finish must not resume the collector under the others.
+    await asyncio.gather(read(store.read_all), read(store.read_all),
+                         read(lambda t: store.read_range(t, START, LogCursor(2 ** 62))))
+    assert gc.isenabled()
+    assert len(seen) == 6 and not any(seen)
+    async with db.connect() as conn:
+        gc.disable()
+        try:  # a collector the application turned off stays off
+            await store.read_all(conn)
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
