@@ -10,7 +10,7 @@ import pytest
 
 from libs.events import Envelope, Relay, reset_checkpoint
 from libs.events.kafka_binding import from_kafka, header_map
-from tests.conftest import BACKENDS
+from tests.conftest import BACKENDS, eventually
 from tests.integration.kafka_helpers import read_topic
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -24,6 +24,14 @@ async def seed(db, store, streams: int, per_stream: int) -> list[Envelope]:
             out += await store.append(tx, f"acc-{s}", 0, [
                 Envelope.new(type="test.Noted", data={"n": i}, stream_id=f"acc-{s}",
                              source="tests", time=T0) for i in range(per_stream)])
+
+    # a relay reads up to the gap-safe horizon, which a transaction open elsewhere on the
+    # server (another database's, even) can hold back: hand the events over once they show
+    async def visible() -> bool:
+        async with db.connect() as conn:
+            return len((await store.read_all(conn, limit=len(out))).events) >= len(out)
+
+    await eventually(visible, timeout=15, what=f"{len(out)} seeded events readable")
     return out
 
 
