@@ -8,10 +8,13 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel
 
 from .clock import DevelopmentClock
 from .logs import configure_logging
 from .metrics import CONTENT_TYPE, HttpMetricsMiddleware
+from .openapi import document_errors
 from .problems import install_problem_handlers
 from .service import ServiceRuntime
 from .tracing import configure_tracing, instrument_app
@@ -28,6 +31,15 @@ async def service_deps(request: Request) -> Any:
     """The handlers' dependencies the bootstrap built (a FastAPI dependency); each service
     names it with its own type: ``Deps = Annotated[Dependencies, Depends(service_deps)]``."""
     return request.app.state.runtime.deps
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str]
 
 
 def create_app(
@@ -51,8 +63,12 @@ def create_app(
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    # /docs and /redoc from assets in the fastapi-offline package, not a CDN: they work on a
+    # machine without internet access (docs/decisions/0034-schemathesis-and-offline-docs.md).
+    app = FastAPIOffline(title=title, description=description, version="0.1.0",
+                         lifespan=lifespan, swagger_ui_parameters={"validatorUrl": None})
     install_problem_handlers(app)
+    document_errors(app)
     instrument_app(app)
     app.add_middleware(DevelopmentClock)
 
@@ -64,11 +80,13 @@ def create_app(
     app.add_middleware(HttpMetricsMiddleware, metrics_of=metrics_of)
 
     @app.get("/healthz", tags=["operations"])
-    async def healthz() -> dict[str, str]:
+    async def healthz() -> Health:
         """Liveness: the process is up and serving."""
-        return {"status": "ok"}
+        return Health(status="ok")
 
-    @app.get("/readyz", tags=["operations"])
+    @app.get("/readyz", tags=["operations"], response_model=Readiness,
+             responses={503: {"model": Readiness, "description": "Not ready: the checks say "
+                                                                   "which part does not answer"}})
     async def readyz() -> JSONResponse:
         """Readiness: database, Kafka and the background workers all answer."""
         checks = await app.state.runtime.readiness()
@@ -76,7 +94,9 @@ def create_app(
         return JSONResponse({"status": "ready" if ready else "not-ready", "checks": checks},
                             status_code=200 if ready else 503)
 
-    @app.get("/metrics", tags=["operations"], response_class=Response)
+    @app.get("/metrics", tags=["operations"], response_class=Response, responses={
+        200: {"description": "Prometheus text", "content": {CONTENT_TYPE: {
+            "schema": {"type": "string"}}}}})
     async def metrics() -> Response:
         """Prometheus text exposition: events published, relay backlog and publish lag,
         events handled, dead letters and consumer lag per consumer, handler, relay and HTTP
