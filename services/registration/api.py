@@ -175,8 +175,9 @@ async def get_account(account_id: str, principal: Reader, deps: Deps) -> dict:
 @router.get("/accounts/{account_id}/history", response_model=views.HistoryPage)
 async def account_history(
         account_id: str, principal: Reader, deps: Deps, response: Response,
-        after: int = Query(0, ge=0, description="the stream version the page starts after "
-                                                "(the previous page's `next`)"),
+        after: int = Query(0, ge=0, le=views.VERSION_MAX,
+                           description="the stream version the page starts after (the "
+                                       "previous page's `next`)"),
         limit: int = Query(views.HISTORY_PAGE, ge=1, le=views.HISTORY_PAGE_MAX),
 ) -> views.HistoryPage:
     """The account's events as stored (personal data sealed and masked), in pages of its
