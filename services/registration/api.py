@@ -198,7 +198,7 @@ ops = APIRouter(prefix="/v1/operations", tags=["operations"])
 
 @ops.post("/sweep")
 async def run_sweep(body: schemas.Sweep, principal: Operator, deps: Deps,
-                    key: IdempotencyKey = None) -> dict:
+                    key: IdempotencyKey = None) -> sweep.Swept:
     """Run the sweep at ``now`` (development only; else the server's clock): inactivity
     (A10.2), corrections (A8.2), timed measures."""
     now = deps.requested_clock(body.now)
@@ -206,4 +206,4 @@ async def run_sweep(body: schemas.Sweep, principal: Operator, deps: Deps,
                             digest=fingerprint(body.model_dump(mode="json")),
                             run=lambda: sweep.run(deps, now=now, only=body.account_ids),
                             result=sweep.Swept)
-    return result.model_dump()
+    return result

@@ -64,12 +64,13 @@ async def list_protected_names(principal: Staff, deps: Deps, cursor: str = "",
 
 @router.delete("/protected-names/{protected_id}", tags=["registry"])
 async def remove_protected_name(protected_id: str, request: Request, principal: Operator,
-                                deps: Deps, key: IdempotencyKey = None) -> dict:
+                                deps: Deps, key: IdempotencyKey = None
+                                ) -> handlers.ProtectedNameDropped:
     """Stop protecting a name."""
     dropped = await handlers.remove_protected_name(
         deps, protected_id, by=principal.subject, key=key,
         digest=_digest(request, principal, None))
-    return dropped.model_dump(mode="json")
+    return dropped
 
 
 @router.get("/prohibited-words", tags=["registry"])
@@ -80,12 +81,12 @@ async def list_prohibited_words(principal: Staff, deps: Deps) -> dict:
 
 @router.post("/prohibited-words", tags=["registry"])
 async def change_prohibited_words(body: WordsIn, request: Request, principal: Operator,
-                                  deps: Deps, key: IdempotencyKey = None) -> dict:
+                                  deps: Deps, key: IdempotencyKey = None) -> handlers.WordsChanged:
     """Add and remove prohibited words (A8.2)."""
     changed = await handlers.change_prohibited_words(
         deps, added=body.add, removed=body.remove, by=principal.subject, key=key,
         digest=_digest(request, principal, body))
-    return changed.model_dump(mode="json")
+    return changed
 
 
 # -- qualifications and reviews (A9.1, A5) ---------------------------------------------------
@@ -124,13 +125,13 @@ async def list_identity_reviews(principal: Staff, deps: Deps, cursor: str = "",
 @router.post("/identity-reviews/{account_id}/decision", tags=["reviews"])
 async def decide_identity_review(account_id: str, body: DecisionIn, request: Request,
                                  principal: Reviewer, deps: Deps,
-                                 key: IdempotencyKey = None) -> dict:
+                                 key: IdempotencyKey = None) -> handlers.IdentityReviewed:
     """Verify the identity by manual review, or refuse it (``IdentityVerificationFailed``,
     as after a provider's mismatch); only while it waits for a reviewer."""
     decided = await handlers.decide_identity_review(
         deps, account_id, approve=body.decision == "approve", reviewer=principal.subject,
         note=body.note, key=key, digest=_digest(request, principal, body))
-    return decided.model_dump(mode="json")
+    return decided
 
 
 @router.get("/reviews/{case_id}", tags=["reviews"])
@@ -150,12 +151,12 @@ async def get_review_document(case_id: str, principal: Staff, deps: Deps) -> Res
 
 @router.post("/reviews/{case_id}/decision", tags=["reviews"])
 async def decide_review(case_id: str, body: DecisionIn, request: Request, principal: Reviewer,
-                        deps: Deps, key: IdempotencyKey = None) -> dict:
+                        deps: Deps, key: IdempotencyKey = None) -> handlers.CaseDecision:
     """Approve or reject a case; an approval may complete the account's verification."""
     decided = await handlers.decide_review(
         deps, case_id, approve=body.decision == "approve", reviewer=principal.subject,
         note=body.note, key=key, digest=_digest(request, principal, body))
-    return decided.model_dump(mode="json")
+    return decided
 
 
 # -- state and disclosure (A9.2) --------------------------------------------------------------
@@ -178,32 +179,32 @@ async def public_account(account_id: str, deps: Deps) -> dict:
 # -- re-inspections (A9.3) and the sweep --------------------------------------------------------
 @router.post("/accounts/{account_id}/reinspection", tags=["reinspections"])
 async def reinspect_account(account_id: str, principal: Operator, deps: Deps,
-                            key: IdempotencyKey = None) -> dict:
+                            key: IdempotencyKey = None) -> handlers.Reinspected:
     """Re-inspect one verified account now (A9.3)."""
     done = await handlers.reinspect_now(deps, account_id, key=key,
                                         digest=fingerprint(account_id))
-    return done.model_dump(mode="json")
+    return done
 
 
 @router.post("/reinspections/sample", tags=["reinspections"])
 async def sample_reinspections(body: SampleIn, principal: Operator, deps: Deps,
-                               key: IdempotencyKey = None) -> dict:
+                               key: IdempotencyKey = None) -> sweep.SweepReport:
     """Re-inspect a random sample of verified accounts (A9.3)."""
     report = await sweep.once(deps, key=key, scope="verification.sample",
                               digest=fingerprint(body.model_dump(mode="json")),
                               now=deps.requested_clock(body.now and aware(body.now)),
                               fraction=body.fraction,
                               seed=body.seed, periodic=False)
-    return report.model_dump(mode="json")
+    return report
 
 
 @router.post("/operations/sweep", tags=["operations"])
 async def run_sweep(body: SweepIn, principal: Operator, deps: Deps,
-                    key: IdempotencyKey = None) -> dict:
+                    key: IdempotencyKey = None) -> sweep.SweepReport:
     """Expire qualifications and run due and sampled re-inspections at ``now``."""
     report = await sweep.once(deps, key=key, scope="verification.sweep",
                               digest=fingerprint(body.model_dump(mode="json")),
                               now=deps.requested_clock(body.now and aware(body.now)),
                               fraction=body.fraction,
                               seed=body.seed, only=body.account_ids)
-    return report.model_dump(mode="json")
+    return report
