@@ -11,7 +11,8 @@ Which operation declares which status:
 
 * 400 (a malformed request a route refuses itself), 422 (validation), every operation;
 * 401 and 403, every operation behind the bearer scheme (libs.runtime.auth);
-* 404, every operation with a path parameter (the thing it names may not exist);
+* 404, every operation with a path parameter or that changes state (the thing it names,
+  in its path or its body, may not exist);
 * 409 (a conflict, an Idempotency-Key reused for another request), 413 (a body over the
   limit) and 429 (a domain rate limit), every operation that changes state.
 
@@ -43,6 +44,18 @@ UNSAFE = {"post", "put", "patch", "delete"}
 METHODS = UNSAFE | {"get", "head", "options", "trace"}
 
 
+BINARY = {"type": "string", "format": "binary"}
+
+
+def downloads(*media_types: str, json: dict[str, Any] | None = None) -> dict[int | str, Any]:
+    """``responses=`` for a route whose 200 is a file in one of ``media_types`` (or, for
+    ``application/json``, the ``json`` schema): the document names each media type."""
+    content = {m: {"schema": (json or {"type": "object"}) if m == "application/json"
+                   else BINARY} for m in media_types}
+    return {200: {"description": "The document, in the media type asked for",
+                  "content": content}}
+
+
 def problem_response(status: int) -> dict[str, Any]:
     return {"description": DESCRIPTIONS[status],
             "content": {MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}}}
@@ -53,7 +66,7 @@ def error_statuses(path: str, method: str, operation: dict[str, Any]) -> list[in
     statuses = [400, 422]
     if operation.get("security"):
         statuses += [401, 403]
-    if "{" in path:
+    if "{" in path or method in UNSAFE:
         statuses.append(404)
     if method in UNSAFE:
         statuses += [409, 413, 429]

@@ -15,6 +15,7 @@ from starlette.background import BackgroundTask
 from libs.runtime.app import service_deps
 from libs.runtime.auth import Principal, require
 from libs.runtime.idempotency import IdempotencyKey, fingerprint
+from libs.runtime.openapi import downloads
 
 from . import handlers, rules, sweep, views
 from .handlers import Deps as Dependencies
@@ -45,6 +46,7 @@ Reporter = Annotated[Principal, Depends(require("platform", "operator"))]
 CaseStaff = Annotated[Principal, Depends(require("operator", "reviewer"))]
 Reader = Annotated[Principal, Depends(require("operator", "reviewer", "regulator"))]
 MANIFEST_HEADER = "Enforcement-Manifest"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _digest(request: Request, principal: Principal | None, body: BaseModel | None) -> str:
@@ -187,7 +189,8 @@ async def respond(case_id: str, body: ResponseIn, request: Request, principal: C
 
 
 # -- reports and filings for regulators (A19.2, A7.1, A3, A21.2) ----------------------------
-@router.get("/reports/enforcement", tags=["reports"])
+@router.get("/reports/enforcement", tags=["reports"],
+            responses=downloads("application/json", "application/zip", XLSX))
 async def enforcement_report(principal: Reader, deps: Deps, province: str | None = None,
                              start: Annotated[datetime | None, Query(alias="from")] = None,
                              end: Annotated[datetime | None, Query(alias="to")] = None,
@@ -218,7 +221,8 @@ async def signing_key(deps: Deps) -> dict:
     return {"algorithm": "Ed25519", "public_key": rules.public_key_hex(deps.signing_key)}
 
 
-@router.get("/filings", tags=["reports"])
+@router.get("/filings", tags=["reports"],
+            responses=downloads("application/json", "text/csv", XLSX))
 async def filings(principal: Reader, deps: Deps, province: str | None = None,
                   format: Literal["json", "csv", "xlsx"] = "json") -> Response:
     """Registered accounts of a province for filing with its office (A7.1): category, entity

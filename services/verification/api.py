@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from libs.runtime.app import service_deps
 from libs.runtime.auth import Principal, require
 from libs.runtime.idempotency import IdempotencyKey, fingerprint
+from libs.runtime.openapi import downloads
 
 from . import handlers, sweep, views
 from .handlers import Deps as Dependencies
@@ -141,7 +142,8 @@ async def get_review(case_id: str, principal: Staff, deps: Deps) -> dict:
         return await views.review_case(conn, case_id)
 
 
-@router.get("/reviews/{case_id}/document", tags=["reviews"])
+@router.get("/reviews/{case_id}/document", tags=["reviews"], response_class=Response,
+            responses=downloads("*/*"))
 async def get_review_document(case_id: str, principal: Staff, deps: Deps) -> Response:
     """The submitted document, as uploaded."""
     async with deps.db.connect() as conn:
