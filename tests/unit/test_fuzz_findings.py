@@ -42,3 +42,38 @@ def test_history_after_beyond_a_stream_version_is_422_not_500():
     assert r.status_code == 422, r.text
     assert r.headers["content-type"] == MEDIA_TYPE
     assert r.json()["errors"][0]["location"] == ["query", "after"]
+
+
+def test_enforcement_xlsx_with_control_characters_is_written_not_500():
+    """GET /v1/reports/enforcement?format=xlsx answered 500 once a violation's content ids
+    held a control character (openpyxl's IllegalCharacterError); the same for filings."""
+    import asyncio
+    import io
+    import os
+    import tempfile
+
+    from openpyxl import load_workbook
+
+    from services.enforcement import views
+
+    report = {"totals": {"violations": 1}, "violations_by_category": {"a\x01b": 1},
+              "measures_by_type": {}, "by_province": {}, "intake_to_decision_seconds": {},
+              **{name: [] for name in views.TABLES}}
+    report["violations"] = [{"violation_id": "v\x02", "account_id": "a", "province": "p",
+                             "category": "c", "source": "s\x1f", "status": "reported",
+                             "reported_at": None, "decided_at": None, "content_ids": ["x\x0b"],
+                             "urls": [], "reporter": None, "intake_to_decision_seconds": None,
+                             "measure_id": None}]
+    data = views.to_xlsx(report)
+    cells = [c.value for ws in load_workbook(io.BytesIO(data)) for row in ws.iter_rows()
+             for c in row]
+    assert "v\ufffd" in cells and "violations_by_category.a\ufffdb" in cells
+
+    async def pages():
+        yield [("acc\x03", None, "name\x1e")]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "f.xlsx")
+        asyncio.run(views.write_filing_xlsx(pages(), path))
+        cells = [c.value for ws in load_workbook(path) for row in ws.iter_rows() for c in row]
+    assert "acc\ufffd" in cells and "name\ufffd" in cells
