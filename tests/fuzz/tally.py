@@ -1,4 +1,4 @@
-"""How many requests the fuzz run sent, per service and operation (for the run's summary)."""
+"""How many examples the fuzz run sent, per service and operation (the run's summary)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ def summary() -> list[str]:
     if not requests:
         return []
     services = sorted({s for s, _ in requests})
-    lines = [f"fuzz: {len(requests)} operations, {sum(requests.values())} requests"]
+    lines = [f"fuzz: {len(requests)} operations, {sum(requests.values())} examples"]
     for service in services:
         ops = {op: n for (s, op), n in requests.items() if s == service}
-        lines.append(f"  {service}: {len(ops)} operations, {sum(ops.values())} requests")
+        lines.append(f"  {service}: {len(ops)} operations, {sum(ops.values())} examples")
     return lines
