@@ -9,7 +9,7 @@ KAFKA  := bash deploy/local/kafka/kafka.sh
 PG     := bash deploy/local/postgres/postgres.sh
 PYTEST_ARGS ?=
 
-.PHONY: help venv lock run test test-unit test-integration test-e2e lint bench load migrate \
+.PHONY: help venv lock run test test-unit test-integration test-e2e fuzz lint bench load migrate \
         infra-up infra-down kafka-up postgres-up topics clean
 
 help: ## list the targets
@@ -76,6 +76,11 @@ test-integration: venv infra-up ## integration and operations-tool tests (real P
 
 test-e2e: venv infra-up ## the five services started as `make run` starts them, and the fault tests
 	$(call pytest,tests/e2e tests/fault)
+
+# make test fuzzes too, bounded (25 examples per operation); this is the long run.
+FUZZ_EXAMPLES ?= 500
+fuzz: venv infra-up ## Schemathesis on every service's OpenAPI, FUZZ_EXAMPLES (500) per operation
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(call pytest,tests/fuzz)
 
 bench: venv infra-up ## run the benchmarks and record them in bench/RESULTS.md
 	$(PY) -m bench

@@ -8,12 +8,15 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel
 
 from .admission import Admission, AdmissionMiddleware
 from .clock import DevelopmentClock
 from .limits import RequestGuard
 from .logs import configure_logging, redact_access_log
 from .metrics import CONTENT_TYPE, HttpMetricsMiddleware
+from .openapi import document_errors
 from .problems import install_problem_handlers
 from .service import ServiceRuntime
 from .settings import ServiceSettings
@@ -31,6 +34,15 @@ async def service_deps(request: Request) -> Any:
     """The handlers' dependencies the bootstrap built (a FastAPI dependency); each service
     names it with its own type: ``Deps = Annotated[Dependencies, Depends(service_deps)]``."""
     return request.app.state.runtime.deps
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str]
 
 
 def create_app(
@@ -54,11 +66,15 @@ def create_app(
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    # /docs and /redoc from assets in the fastapi-offline package, not a CDN: they work on a
+    # machine without internet access (docs/decisions/0034-schemathesis-and-offline-docs.md).
+    app = FastAPIOffline(title=title, description=description, version="0.1.0",
+                         lifespan=lifespan, swagger_ui_parameters={"validatorUrl": None})
     # uvicorn has configured its loggers by the time it imports the app: from here on no
     # access log line carries a query string (a client may put an ID number in one).
     redact_access_log()
     install_problem_handlers(app)
+    document_errors(app)
     instrument_app(app)
     app.add_middleware(DevelopmentClock)
     # Before any route reads a body: 401/403 first, body caps, NUL refused (ADR 0030).
@@ -81,11 +97,13 @@ def create_app(
     app.add_middleware(HttpMetricsMiddleware, metrics_of=metrics_of)
 
     @app.get("/healthz", tags=["operations"])
-    async def healthz() -> dict[str, str]:
+    async def healthz() -> Health:
         """Liveness: the process is up and serving."""
-        return {"status": "ok"}
+        return Health(status="ok")
 
-    @app.get("/readyz", tags=["operations"])
+    @app.get("/readyz", tags=["operations"], response_model=Readiness,
+             responses={503: {"model": Readiness, "description": "Not ready: the checks say "
+                                                                   "which part does not answer"}})
     async def readyz() -> JSONResponse:
         """Readiness: database, Kafka and the background workers all answer."""
         checks = await app.state.runtime.readiness()
@@ -93,7 +111,9 @@ def create_app(
         return JSONResponse({"status": "ready" if ready else "not-ready", "checks": checks},
                             status_code=200 if ready else 503)
 
-    @app.get("/metrics", tags=["operations"], response_class=Response)
+    @app.get("/metrics", tags=["operations"], response_class=Response, responses={
+        200: {"description": "Prometheus text", "content": {CONTENT_TYPE: {
+            "schema": {"type": "string"}}}}})
     async def metrics() -> Response:
         """Prometheus text exposition: events published, relay backlog and publish lag,
         events handled, dead letters and consumer lag per consumer, handler, relay and HTTP

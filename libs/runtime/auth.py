@@ -18,6 +18,7 @@ from typing import Annotated, NamedTuple
 
 import jwt
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from libs.identity import PROVINCES
 
@@ -108,14 +109,23 @@ def _decode(secret: str, token: str) -> tuple[Principal, float]:
     return Principal(claims["sub"], roles, province), float(claims["exp"])
 
 
+# The scheme the OpenAPI declares (Swagger UI's Authorize button, the lock on every secured
+# route). ``auto_error=False``: a missing or malformed header is answered by AuthError below,
+# a 401 problem document, never by FastAPI's own 403 ``{"detail": ...}``.
+bearer = HTTPBearer(scheme_name="bearer", bearerFormat="JWT", auto_error=False,
+                    description="A token from `python -m libs.runtime.auth --role ROLE` "
+                                "(development), HS256-signed with AUTH_SECRET.")
+
+
 # Dependencies are coroutines: FastAPI runs a plain-function dependency in its thread pool,
 # two thread hops per request that cost more than decoding the token.
-async def current_principal(request: Request) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+async def current_principal(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        request: Request) -> Principal:
+    if credentials is None or not credentials.credentials.strip():
         raise AuthError("send 'Authorization: Bearer <token>'")
-    return decode_token(request.app.state.runtime.settings.auth_secret, token.strip())
+    return decode_token(request.app.state.runtime.settings.auth_secret,
+                        credentials.credentials.strip())
 
 
 def require(*roles: str):

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from libs.domain import CHARACTER_ERRORS, DomainError
@@ -23,6 +24,23 @@ from libs.events.errors import ConcurrencyError, EventKernelError
 log = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(BaseModel):
+    """An error answer (RFC 9457): what every 4xx and 5xx of every service carries, declared
+    once in the OpenAPI (libs.runtime.openapi) under ``application/problem+json``."""
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+
+    type: str = Field(description="a relative URI naming the problem: /problems/<code>")
+    title: str
+    status: int = Field(ge=400, le=599)
+    detail: str
+    instance: str = Field(description="the request's path")
+    code: str = Field(description="the stable machine-readable code (docs/problems.md)")
+    legal_basis: list[str] | None = Field(None, description="articles behind a refusal")
+    errors: list[dict[str, Any]] | None = Field(
+        None, description="for validation-error: each field's location, message and type")
 
 
 # What each kind of domain refusal answers (libs.domain.errors): the one place where a

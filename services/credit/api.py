@@ -34,7 +34,7 @@ def _digest(request: Request, principal: Principal, body: BaseModel) -> str:
 
 @router.post("/metrics", tags=["traffic"], openapi_extra=BULK)
 async def ingest_metrics(body: MetricsIn, request: Request, principal: Platform, deps: Deps,
-                         key: IdempotencyKey = None) -> dict:
+                         key: IdempotencyKey = None) -> handlers.IngestOut:
     """Counter samples (per account, metric and hour) through the fake-traffic detector
     (A12.1), and follows with their consent flag (A12.2). An ``Idempotency-Key`` is
     required: a batch sent again must not be learned twice."""
@@ -46,7 +46,7 @@ async def ingest_metrics(body: MetricsIn, request: Request, principal: Platform,
     out = await handlers.ingest_metrics(deps, metrics(body), key=key,
                                         digest=_digest(request, principal, body),
                                         max_samples=deps.max_batch)
-    return out.model_dump(mode="json")
+    return out
 
 
 @router.get("/accounts/{account_id}/credit", tags=["credit"])
@@ -65,19 +65,19 @@ async def identity_credit(identity_blind: str, scope: Reader, deps: Deps) -> dic
 
 @router.post("/accounts/{account_id}/credit/overrides", tags=["credit"])
 async def override(account_id: str, body: OverrideIn, request: Request, principal: Operator,
-                   deps: Deps, key: IdempotencyKey = None) -> dict:
+                   deps: Deps, key: IdempotencyKey = None) -> handlers.LevelOut:
     """An operator's adjustment (points) with a reason and an expiry, recorded as an event."""
     out = await handlers.override(deps, account_id, points=body.points, reason=body.reason,
                                   by=principal.subject, expires_at=aware(body.expires_at),
                                   key=key, digest=_digest(request, principal, body))
-    return out.model_dump(mode="json")
+    return out
 
 
 @router.post("/operations/sweep", tags=["operations"])
 async def run_sweep(body: SweepIn, principal: Operator, deps: Deps,
-                    key: IdempotencyKey = None) -> dict:
+                    key: IdempotencyKey = None) -> sweep.SweepReport:
     """Rescore every account at ``now`` (default: the clock)."""
     report = await sweep.once(deps, key=key, digest=fingerprint(body.model_dump(mode="json")),
                               now=deps.requested_clock(aware(body.now)),
                               only=body.account_ids)
-    return report.model_dump(mode="json")
+    return report

@@ -15,6 +15,7 @@ from starlette.background import BackgroundTask
 from libs.runtime.app import service_deps
 from libs.runtime.auth import Principal, require
 from libs.runtime.idempotency import IdempotencyKey, fingerprint
+from libs.runtime.openapi import downloads
 from libs.runtime.scope import ReadScope, read_scope
 
 from . import handlers, rules, sweep, views
@@ -47,6 +48,7 @@ CaseStaff = Annotated[Principal, Depends(require("operator", "reviewer"))]
 CaseReader = Annotated[ReadScope, Depends(read_scope("operator", "reviewer"))]
 Reader = Annotated[ReadScope, Depends(read_scope("operator", "reviewer", "regulator"))]
 MANIFEST_HEADER = "Enforcement-Manifest"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _digest(request: Request, principal: Principal | None, body: BaseModel | None) -> str:
@@ -75,12 +77,13 @@ async def report_violation(body: ViolationIn, request: Request, principal: Repor
 
 @router.post("/violations/{violation_id}/decision", tags=["violations"])
 async def decide_violation(violation_id: str, body: DecisionIn, request: Request,
-                           principal: Operator, deps: Deps, key: IdempotencyKey = None) -> dict:
+                           principal: Operator, deps: Deps, key: IdempotencyKey = None
+                           ) -> handlers.ViolationOut:
     """Confirm (the policy decides and applies a measure) or dismiss."""
     out = await handlers.decide_violation(
         deps, violation_id, confirm=body.decision == "confirm", by=principal.subject,
         note=body.note, key=key, digest=_digest(request, principal, body))
-    return out.model_dump(mode="json")
+    return out
 
 
 @router.get("/violations", tags=["violations"])
@@ -106,12 +109,12 @@ async def list_measures(scope: Reader, deps: Deps, province: str | None = None,
 
 @router.post("/measures/{measure_id}/lift", tags=["measures"])
 async def lift_measure(measure_id: str, body: LiftIn, request: Request, principal: Operator,
-                       deps: Deps, key: IdempotencyKey = None) -> dict:
+                       deps: Deps, key: IdempotencyKey = None) -> handlers.MeasureLiftedOut:
     """End a measure early by an operator's decision (``MeasureLifted``)."""
     out = await handlers.lift_measure(deps, body.account_id, measure_id, note=body.note,
                                       by=principal.subject, key=key,
                                       digest=_digest(request, principal, body))
-    return out.model_dump(mode="json")
+    return out
 
 
 # -- appeals and complaints (A20.2) ----------------------------------------------------------
@@ -169,26 +172,27 @@ async def get_case(case_id: str, scope: CaseReader, deps: Deps) -> dict:
 
 @router.post("/cases/{case_id}/steps", tags=["cases"])
 async def take_step(case_id: str, body: StepIn, request: Request, principal: CaseStaff,
-                    deps: Deps, key: IdempotencyKey = None) -> dict:
+                    deps: Deps, key: IdempotencyKey = None) -> handlers.CaseOut:
     """Accept, screen, handle: in this order, each with its time and assignee."""
     out = await handlers.take_step(deps, case_id, step=body.step, by=principal.subject,
                                    assignee=body.assignee, note=body.note, key=key,
                                    digest=_digest(request, principal, body))
-    return out.model_dump(mode="json")
+    return out
 
 
 @router.post("/cases/{case_id}/response", tags=["cases"])
 async def respond(case_id: str, body: ResponseIn, request: Request, principal: CaseStaff,
-                  deps: Deps, key: IdempotencyKey = None) -> dict:
+                  deps: Deps, key: IdempotencyKey = None) -> handlers.CaseOut:
     """The response; an upheld appeal lifts the measure."""
     out = await handlers.respond(deps, case_id, outcome=body.outcome, response=body.response,
                                  by=principal.subject, key=key,
                                  digest=_digest(request, principal, body))
-    return out.model_dump(mode="json")
+    return out
 
 
 # -- reports and filings for regulators (A19.2, A7.1, A3, A21.2) ----------------------------
-@router.get("/reports/enforcement", tags=["reports"])
+@router.get("/reports/enforcement", tags=["reports"],
+            responses=downloads("application/json", "application/zip", XLSX))
 async def enforcement_report(scope: Reader, deps: Deps, province: str | None = None,
                              start: Annotated[datetime | None, Query(alias="from")] = None,
                              end: Annotated[datetime | None, Query(alias="to")] = None,
@@ -219,7 +223,8 @@ async def signing_key(deps: Deps) -> dict:
     return {"algorithm": "Ed25519", "public_key": rules.public_key_hex(deps.signing_key)}
 
 
-@router.get("/filings", tags=["reports"])
+@router.get("/filings", tags=["reports"],
+            responses=downloads("application/json", "text/csv", XLSX))
 async def filings(scope: Reader, deps: Deps, province: str | None = None,
                   format: Literal["json", "csv", "xlsx"] = "json") -> Response:
     """Registered accounts of a province for filing with its office (A7.1): category, entity
@@ -252,29 +257,28 @@ async def policy_versions(scope: Reader, deps: Deps) -> dict:
 
 @router.post("/policies", tags=["policies"])
 async def activate_policy(body: SimulateIn, request: Request, principal: Operator, deps: Deps,
-                          key: IdempotencyKey = None) -> dict:
+                          key: IdempotencyKey = None) -> handlers.PolicyActivated:
     """Put a new version of the measure policy in force (A7.3), after replaying history
     through it; the answer says how many past decisions it would have changed."""
     out = await handlers.activate_policy(
         deps, candidate_policy(body), by=principal.subject, key=key,
         digest=_digest(request, principal, body))
-    return out.model_dump(mode="json")
+    return out
 
 
 @router.post("/policies/simulate", tags=["policies"])
-async def simulate(body: SimulateIn, principal: Operator, deps: Deps) -> dict:
+async def simulate(body: SimulateIn, principal: Operator, deps: Deps) -> rules.Simulation:
     """Replay the confirmed violations through a candidate policy: which measures would
     differ. Appends and publishes nothing."""
-    out = await handlers.simulate(deps, candidate_policy(body))
-    return out.model_dump(mode="json")
+    return await handlers.simulate(deps, candidate_policy(body))
 
 
 # -- the sweep --------------------------------------------------------------------------------
 @router.post("/operations/sweep", tags=["operations"])
 async def run_sweep(body: SweepIn, principal: Operator, deps: Deps,
-                    key: IdempotencyKey = None) -> dict:
+                    key: IdempotencyKey = None) -> sweep.SweepReport:
     """Lift measures whose time is up at ``now`` (default: the clock)."""
     report = await sweep.once(deps, key=key, digest=fingerprint(body.model_dump(mode="json")),
                               now=deps.requested_clock(aware(body.now)),
                               only=body.account_ids)
-    return report.model_dump(mode="json")
+    return report

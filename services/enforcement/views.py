@@ -238,7 +238,15 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def _cell(value: Any) -> Any:
-    return "" if value is None else value
+    return "" if value is None else _sheet_safe(value)
+
+
+def _sheet_safe(value: Any) -> Any:
+    """A value a worksheet can hold: the control characters it cannot (openpyxl's
+    IllegalCharacterError: a report or filing with one answered 500) become U+FFFD."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value) if isinstance(value, str) else value
 
 
 def to_csv(report: dict[str, Any]) -> dict[str, bytes]:
@@ -266,7 +274,7 @@ def to_xlsx(report: dict[str, Any]) -> bytes:
     ws = wb.create_sheet("summary")
     ws.append(list(SUMMARY_HEADER))
     for row in summary_rows(report):
-        ws.append(list(row))
+        ws.append([_cell(v) for v in row])
     for name, columns in TABLES.items():
         ws = wb.create_sheet(name)
         ws.append([f"{zh} / {en}" for zh, en, _ in columns])
@@ -364,7 +372,7 @@ async def write_filing_xlsx(pages: AsyncIterator[list[tuple]], path: str) -> Wri
                 sheets.append(wb.create_sheet(f"filing {len(sheets) + 1}"))
                 sheets[-1].append(_FILING_HEADER)
                 in_sheet = 1
-            sheets[-1].append(row)
+            sheets[-1].append([_sheet_safe(v) for v in row])
             in_sheet += 1
 
     async for page in pages:

@@ -201,8 +201,9 @@ async def get_account(account_id: str, scope: Reader, deps: Deps) -> dict:
 @router.get("/accounts/{account_id}/history", response_model=views.HistoryPage)
 async def account_history(
         account_id: str, scope: Reader, deps: Deps, response: Response,
-        after: int = Query(0, ge=0, description="the stream version the page starts after "
-                                                "(the previous page's `next`)"),
+        after: int = Query(0, ge=0, le=views.VERSION_MAX,
+                           description="the stream version the page starts after (the "
+                                       "previous page's `next`)"),
         limit: int = Query(views.HISTORY_PAGE, ge=1, le=views.HISTORY_PAGE_MAX),
 ) -> views.HistoryPage:
     """The account's events as stored (personal data sealed and masked), in pages of its
@@ -223,7 +224,7 @@ ops = APIRouter(prefix="/v1/operations", tags=["operations"])
 
 @ops.post("/sweep")
 async def run_sweep(body: schemas.Sweep, principal: Operator, deps: Deps,
-                    key: IdempotencyKey = None) -> dict:
+                    key: IdempotencyKey = None) -> sweep.Swept:
     """Run the sweep at ``now`` (development only; else the server's clock): inactivity
     (A10.2), corrections (A8.2), timed measures."""
     now = deps.requested_clock(body.now)
@@ -231,4 +232,4 @@ async def run_sweep(body: schemas.Sweep, principal: Operator, deps: Deps,
                             digest=fingerprint(body.model_dump(mode="json")),
                             run=lambda: sweep.run(deps, now=now, only=body.account_ids),
                             result=sweep.Swept)
-    return result.model_dump()
+    return result

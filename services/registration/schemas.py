@@ -119,7 +119,8 @@ def avatar_fields(avatar: AvatarIn) -> dict[str, Any]:
     if avatar.data_base64 is not None:
         try:
             fp = avatar_fingerprint(base64.b64decode(avatar.data_base64, validate=True))
-        except (binascii.Error, InvalidImageError) as exc:
+        # ValueError: a str with non-ASCII characters (binascii.Error: bad base64)
+        except (binascii.Error, ValueError, InvalidImageError) as exc:
             raise ProblemError(f"the avatar is not an acceptable image: {exc}",
                                status=422, code="invalid-avatar", title="Invalid avatar") from None
         return {"avatar_sha256": fp.sha256, "avatar_phash": fp.phash}

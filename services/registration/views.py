@@ -87,6 +87,9 @@ async def sweep_candidates(db: Database, *, now: datetime, inactivity_months: in
 
 HISTORY_PAGE = 100  # events per page of an account's history, unless asked otherwise
 HISTORY_PAGE_MAX = 1000
+# Stream versions are PostgreSQL integers (libs/events/migrations/kernel_0001.py): a page
+# after a larger one would fail in the database, not be empty.
+VERSION_MAX = 2**31 - 1
 
 
 class HistoryEvent(BaseModel):

@@ -77,70 +77,69 @@ async def list_transfers(scope: Reader, deps: Deps, account_id: str | None = Non
 
 
 @router.get("/transfers/{transfer_id}", tags=["transfers"])
-async def get_transfer(transfer_id: str, scope: Reader, deps: Deps) -> dict:
+async def get_transfer(transfer_id: str, scope: Reader, deps: Deps) -> handlers.TransferOut:
     """One application as its stream says now (a regulator: of its province)."""
-    out = await handlers.get_transfer(deps, transfer_id, province=scope.province)
-    return out.model_dump(mode="json")
+    return await handlers.get_transfer(deps, transfer_id, province=scope.province)
 
 
 @router.post("/transfers/{transfer_id}/confirmation", tags=["transfers"])
 async def confirm(transfer_id: str, body: ConfirmationIn, request: Request,
-                  principal: Platform, deps: Deps, key: IdempotencyKey = None) -> dict:
+                  principal: Platform, deps: Deps, key: IdempotencyKey = None
+                  ) -> handlers.TransferOut:
     """One party (transferor or transferee) accepts, before the deadline."""
     out = await handlers.confirm(deps, transfer_id, party=body.party, by=principal.subject,
                                  key=key, digest=_digest(request, principal, body))
-    return out.model_dump(mode="json")
+    return out
 
 
 @router.post("/transfers/{transfer_id}/follower-opt-outs", tags=["transfers"])
 async def opt_out(transfer_id: str, body: OptOutIn, request: Request, principal: Platform,
-                  deps: Deps, key: IdempotencyKey = None) -> dict:
+                  deps: Deps, key: IdempotencyKey = None) -> handlers.TransferOut:
     """A follower opts out of following the account once it changes hands."""
     out = await handlers.opt_out(deps, transfer_id, follower_id=body.follower_id, key=key,
                                  digest=_digest(request, principal, body))
-    return out.model_dump(mode="json")
+    return out
 
 
 @router.post("/transfers/{transfer_id}/withdrawal", tags=["transfers"])
 async def withdraw(transfer_id: str, body: NoteIn, request: Request, principal: Platform,
-                   deps: Deps, key: IdempotencyKey = None) -> dict:
+                   deps: Deps, key: IdempotencyKey = None) -> handlers.TransferOut:
     """The applicant withdraws an open application."""
     out = await handlers.withdraw(deps, transfer_id, by=principal.subject, reason=body.reason,
                                   key=key, digest=_digest(request, principal, body))
-    return out.model_dump(mode="json")
+    return out
 
 
 @router.post("/transfers/{transfer_id}/revocation", tags=["operators"])
 async def revoke(transfer_id: str, body: NoteIn, request: Request, principal: Staff,
-                 deps: Deps, key: IdempotencyKey = None) -> dict:
+                 deps: Deps, key: IdempotencyKey = None) -> handlers.TransferOut:
     """A granted co-operator or third-party operator loses the privilege (A17.3)."""
     out = await handlers.revoke(deps, transfer_id, by=principal.subject, reason=body.reason,
                                 key=key, digest=_digest(request, principal, body))
-    return out.model_dump(mode="json")
+    return out
 
 
 @router.get("/accounts/{account_id}/operators", tags=["operators"])
-async def operators(account_id: str, scope: Reader, deps: Deps) -> dict:
+async def operators(account_id: str, scope: Reader, deps: Deps) -> handlers.OperatorsOut:
     """The owner, granted operators and open applications of an account (a regulator: of
     its province)."""
-    out = await handlers.operators(deps, account_id, province=scope.province)
-    return out.model_dump(mode="json")
+    return await handlers.operators(deps, account_id, province=scope.province)
 
 
 @router.post("/signals/ownership", tags=["signals"])
 async def ownership_signal(body: SignalBody, request: Request, principal: Platform,
-                           deps: Deps, key: IdempotencyKey = None) -> dict:
+                           deps: Deps, key: IdempotencyKey = None) -> handlers.SignalOut:
     """A new identity at login or a contact of a different verified person (A11.2)."""
     out = await handlers.ownership_signal(deps, signal(body, _sealer(deps)), key=key,
                                           digest=_digest(request, principal, body))
-    return out.model_dump(mode="json")
+    return out
 
 
 @router.post("/operations/sweep", tags=["operations"])
 async def run_sweep(body: SweepIn, principal: Operator, deps: Deps,
-                    key: IdempotencyKey = None) -> dict:
+                    key: IdempotencyKey = None) -> sweep.SweepReport:
     """Expire applications past their deadline and complete transfers whose followers'
     opt-out period is over, at ``now`` (default: the clock)."""
     report = await sweep.once(deps, key=key, digest=fingerprint(body.model_dump(mode="json")),
                               now=deps.requested_clock(aware(body.now)))
-    return report.model_dump(mode="json")
+    return report

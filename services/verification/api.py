@@ -13,6 +13,7 @@ from libs.runtime.app import service_deps
 from libs.runtime.auth import Principal, require
 from libs.runtime.idempotency import IdempotencyKey, fingerprint
 from libs.runtime.limits import UPLOAD
+from libs.runtime.openapi import downloads
 from libs.runtime.scope import ReadScope, read_scope
 from libs.runtime.uploads import attachment_headers
 
@@ -69,12 +70,13 @@ async def list_protected_names(scope: StaffReader, deps: Deps, cursor: str = "",
 
 @router.delete("/protected-names/{protected_id}", tags=["registry"])
 async def remove_protected_name(protected_id: str, request: Request, principal: Operator,
-                                deps: Deps, key: IdempotencyKey = None) -> dict:
+                                deps: Deps, key: IdempotencyKey = None
+                                ) -> handlers.ProtectedNameDropped:
     """Stop protecting a name."""
     dropped = await handlers.remove_protected_name(
         deps, protected_id, by=principal.subject, key=key,
         digest=_digest(request, principal, None))
-    return dropped.model_dump(mode="json")
+    return dropped
 
 
 @router.get("/prohibited-words", tags=["registry"])
@@ -85,12 +87,12 @@ async def list_prohibited_words(scope: StaffReader, deps: Deps) -> dict:
 
 @router.post("/prohibited-words", tags=["registry"])
 async def change_prohibited_words(body: WordsIn, request: Request, principal: Operator,
-                                  deps: Deps, key: IdempotencyKey = None) -> dict:
+                                  deps: Deps, key: IdempotencyKey = None) -> handlers.WordsChanged:
     """Add and remove prohibited words (A8.2)."""
     changed = await handlers.change_prohibited_words(
         deps, added=body.add, removed=body.remove, by=principal.subject, key=key,
         digest=_digest(request, principal, body))
-    return changed.model_dump(mode="json")
+    return changed
 
 
 # -- qualifications and reviews (A9.1, A5) ---------------------------------------------------
@@ -130,13 +132,13 @@ async def list_identity_reviews(scope: StaffReader, deps: Deps, cursor: str = ""
 @router.post("/identity-reviews/{account_id}/decision", tags=["reviews"])
 async def decide_identity_review(account_id: str, body: DecisionIn, request: Request,
                                  principal: Reviewer, deps: Deps,
-                                 key: IdempotencyKey = None) -> dict:
+                                 key: IdempotencyKey = None) -> handlers.IdentityReviewed:
     """Verify the identity by manual review, or refuse it (``IdentityVerificationFailed``,
     as after a provider's mismatch); only while it waits for a reviewer."""
     decided = await handlers.decide_identity_review(
         deps, account_id, approve=body.decision == "approve", reviewer=principal.subject,
         note=body.note, key=key, digest=_digest(request, principal, body))
-    return decided.model_dump(mode="json")
+    return decided
 
 
 @router.get("/reviews/{case_id}", tags=["reviews"])
@@ -146,7 +148,8 @@ async def get_review(case_id: str, scope: StaffReader, deps: Deps) -> dict:
         return await views.review_case(conn, case_id)
 
 
-@router.get("/reviews/{case_id}/document", tags=["reviews"])
+@router.get("/reviews/{case_id}/document", tags=["reviews"], response_class=Response,
+             responses=downloads("*/*"))
 async def get_review_document(case_id: str, scope: StaffReader, deps: Deps) -> Response:
     """The submitted document, as uploaded: an attachment, never rendered inline."""
     async with deps.db.connect() as conn:
@@ -159,12 +162,12 @@ async def get_review_document(case_id: str, scope: StaffReader, deps: Deps) -> R
 
 @router.post("/reviews/{case_id}/decision", tags=["reviews"])
 async def decide_review(case_id: str, body: DecisionIn, request: Request, principal: Reviewer,
-                        deps: Deps, key: IdempotencyKey = None) -> dict:
+                        deps: Deps, key: IdempotencyKey = None) -> handlers.CaseDecision:
     """Approve or reject a case; an approval may complete the account's verification."""
     decided = await handlers.decide_review(
         deps, case_id, approve=body.decision == "approve", reviewer=principal.subject,
         note=body.note, key=key, digest=_digest(request, principal, body))
-    return decided.model_dump(mode="json")
+    return decided
 
 
 # -- state and disclosure (A9.2) --------------------------------------------------------------
@@ -191,32 +194,32 @@ async def public_account(account_id: str, deps: Deps) -> dict:
 # -- re-inspections (A9.3) and the sweep --------------------------------------------------------
 @router.post("/accounts/{account_id}/reinspection", tags=["reinspections"])
 async def reinspect_account(account_id: str, principal: Operator, deps: Deps,
-                            key: IdempotencyKey = None) -> dict:
+                            key: IdempotencyKey = None) -> handlers.Reinspected:
     """Re-inspect one verified account now (A9.3)."""
     done = await handlers.reinspect_now(deps, account_id, key=key,
                                         digest=fingerprint(account_id))
-    return done.model_dump(mode="json")
+    return done
 
 
 @router.post("/reinspections/sample", tags=["reinspections"])
 async def sample_reinspections(body: SampleIn, principal: Operator, deps: Deps,
-                               key: IdempotencyKey = None) -> dict:
+                               key: IdempotencyKey = None) -> sweep.SweepReport:
     """Re-inspect a random sample of verified accounts (A9.3)."""
     report = await sweep.once(deps, key=key, scope="verification.sample",
                               digest=fingerprint(body.model_dump(mode="json")),
                               now=deps.requested_clock(body.now and aware(body.now)),
                               fraction=body.fraction,
                               seed=body.seed, periodic=False)
-    return report.model_dump(mode="json")
+    return report
 
 
 @router.post("/operations/sweep", tags=["operations"])
 async def run_sweep(body: SweepIn, principal: Operator, deps: Deps,
-                    key: IdempotencyKey = None) -> dict:
+                    key: IdempotencyKey = None) -> sweep.SweepReport:
     """Expire qualifications and run due and sampled re-inspections at ``now``."""
     report = await sweep.once(deps, key=key, scope="verification.sweep",
                               digest=fingerprint(body.model_dump(mode="json")),
                               now=deps.requested_clock(body.now and aware(body.now)),
                               fraction=body.fraction,
                               seed=body.seed, only=body.account_ids)
-    return report.model_dump(mode="json")
+    return report

@@ -14,6 +14,8 @@ import sys
 import threading
 import uuid
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import httpx
@@ -78,21 +80,24 @@ class System:
         return env
 
 
-@pytest.fixture(scope="session")
-def system(postgres_server, kafka_bootstrap):
-    names = {s: asyncio.run(create_database(postgres_server, f"e2e_{s}")) for s in SERVICES}
+@contextmanager
+def running_system(postgres_server: str, kafka_bootstrap: str, base_port: int,
+                   prefix: str = "e2e") -> Iterator[System]:
+    """The five services under the supervisor on ``base_port``..``base_port + 4``, each on a
+    fresh database, in their own topic namespace; stopped (SIGTERM) and dropped after."""
+    names = {s: asyncio.run(create_database(postgres_server, f"{prefix}_{s}")) for s in SERVICES}
     env = dict(os.environ)
     for service, db in names.items():
         env[f"{service.upper()}_DATABASE_URL"] = (
             f"postgresql+asyncpg://postgres@127.0.0.1:{PG_PORT}/{db}")
     env["KAFKA_BOOTSTRAP_SERVERS"] = kafka_bootstrap
-    namespace = f"e2e-{uuid.uuid4().hex[:8]}."
+    namespace = f"{prefix}-{uuid.uuid4().hex[:8]}."
     env["KAFKA_NAMESPACE"] = namespace
     proc = subprocess.Popen(
         [sys.executable, "-m", "libs.runtime.supervisor", "--db", "postgres", "--no-infra",
-         "--base-port", str(BASE_PORT)],
+         "--base-port", str(base_port)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    system = System(BASE_PORT, namespace, kafka_bootstrap)
+    system = System(base_port, namespace, kafka_bootstrap)
     system.databases = names
     ready = threading.Event()
 
@@ -117,3 +122,9 @@ def system(postgres_server, kafka_bootstrap):
             proc.kill()
         for db in names.values():
             asyncio.run(drop_database(postgres_server, db))
+
+
+@pytest.fixture(scope="session")
+def system(postgres_server, kafka_bootstrap):
+    with running_system(postgres_server, kafka_bootstrap, BASE_PORT) as running:
+        yield running
