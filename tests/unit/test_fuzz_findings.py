@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
 from libs.runtime.auth import issue_token
 from libs.runtime.problems import MEDIA_TYPE, ProblemError
@@ -18,8 +19,12 @@ from services.registration import schemas
 def test_avatar_base64_with_non_ascii_characters_is_invalid_avatar_not_500(data):
     """PATCH /v1/accounts/{id}/profile answered 500: b64decode raises ValueError, not
     binascii.Error, for a str with characters outside ASCII."""
+    # the request schema refuses it first (a 422 at the edge, libs.domain.values.Base64) ...
+    with pytest.raises(ValidationError):
+        schemas.AvatarIn(data_base64=data)
+    # ... and decoding, should a value get past it, refuses it too, never a 500
     with pytest.raises(ProblemError) as refused:
-        schemas.avatar_fields(schemas.AvatarIn(data_base64=data))
+        schemas.avatar_fields(schemas.AvatarIn.model_construct(data_base64=data))
     assert refused.value.status == 422 and refused.value.code == "invalid-avatar"
 
 
@@ -30,7 +35,7 @@ def test_history_after_beyond_a_stream_version_is_422_not_500():
 
     runtime = SimpleNamespace(settings=SimpleNamespace(auth_secret=DEV_AUTH_SECRET,
                                                        environment="development"),
-                              deps=None, prometheus=None)
+                              deps=None, prometheus=None, admission=None)
     app.state.runtime = runtime  # no lifespan: the request must not get past validation
     try:
         token = issue_token(DEV_AUTH_SECRET, subject="t", roles=["operator"])
