@@ -15,8 +15,9 @@ from .tracing import correlation_id, redact_query
 
 
 class AccessLogRedactor(logging.Filter):
-    """uvicorn's access log line without the query string (a client may put a personal
-    number in one); its arguments are (client, method, path with query, version, status)."""
+    """uvicorn's access log line with its query values redacted, names kept (a client may
+    put a personal number in one); its arguments are (client, method, path with query,
+    version, status)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
