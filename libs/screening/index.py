@@ -58,6 +58,12 @@ _CACHED_UP_TO = 64
 # string): on a million names, reaching each candidate's own string object was a cache
 # miss apiece and most of a slow query's time.
 _FIXED_WIDTH = 16
+# contained_in's pinyin runs: a run of at least n letters can only sound like a name whose
+# pinyin starts with the run's first n letters, so the index counts those prefixes (for
+# each n here), and a run whose prefix no name has is not extended further (exactly: every
+# longer run from the same start has the same prefix). On a description, most runs die at
+# their second or third syllable instead of running on to the longest name's length.
+_PINYIN_PREFIXES = (6, 10)
 
 
 def _keep_best(found: dict[int, tuple[float, int]], slot: int, score: float,
@@ -110,6 +116,7 @@ class NameIndex:
         self._bigrams: _slots.SlotMap = {}
         self._norm_lengths: Counter[int] = Counter()
         self._pinyin_lengths: Counter[int] = Counter()
+        self._pinyin_prefixes: Counter[str] = Counter()
         self._lengths_cache: tuple[tuple[int, ...], int] | None = None
         # per slot: the normalised length (capped at 255; 0 for a free slot) and the
         # normalised name if it fits _FIXED_WIDTH; grown by doubling
@@ -192,6 +199,16 @@ class NameIndex:
             yield self._by_lookalike, lookalike
 
     def _count_lengths(self, norm: str, pinyin: str, delta: int) -> None:
+        prefixes = self._pinyin_prefixes
+        for size in _PINYIN_PREFIXES:
+            if len(pinyin) < size:
+                break
+            prefix = pinyin[:size]
+            count = prefixes[prefix] + delta
+            if count > 0:
+                prefixes[prefix] = count
+            else:
+                del prefixes[prefix]
         for counter, length in ((self._norm_lengths, len(norm)),
                                 (self._pinyin_lengths, len(pinyin))):
             count = counter[length] + delta
@@ -321,12 +338,17 @@ class NameIndex:
                     if slot not in found and len(norms[slot]) >= min_length:
                         found[slot] = (len(run) / total, 5)
 
+        prefixes = self._pinyin_prefixes
+        short, long = _PINYIN_PREFIXES
         for start in range(len(syllables) - 1):
             run = syllables[start]
             for syllable in syllables[start + 1:]:
                 run += syllable
                 if len(run) > pinyin_max:
                     break
+                if len(run) >= short and (run[:short] not in prefixes or len(run) >= long
+                                          and run[:long] not in prefixes):
+                    break  # no name's pinyin starts so: nor does any longer run's
                 sounds_like(run)
         # pinyin typed in Latin letters is one token whatever its syllables: 关注renminribao
         for token in latin_runs(query):
