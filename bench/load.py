@@ -135,15 +135,12 @@ async def stop_system(system: System, admin_dsn: str, keep: bool = False) -> Non
 def bodies(n: int, seed: int) -> list[dict]:
     """Distinct identities, phones, devices, networks and names (no limit, velocity or name
     rule refuses them), in a field verification activates once the identity checks out."""
-    from stdnum.cn import ric
+    from bench.registration import resident_number
 
     out = []
     for i in range(n):
         k = seed * 1_000_000 + i
-        day = k // 1000
-        birth = f"{1950 + (day // 336) % 50}{1 + (day // 28) % 12:02d}{1 + day % 28:02d}"
-        number = f"110101{birth}{k % 1000:03d}"
-        number += ric.calc_check_digit(number + "0")
+        number = resident_number(k)
         phone = f"13{k % 10**9:09d}"
         if phone[-4:] in ("0000", "9999", "1111"):  # the local provider's special numbers
             phone = phone[:-1] + "7"

@@ -76,16 +76,22 @@ def __getattr__(name: str):  # ``uvicorn bench.registration:baseline_app``, buil
 
 
 # -- the load generator (a separate process) ------------------------------------------------------
-def _bodies(n: int, seed: int) -> list[dict]:
+def resident_number(k: int) -> str:
+    """A valid resident ID number, distinct for each ``k`` < 1e9 (Beijing Dongcheng, a birth
+    date and sequence from ``k``): load generators' registrants never share an identity."""
     from stdnum.cn import ric
 
+    day = k // 1000
+    birth = f"{1950 + (day // 336) % 50}{1 + (day // 28) % 12:02d}{1 + day % 28:02d}"
+    number = f"110101{birth}{k % 1000:03d}"
+    return number + ric.calc_check_digit(number + "0")
+
+
+def _bodies(n: int, seed: int) -> list[dict]:
     out = []
     for i in range(n):
         k = seed * 1_000_000 + i
-        day = k // 1000
-        birth = f"{1950 + (day // 336) % 50}{1 + (day // 28) % 12:02d}{1 + day % 28:02d}"
-        number = f"110101{birth}{k % 1000:03d}"
-        number += ric.calc_check_digit(number + "0")
+        number = resident_number(k)
         out.append({
             "entity_type": "natural_person",
             "identity": {"id_number": number, "name": "张三", "phone": f"13{k % 10**9:09d}",
