@@ -135,24 +135,16 @@ async def stop_system(system: System, admin_dsn: str, keep: bool = False) -> Non
 def bodies(n: int, seed: int) -> list[dict]:
     """Distinct identities, phones, devices, networks and names (no limit, velocity or name
     rule refuses them), in a field verification activates once the identity checks out."""
-    from bench.registration import resident_number
+    from bench.registration import registration_body
 
     out = []
     for i in range(n):
         k = seed * 1_000_000 + i
-        number = resident_number(k)
         phone = f"13{k % 10**9:09d}"
         if phone[-4:] in ("0000", "9999", "1111"):  # the local provider's special numbers
             phone = phone[:-1] + "7"
-        out.append({
-            "entity_type": "natural_person",
-            "identity": {"id_number": number, "name": "张三", "phone": phone,
-                         "representative_name": None, "representative_id_number": None},
-            "profile": {"name": f"科技号{uuid.uuid4().hex[:10]}", "description": "科技见闻",
-                        "avatar": {"url": "https://cdn.example.com/a.png", "sha256": "ab" * 32}},
-            "category": "technology", "province": "440000", "operations_province": "440000",
-            "contact": "13800138000", "agreement_version": "2025-01",
-            "device_fingerprint": uuid.uuid4().hex, "network": f"n-{uuid.uuid4().hex[:12]}"})
+        out.append(registration_body(k, category="technology", label="科技号",
+                                     description="科技见闻", phone=phone))
     return out
 
 

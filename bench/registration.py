@@ -87,21 +87,24 @@ def resident_number(k: int) -> str:
     return number + ric.calc_check_digit(number + "0")
 
 
+def registration_body(k: int, *, category: str = "health", label: str = "健康号",
+                      description: str = "健康科普", phone: str | None = None) -> dict:
+    """A registration of registrant ``k``: its own identity, phone, device, network and name
+    (no limit, velocity or name rule refuses it), in ``category``."""
+    return {
+        "entity_type": "natural_person",
+        "identity": {"id_number": resident_number(k), "name": "张三",
+                     "phone": phone or f"13{k % 10**9:09d}",
+                     "representative_name": None, "representative_id_number": None},
+        "profile": {"name": f"{label}{uuid.uuid4().hex[:10]}", "description": description,
+                    "avatar": {"url": "https://cdn.example.com/a.png", "sha256": "ab" * 32}},
+        "category": category, "province": "440000", "operations_province": "440000",
+        "contact": "13800138000", "agreement_version": "2025-01",
+        "device_fingerprint": uuid.uuid4().hex, "network": f"n-{uuid.uuid4().hex[:12]}"}
+
+
 def _bodies(n: int, seed: int) -> list[dict]:
-    out = []
-    for i in range(n):
-        k = seed * 1_000_000 + i
-        number = resident_number(k)
-        out.append({
-            "entity_type": "natural_person",
-            "identity": {"id_number": number, "name": "张三", "phone": f"13{k % 10**9:09d}",
-                         "representative_name": None, "representative_id_number": None},
-            "profile": {"name": f"健康号{uuid.uuid4().hex[:10]}", "description": "健康科普",
-                        "avatar": {"url": "https://cdn.example.com/a.png", "sha256": "ab" * 32}},
-            "category": "health", "province": "440000", "operations_province": "440000",
-            "contact": "13800138000", "agreement_version": "2025-01",
-            "device_fingerprint": uuid.uuid4().hex, "network": f"n-{uuid.uuid4().hex[:12]}"})
-    return out
+    return [registration_body(seed * 1_000_000 + i) for i in range(n)]
 
 
 async def _load(url: str, token: str, count: int, warmup: int, concurrency: int,

@@ -55,19 +55,26 @@ class ReadScope:
 
     def province_filter(self, requested: str | None) -> str | None:
         """The province a list is limited to: the one asked for, or the regulator's own."""
-        if self.province is None:
-            return requested
-        if requested and requested != self.province:
-            raise ForbiddenError(f"a regulator of {self.province} cannot see {requested}",
-                                 code="province-out-of-scope", legal_basis=["A3"],
-                                 title="Province out of scope")
-        return self.province
+        return province_filter(self.province, requested)
 
     def check(self, province: str | None, what: str, *, code: str = "not-found") -> None:
         """404 (``code``) for a record (``what``, e.g. ``account a-1``) outside this reader's
         province: answered as for a record that does not exist."""
         if not self.admits(province):
             raise NotFoundError(f"no {what}", code=code)
+
+
+def province_filter(own: str | None, requested: str | None) -> str | None:
+    """The province a list is limited to, for a reader limited to ``own`` (``None``: staff
+    and the national office, who see every province): the one asked for, or ``own``; a
+    regulator asking for another province is refused (403 ``province-out-of-scope``, A3)."""
+    if own is None:
+        return requested
+    if requested and requested != own:
+        raise ForbiddenError(f"a regulator of {own} cannot see {requested}",
+                             code="province-out-of-scope", legal_basis=["A3"],
+                             title="Province out of scope")
+    return own
 
 
 def read_scope(*roles: str):

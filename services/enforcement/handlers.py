@@ -18,12 +18,13 @@ from typing import Any, Literal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 
-from libs.domain import DomainError, ForbiddenError, InvalidCommandError, NotFoundError
+from libs.domain import DomainError, InvalidCommandError, NotFoundError
 from libs.events import Envelope, Streams, transact
 from libs.events.contracts.enforcement import Evidence, MeasureDecided, RegulatorAccessed
 from libs.events.db import Tx
 from libs.runtime.deps import ServiceDeps
 from libs.runtime.pii import Sealer
+from libs.runtime.scope import province_filter
 
 from . import projections, rules, views
 from .adapters import AccountDirectory
@@ -428,14 +429,9 @@ async def respond(deps: Deps, case_id: str, *, outcome: str, response: str, by: 
 
 # -- reports and inspections (A19.2, A3, A21.2) ----------------------------------------------
 def scoped_province(scope: Scope, province: str | None) -> str | None:
-    """The province a reader may see: a provincial regulator only its own (A3)."""
-    if scope.regulator and scope.province:
-        if province and province != scope.province:
-            raise ForbiddenError(f"a regulator of {scope.province} cannot see {province}",
-                                 code="province-out-of-scope", legal_basis=["A3"],
-                                 title="Province out of scope")
-        return scope.province
-    return province
+    """The province a reader may see: a provincial regulator only its own (A3; the rule
+    every service's reads share, :func:`libs.runtime.scope.province_filter`)."""
+    return province_filter(scope.province if scope.regulator else None, province)
 
 
 async def record_access(deps: Deps, scope: Scope, *, resource: str, query: dict[str, Any],
