@@ -125,8 +125,12 @@ class Consumer:
         observe_handler: Callable[[float, int], None] | None = None,
         observe_batch: Callable[[float, int], None] | None = None,
         namespace: str = "",
+        committed: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
+        # Called after each batch's transaction commits: the events its handler appended
+        # are in the log, so the relay and the projections are woken (not left to a poll).
+        self.committed = committed
         self.db = db
         self.registry = registry
         self.source = source
@@ -197,6 +201,8 @@ class Consumer:
             records = [r for tp_records in batches.values() for r in tp_records]
             try:
                 await self.process(records)
+                if self.committed is not None:
+                    self.committed()
                 if self.after_db_commit is not None:
                     await self.after_db_commit(records)
                 offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items() if recs}

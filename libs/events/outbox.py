@@ -23,7 +23,7 @@ from .checkpoints import hold_checkpoint, load_checkpoint, save_checkpoint
 from .db import Database
 from .kafka_binding import to_kafka
 from .store import EventStore
-from .tailer import LogTailer
+from .tailer import IDLE_MAX_SECONDS, LINGER_SECONDS, LogTailer
 
 
 class Producer(Protocol):
@@ -46,11 +46,14 @@ class Relay(LogTailer):
         name: str | None = None,
         batch_size: int = 1000,
         idle_seconds: float = 0.05,
+        idle_max_seconds: float = IDLE_MAX_SECONDS,
+        linger_seconds: float = LINGER_SECONDS,
         observe_publish: Callable[[float, int], None] | None = None,
         page_context: Callable[[list], AbstractContextManager] | None = None,
     ) -> None:
         super().__init__(name=name or f"relay:{topic}", batch_size=batch_size,
-                         idle_seconds=idle_seconds)
+                         idle_seconds=idle_seconds, idle_max_seconds=idle_max_seconds,
+                         linger_seconds=linger_seconds)
         self.db = db
         self.store = store
         self.producer = producer

@@ -26,7 +26,7 @@ from .checkpoints import hold_checkpoint, load_checkpoint, reset_checkpoint, sav
 from .db import Database, Tx
 from .envelope import Envelope
 from .store import EventStore, LogCursor
-from .tailer import LogTailer
+from .tailer import IDLE_MAX_SECONDS, LINGER_SECONDS, LogTailer
 
 Doc = dict[str, Any]
 Evolve = Callable[[Doc | None, Envelope], Doc | None]
@@ -145,9 +145,12 @@ class ProjectionRunner(LogTailer):
         projection: DocumentProjection,
         batch_size: int = 1000,
         idle_seconds: float = 0.05,
+        idle_max_seconds: float = IDLE_MAX_SECONDS,
+        linger_seconds: float = LINGER_SECONDS,
     ) -> None:
         super().__init__(name=f"projection:{projection.name}", batch_size=batch_size,
-                         idle_seconds=idle_seconds)
+                         idle_seconds=idle_seconds, idle_max_seconds=idle_max_seconds,
+                         linger_seconds=linger_seconds)
         self.db = db
         self.store = store
         self.projection = projection

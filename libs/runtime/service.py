@@ -12,6 +12,7 @@ dependencies through :func:`libs.runtime.app.service_deps`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
@@ -66,6 +67,10 @@ class Periodic:
     name: str
     interval: float
     run: Callable[[], Awaitable[Any]]
+    # Also run soon after this service commits (a consumer's batch, a command): for work
+    # that the commits queue (verification's identity checks), so it does not wait for
+    # the next interval.
+    on_commit: bool = False
 
 
 @dataclass
@@ -102,10 +107,16 @@ KAFKA_PROBE_TIMEOUT = 1.5
 KAFKA_PROBE_TTL = 1.0
 
 
-async def every(task: Periodic) -> None:
-    """Run ``task`` every ``task.interval`` seconds until cancelled."""
+async def every(task: Periodic, wake: asyncio.Event | None = None) -> None:
+    """Run ``task`` every ``task.interval`` seconds until cancelled; sooner when ``wake``
+    is set (it is cleared before each run, so a commit during a run brings another)."""
     while True:
-        await asyncio.sleep(task.interval)
+        if wake is None:
+            await asyncio.sleep(task.interval)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), task.interval)
+            wake.clear()
         try:
             await task.run()
         except Exception:  # noqa: BLE001 - the next run tries again
@@ -130,6 +141,7 @@ class ServiceRuntime:
         self.projection_defs = projections
         self.deps: Any = None
         self.periodic: Sequence[Periodic] = ()
+        self._wakes: list[asyncio.Event] = []  # periodic tasks run on commit
         self.on_start: Sequence[Callable[[], Awaitable[Any]]] = ()
         self.on_stop: Sequence[Callable[[], Awaitable[Any]]] = ()
         self.db = Database(settings.database_url)
@@ -191,12 +203,14 @@ class ServiceRuntime:
         )
         self.producer = make_producer(s.kafka_bootstrap_servers, f"{s.service}-relay")
         await self.producer.start()
+        tailing = {"linger_seconds": s.tailer_linger_seconds,
+                   "idle_max_seconds": s.tailer_idle_max_seconds}
         self.relay = Relay(db=self.db, store=self.store, producer=self.producer, topic=self.topic,
                            observe_publish=self.prometheus.relay_hook(),
-                           page_context=relay_span(self.topic))
+                           page_context=relay_span(self.topic), **tailing)
         self.supervise("relay", self.relay.run)
         for p in self.projection_defs:
-            runner = ProjectionRunner(db=self.db, store=self.store, projection=p)
+            runner = ProjectionRunner(db=self.db, store=self.store, projection=p, **tailing)
             self.runners.append(runner)
             self.supervise(f"projection:{p.name}", runner.run)
         for sub in self.subscriptions:
@@ -212,6 +226,7 @@ class ServiceRuntime:
                 event_context=consumer_span(sub.name),
                 event_types=sub.event_types,
                 namespace=self.ns,
+                committed=self.committed,
                 **self.prometheus.consumer_hooks(sub.name),
             )
             await consumer.start(spawn=self.supervise)
@@ -220,7 +235,10 @@ class ServiceRuntime:
             await step()
         for task in self.periodic:
             if task.interval > 0:
-                self.background(every(task), name=task.name)
+                wake = asyncio.Event() if task.on_commit else None
+                if wake is not None:
+                    self._wakes.append(wake)
+                self.background(every(task, wake), name=task.name)
         log.info("%s started: relay to %s, %d consumer(s), %d projection(s)",
                  s.service, self.topic, len(self.consumers), len(self.runners))
 
@@ -271,6 +289,8 @@ class ServiceRuntime:
             self.relay.nudge()
         for r in self.runners:
             r.nudge()
+        for wake in self._wakes:
+            wake.set()
 
     async def catch_up_projections(self) -> None:
         """Bring the read models up to the log now: before a sweep reads them, or in a

@@ -64,6 +64,13 @@ class ServiceSettings(BaseSettings):
     admission_retry_after_seconds: int = Field(1, ge=1,
                                                validation_alias="ADMISSION_RETRY_AFTER_SECONDS")
 
+    # The relay and the projection runners (libs.events.tailer, ADR 0037): how long a commit's
+    # nudge waits to gather more commits into the same page, and the longest wait between
+    # polls of an idle log.
+    tailer_linger_seconds: float = Field(0.01, ge=0, le=1, validation_alias="TAILER_LINGER_SECONDS")
+    tailer_idle_max_seconds: float = Field(1.0, ge=0.05, le=60,
+                                           validation_alias="TAILER_IDLE_MAX_SECONDS")
+
     def admission_limits(self):
         from .admission import Limits
 

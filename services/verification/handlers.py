@@ -88,6 +88,7 @@ class Deps(ServiceDeps):
     # pending identity checks (ADR 0026): first wait, longest wait, when a person takes over
     identity_retry_seconds: float = 30.0
     identity_retry_max_seconds: float = 1800.0
+    identity_check_concurrency: int = 4  # checks asked of the providers at once
     identity_review_after: timedelta = timedelta(hours=24)
     reinspection_interval_days: int = 180
     sample_fraction: float = 0.02

@@ -35,6 +35,8 @@ class Settings(ServiceSettings):
     # ADR 0026: an identity check without a verdict (a provider unavailable or without a
     # record) is asked again with backoff, and goes to a person after the deadline
     identity_check_interval_seconds: float = 1.0  # how often pending checks are looked at
+    # (and soon after each commit, which may have queued one); how many are asked at once
+    identity_check_concurrency: int = Field(4, ge=1, le=64)
     identity_retry_seconds: float = 30.0  # first wait; doubles each time, with jitter
     identity_retry_max_seconds: float = 1800.0
     identity_review_after_hours: float = 24.0
