@@ -8,7 +8,7 @@ from typing import Any
 
 from libs.events import Envelope
 from libs.events.topics import SERVICES
-from libs.runtime.pii import Sealer
+from libs.runtime.pii import Sealer, subjects_in
 
 from . import NotFound, Refused
 from .output import mask
@@ -120,7 +120,11 @@ async def show(account_id: str, *, services: list[str], reveal: bool, token: str
         rows, opened_by_service = [], {}
         for svc, e in items:
             opened: set[str] = set()
-            rows.append(_row(svc, e, mask(e.data, sealer=sealer, opened=opened)))
+            # the subjects its values may be sealed for: those the event names, then the
+            # event's own subject (the rule for a v1: value of no known subject, ADR 0033)
+            subjects = [*subjects_in(e.data), e.subject] if sealer else None
+            rows.append(_row(svc, e, mask(e.data, sealer=sealer, opened=opened,
+                                          subjects=subjects)))
             if opened:
                 opened_by_service.setdefault(svc, set()).update(opened)
         if reveal:

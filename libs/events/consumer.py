@@ -282,7 +282,8 @@ class Consumer:
             if not belongs_to_topic(env.type, record.topic, self.namespace):
                 raise InvalidEventError(
                     f"an event of type {env.type!r} does not belong to topic {record.topic!r}")
-            return _Item(record, self.registry.check(self.registry.upcast(env)))
+            return _Item(record, self.registry.check(
+                self.registry.upcast(env, stored=record.value)))
         except EventKernelError as exc:
             return _Item(record, error=exc)
         except Exception as exc:  # noqa: BLE001 - an upcaster's bug, a binding's gap

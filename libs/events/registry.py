@@ -19,6 +19,12 @@ Example::
     @registry.upcaster("registration.AccountSuspended", from_version=1)
     def _v1_to_v2(data):
         return {**data, "legal_basis": "A10.2"}
+
+Besides these per (type, version) steps, a registry may hold *value upcasters*
+(:meth:`EventRegistry.add_value_upcaster`): functions of a whole event, applied after the
+schema upcasting to every event read, whatever its type, for a change in how values are
+written rather than in a payload's shape (sealed values of an older format, ADR 0033).
+The kernel only runs them; what they need (keys) their owner gives them.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from .envelope import Envelope
 from .errors import InvalidEventError, UnknownEventTypeError
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+ValueUpcaster = Callable[[Envelope], Envelope]
 
 _TYPE = itemgetter(Envelope._fields.index("type"))
 _SCHEMA_VERSION = itemgetter(Envelope._fields.index("schema_version"))
@@ -58,6 +65,7 @@ class EventRegistry:
         self._schemas: dict[tuple[str, int], type[EventPayload]] = {}
         self._latest: dict[str, int] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        self._values: dict[str, tuple[ValueUpcaster, str | None, bytes | None]] = {}
         self._lists: dict[type[EventPayload], TypeAdapter] = {}
 
     # -- registration -------------------------------------------------------------
@@ -79,11 +87,39 @@ class EventRegistry:
 
         return decorate
 
+    def add_value_upcaster(self, name: str, fn: ValueUpcaster, *,
+                           marker: str | None = None) -> None:
+        """Apply ``fn`` to every event read (:meth:`upcast`), after its schema upcasting.
+
+        For a change in how values are written that is no schema change (any type, any
+        version): ``fn`` takes the event at its latest schema and returns it with its data
+        brought up to date. It must return the envelope itself when it has nothing to change
+        and be idempotent: an event already upcast may be upcast again (``payload`` of an
+        event a consumer decoded). One function per ``name``: adding another under the
+        same name replaces it (a service wired again with other keys).
+
+        ``marker``, if given, is a text that the JSON form of every payload ``fn`` changes
+        contains (``'"v1:'``: a string value starting with ``v1:``) as it was stored and
+        published; readers that still hold that text (the event store's pages, a consumer's
+        record) call ``fn`` only for the payloads that contain it, so that an event with
+        nothing to change costs one substring search.
+        """
+        if not name:
+            raise ValueError("a value upcaster needs a name")
+        self._values[name] = (fn, marker, None if marker is None else marker.encode())
+
+    @property
+    def value_upcasters(self) -> list[tuple[ValueUpcaster, str | None]]:
+        """The value upcasters and their markers, in the order they apply."""
+        return [(fn, marker) for fn, marker, _ in self._values.values()]
+
     def include(self, other: EventRegistry) -> None:
-        """Merge another registry's contracts and upcasters into this one."""
+        """Merge another registry's contracts and upcasters (value upcasters too) into
+        this one."""
         for model in other._schemas.values():
             self.contract(model)
         self._upcasters.update(other._upcasters)
+        self._values.update(other._values)
 
     # -- queries ----------------------------------------------------------------
     def knows(self, event_type: str) -> bool:
@@ -200,14 +236,30 @@ class EventRegistry:
                     f"{model.event_type} payload is invalid: {exc}") from exc
         return versions
 
-    def upcast(self, envelope: Envelope) -> Envelope:
-        """Bring an event read from the store or the broker to its type's latest schema.
+    def upcast(self, envelope: Envelope, *, stored: str | bytes | None = None) -> Envelope:
+        """Bring an event read from the store or the broker to its type's latest schema,
+        then through the value upcasters (:meth:`add_value_upcaster`).
 
-        An event already at the latest version is returned as is (no copy, no validation:
-        it was validated when it was written). Raises :class:`UnknownEventTypeError` for a
-        type or version this registry does not know, and :class:`InvalidEventError` when
-        an upcaster step is missing.
+        ``stored``: the payload's JSON text as stored or published, when the reader has it
+        (a Kafka record's value); value upcasters whose marker it lacks are skipped.
+
+        An event already at the latest version, which no value upcaster changes, is
+        returned as is (no copy, no validation: it was validated when it was written).
+        Raises :class:`UnknownEventTypeError` for a type or version this registry does not
+        know, and :class:`InvalidEventError` when an upcaster step is missing.
         """
+        envelope = self.upcast_schema(envelope)
+        for fn, marker, bmarker in self._values.values():
+            if stored is not None and marker is not None and (
+                    (bmarker if isinstance(stored, bytes) else marker) not in stored):
+                continue
+            envelope = fn(envelope)
+        return envelope
+
+    def upcast_schema(self, envelope: Envelope) -> Envelope:
+        """:meth:`upcast` without the value upcasters: the per (type, version) steps only
+        (the event store applies the value upcasters itself, to the events whose stored
+        text has their marker)."""
         latest = self.latest_version(envelope.type)
         version = envelope.schema_version
         if version == latest:

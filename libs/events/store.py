@@ -577,7 +577,10 @@ class EventStore:
         Each row becomes its tuple in one step (``tuple.__new__``, not the named tuple's
         keyword ``__new__``), and the upcaster is only called when some (type, schema
         version) of the page is not its type's latest: one C-level pass over the page
-        finds out (docs/decisions/0035-batch-append-read-all-group-commit.md).
+        finds out (docs/decisions/0035-batch-append-read-all-group-commit.md). A value
+        upcaster (``EventRegistry.add_value_upcaster``) is called for the events whose
+        stored text has its marker (a substring search per row), or for every event when
+        it has none.
         """
         loads = orjson.loads if decode_data else str
         new = _new_tuple
@@ -597,8 +600,16 @@ class EventStore:
                 for _, pos, eid, sid, sv, typ, schv, tm, data, src, subj, corr, caus, tp in rows
             ]
         if upcast and decode_data:
-            latest = self.registry.latest_versions
+            registry = self.registry
+            latest = registry.latest_versions
             if any(latest.get(t) != v for t, v in set(map(_TYPE_AND_VERSION, events))):
-                up = self.registry.upcast
+                up = registry.upcast_schema
                 events = [up(e) for e in events]
+            for fn, marker in registry.value_upcasters:
+                if marker is None:
+                    events = [fn(e) for e in events]
+                    continue
+                # the data's text is the row's 9th column (_COLUMNS after the xid)
+                for i in [i for i, row in enumerate(rows) if marker in row[8]]:
+                    events[i] = fn(events[i])
         return events

@@ -17,8 +17,10 @@ is the blind index of the identity it belongs to (``id_number_blind``: the regis
 transferee, the new owner; a contact given with an identity belongs to it) or, for a
 member of the public with no identity (a complaint's contact), the case id.
 
-``v1:`` values (before ADR 0033: one key, no subject) still open, with the key derived
-as it was then; nothing seals them any more.
+``v1:`` values (before ADR 0033: one key, no subject) are no longer opened by the opener:
+events are read through :class:`LegacySealedValues`, a value upcaster each service installs
+in its event registry (:func:`install_sealer`), which re-seals every stored ``v1:`` value
+as ``v2:`` for its subject, the same way at every read. Nothing seals ``v1:`` any more.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -39,6 +41,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from libs.events.contracts._common import SealedIdentity
+
+if TYPE_CHECKING:
+    from libs.events import Envelope, EventRegistry
 
 _LEGACY = "v1:"
 _FORMAT = "v2"
@@ -76,9 +81,8 @@ class Sealer:
                 raise ValueError(f"a key id is 1-32 letters, digits, '-' or '_', not {kid!r}")
         self.key_id = key_id
         self._secrets: dict[str, str] = {**(retired or {}), key_id: secret}
-        legacy_root = hashlib.sha256(
-            (retired or {}).get(LEGACY_KEY_ID, secret).encode()).digest()
-        self._legacy = AESGCM(hmac.new(legacy_root, b"seal", hashlib.sha256).digest())
+        # the secret ``v1:`` values were sealed with: only LegacySealedValues uses it
+        self._legacy_secret = (retired or {}).get(LEGACY_KEY_ID, secret)
         if blind_key_id == LEGACY_BLIND_KEY_ID:
             root = hashlib.sha256(secret.encode()).digest()
             self._blind_key = hmac.new(root, b"blind", hashlib.sha256).digest()
@@ -103,21 +107,33 @@ class Sealer:
 
     def seal(self, value: str, *, subject: str) -> str:
         """``value`` encrypted for ``subject`` under the current key id."""
+        return self._seal(value, subject, os.urandom(_NONCE))
+
+    def _seal(self, value: str, subject: str, nonce: bytes) -> str:
         if not subject:
             raise ValueError("a sealed value needs its data subject")
-        nonce = os.urandom(_NONCE)
         sealed = self._aead(self.key_id, subject).encrypt(
             nonce, value.encode(), self._aad(self.key_id, subject))
         return f"{_FORMAT}:{self.key_id}:" + base64.urlsafe_b64encode(nonce + sealed).decode()
 
     def open(self, token: str, *, subject: str) -> str:
-        """The value sealed in ``token`` for ``subject``; :class:`SealError` if it cannot be."""
-        if token.startswith(_LEGACY):  # before ADR 0033: one key, bound to no subject
-            return self._decrypt(self._legacy, token[len(_LEGACY):], b"pii", LEGACY_KEY_ID)
+        """The value sealed in ``token`` for ``subject``; :class:`SealError` if it cannot be.
+
+        Only ``v2:`` values: a ``v1:`` value reaches a service re-sealed as ``v2:`` for its
+        subject by :class:`LegacySealedValues` when the event is read, never as it was
+        stored, so one here is refused (it did not come through the upcaster)."""
+        if token.startswith(_LEGACY):
+            raise SealError(
+                "a v1: value (sealed before ADR 0033, bound to no subject) is not opened "
+                "directly: it must come through the upcaster (LegacySealedValues, installed "
+                "in the event registry by install_sealer), which re-seals it as v2: for its "
+                "subject when the event is read. This one did not: read the event through "
+                "the registry, or check that PII_KEY (or PII_RETIRED_KEYS['v1']) is the "
+                "secret that sealed it")
         fmt, _, rest = token.partition(":")
         key_id, _, body = rest.partition(":")
         if fmt != _FORMAT or not _KEY_ID.fullmatch(key_id) or not body:
-            raise SealError("not a sealed value (expected v2:<key id>:<data> or v1:<data>)")
+            raise SealError("not a sealed value (expected v2:<key id>:<data>)")
         if key_id not in self._secrets:
             raise SealError(f"sealed under key id {key_id!r}, which is not configured here "
                             f"(PII_KEY_ID is {self.key_id!r}; add it to PII_RETIRED_KEYS)")
@@ -156,6 +172,140 @@ class Sealer:
         """A stable keyed digest of ``value`` (upper-cased, trimmed) for equality look-ups."""
         msg = f"{kind}:{value.strip().upper()}".encode()
         return hmac.new(self._blind_key, msg, hashlib.sha256).hexdigest()[:32]
+
+
+class LegacySealedValues:
+    """The value upcaster (``EventRegistry.add_value_upcaster``) through which every event
+    is read: each ``v1:`` value it holds comes out re-sealed as ``v2:<current key id>:...``
+    for its data subject (ADR 0033), so that the opener only ever sees ``v2:``.
+
+    Built from a :class:`Sealer`'s keys: ``v1:`` values open with the key derived as it
+    was before ADR 0033 (from ``PII_KEY``, or from the retired entry ``v1`` once the secret
+    has changed) and are sealed again under the current key id. The stored event is not
+    changed: the upcast happens at every read.
+
+    **Which fields.** String values of fields named ``*_sealed`` that start with ``v1:``
+    (every sealed field of the contracts is named so; a free text that happens to start
+    with ``v1:`` is left alone).
+
+    **Which subject** (:func:`legacy_subject`): the subject the services open the value
+    for, as they would have sealed it under ADR 0033.
+
+    **Deterministic.** The same ``v1:`` value gives the same ``v2:`` value at every read,
+    in every service with the same keys: its nonce is not random but the first 96 bits of
+    HMAC-SHA-256, under a secret derived (HKDF) from the current key id's secret, of
+    (key id, subject, the ``v1:`` value). This is safe for AES-GCM, whose one requirement
+    is that a (key, nonce) pair never encrypts two different messages: the key is the
+    (key id, subject) key and the nonce is a function of the ``v1:`` value, which opens to
+    exactly one plaintext (GCM authenticates it), so a (key, nonce) pair only ever seals
+    that one plaintext, with the same associated data: the same ciphertext, not a second
+    message. Two different ``v1:`` values (even of the same plaintext: each had a random
+    nonce) give unrelated nonces, colliding no more often than random ones (96-bit HMAC
+    output). What the determinism shows, that two reads hold the same value, the stored
+    ``v1:`` value already showed. The nonce secret is keyed, so nobody without the keys
+    can compute it in advance (and nobody with only the events learns anything from it).
+
+    **What cannot be upcast** (a ``v1:`` value that does not open with the legacy key:
+    another secret sealed it, or it is damaged) is left as it is, and the read goes on: the
+    opener refuses it with a :class:`SealError` saying so if a service tries to open it.
+    """
+
+    name = "pii.legacy-sealed-values"
+    marker = '"v1:'  # in the stored JSON text of every payload with a v1: string value
+
+    def __init__(self, sealer: Sealer) -> None:
+        self.sealer = sealer
+        root = hashlib.sha256(sealer._legacy_secret.encode()).digest()
+        self._legacy = AESGCM(hmac.new(root, b"seal", hashlib.sha256).digest())
+        self._nonce_key = _hkdf(sealer._secrets[sealer.key_id], b"public-accounts/pii",
+                                b"pii-v1-upcast-nonce\x00" + sealer.key_id.encode())
+
+    def install(self, registry: EventRegistry) -> LegacySealedValues:
+        """Read every event of ``registry`` through this upcaster (one per registry: a
+        second install replaces the first)."""
+        registry.add_value_upcaster(self.name, self, marker=self.marker)
+        return self
+
+    def reseal(self, token: str, *, subject: str) -> str:
+        """The ``v2:`` form of the ``v1:`` value ``token`` for ``subject`` (always the
+        same); :class:`SealError` if it does not open with the legacy key."""
+        if not token.startswith(_LEGACY):
+            raise SealError("not a v1: value")
+        if not subject:
+            raise SealError("re-sealing a v1: value needs its data subject")
+        value = Sealer._decrypt(self._legacy, token[len(_LEGACY):], b"pii", LEGACY_KEY_ID)
+        key_id = self.sealer.key_id
+        nonce = hmac.new(self._nonce_key, key_id.encode() + b"\x00" + subject.encode()
+                         + b"\x00" + token.encode(), hashlib.sha256).digest()[:_NONCE]
+        return self.sealer._seal(value, subject, nonce)
+
+    def __call__(self, envelope: Envelope) -> Envelope:
+        data = envelope.data
+        if not isinstance(data, dict):
+            return envelope
+        upcast = self._walk(data, envelope.subject)
+        return envelope if upcast is data else envelope._replace(data=upcast)
+
+    def _walk(self, node: Any, fallback: str) -> Any:
+        """``node`` with its ``v1:`` values re-sealed; ``node`` itself if it has none."""
+        if isinstance(node, list):
+            items = [self._walk(x, fallback) for x in node]
+            return node if all(a is b for a, b in zip(items, node, strict=True)) else items
+        if not isinstance(node, dict):
+            return node
+        changed: dict[str, Any] = {}
+        for k, v in node.items():
+            if isinstance(v, str):
+                if v.startswith(_LEGACY) and isinstance(k, str) and k.endswith("_sealed"):
+                    try:
+                        changed[k] = self.reseal(v, subject=legacy_subject(node, k, fallback))
+                    except SealError:
+                        pass  # left as stored: the opener will say it cannot open it
+            elif isinstance(v, dict | list):
+                w = self._walk(v, fallback)
+                if w is not v:
+                    changed[k] = w
+        return {**node, **changed} if changed else node
+
+
+def legacy_subject(node: Mapping[str, Any], field: str, event_subject: str) -> str:
+    """The data subject of the ``v1:`` value in ``node[field]`` (ADR 0033), in this order:
+
+    1. inside an identity (``SealedIdentity``: a registrant, transferee, new owner, grantee),
+       the identity's own ``id_number_blind`` beside it;
+    2. a contact given with an identity (``contact_sealed`` beside ``identity``,
+       ``<party>_contact_sealed`` beside ``<party>``: ``transferee_contact_sealed``), that
+       identity's ``id_number_blind``;
+    3. a value beside a ``case_id`` (a complaint's contact: a member of the public), the
+       case id;
+    4. otherwise (no contract has such a value today) the event's subject (its account, or
+       its stream): fixed, documented and known to whoever reads the event, so that the
+       value stays readable (``acctctl streams show --reveal`` tries it too).
+    """
+    own = node.get("id_number_blind")
+    if isinstance(own, str) and own:
+        return own
+    if field.endswith("contact_sealed"):
+        party = field.removesuffix("contact_sealed").rstrip("_") or "identity"
+        identity = node.get(party)
+        if isinstance(identity, Mapping):
+            blind = identity.get("id_number_blind")
+            if isinstance(blind, str) and blind:
+                return blind
+    case_id = node.get("case_id")
+    if isinstance(case_id, str) and case_id:
+        return case_id
+    return event_subject
+
+
+def install_sealer(settings: Any, registry: EventRegistry) -> Sealer:
+    """The service's :class:`Sealer` (its settings' keys), with ``registry`` reading every
+    event through :class:`LegacySealedValues` built from the same keys: the one call where
+    a service's sealer and its event registry meet (each service's wiring, and so the
+    operations tool, which reads services through their ``bootstrap()``)."""
+    sealer = Sealer.from_settings(settings)
+    LegacySealedValues(sealer).install(registry)
+    return sealer
 
 
 def subjects_in(data: Any) -> list[str]:

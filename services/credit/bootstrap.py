@@ -10,6 +10,7 @@ from libs.events import Database, EventStore, Streams, each, events_topic
 from libs.events.contracts import all_contracts
 from libs.runtime.clock import now as utcnow
 from libs.runtime.deps import nothing_to_catch_up
+from libs.runtime.pii import install_sealer
 from libs.runtime.service import Periodic, ServiceRuntime, Subscription
 
 from . import rules, sweep
@@ -40,6 +41,9 @@ def dependencies(settings: Settings, db: Database, store: EventStore, *,
                  catch_up: Callable[[], Awaitable[None]] = nothing_to_catch_up,
                  clock: Callable = utcnow) -> Deps:
     """The handlers' dependencies over one database and event store."""
+    # Credit opens no sealed value, but reads events as every service does: v1: values
+    # through the upcaster (ADR 0033).
+    install_sealer(settings, store.registry)
     detector = rules.DetectorModel(threshold=settings.detector_threshold,
                                    history=settings.detector_history)
     return Deps(

@@ -12,7 +12,7 @@ from libs.events import Database, Envelope, EventStore, Streams, each, events_to
 from libs.events.contracts import all_contracts
 from libs.runtime.clock import now as utcnow
 from libs.runtime.deps import nothing_to_catch_up
-from libs.runtime.pii import Sealer
+from libs.runtime.pii import install_sealer
 from libs.runtime.service import Periodic, ServiceRuntime, Subscription
 
 from . import rules, sweep
@@ -80,7 +80,7 @@ def dependencies(settings: Settings, db: Database, store: EventStore, *,
         cases=streams(case_stream, evolve_case),
         policies=streams(lambda key: key, evolve_policy_versions),  # one stream
         accesses=streams(lambda key: f"regulator-access-{key}", _seen),
-        directory=AccountDirectory(), sealer=Sealer.from_settings(settings),
+        directory=AccountDirectory(), sealer=install_sealer(settings, store.registry),
         policy=load_policy(settings.policy_file),
         signing_key=rules.private_key(settings.report_signing_key),
         appeal_window_days=settings.appeal_window_days,

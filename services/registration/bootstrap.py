@@ -9,7 +9,7 @@ from pathlib import Path
 from libs.events import each, events_topic
 from libs.events.contracts import all_contracts
 from libs.runtime.clock import now as utcnow
-from libs.runtime.pii import Sealer
+from libs.runtime.pii import install_sealer
 from libs.runtime.service import Periodic, ServiceRuntime, Subscription
 
 from . import handlers, sweep
@@ -63,8 +63,8 @@ def bootstrap(settings: Settings | None = None) -> ServiceRuntime:
                 agreement_version=s.agreement_version, names=ClosedNames(
                     affixes=s.closed_names_affixes,
                     contained_min_length=s.closed_names_contained_min_length),
-                sealer=Sealer.from_settings(s), clock=utcnow, committed=runtime.committed,
-                catch_up=runtime.catch_up_projections)
+                sealer=install_sealer(s, runtime.registry), clock=utcnow,
+                committed=runtime.committed, catch_up=runtime.catch_up_projections)
 
     async def refresh_names() -> None:
         await deps.names.refresh(deps.db)

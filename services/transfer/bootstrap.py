@@ -9,7 +9,7 @@ from pathlib import Path
 from libs.events import Database, EventStore, Streams, each, events_topic
 from libs.events.contracts import all_contracts
 from libs.runtime.clock import now as utcnow
-from libs.runtime.pii import Sealer
+from libs.runtime.pii import install_sealer
 from libs.runtime.service import Periodic, ServiceRuntime, Subscription
 
 from . import rules, sweep
@@ -34,7 +34,7 @@ def dependencies(settings: Settings, db: Database, store: EventStore, *,
     return Deps(
         db=db, store=store, transfers=streams(stream_of, evolve),
         signals=streams(ownership_stream, evolve_signals), directory=Directory(),
-        sealer=Sealer.from_settings(settings),
+        sealer=install_sealer(settings, store.registry),
         rules=rules.TradingRules(
             refuse_blacklisted=settings.refuse_blacklisted,
             refuse_under_measure=settings.refuse_under_measure,

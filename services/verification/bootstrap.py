@@ -13,7 +13,7 @@ from libs.events.contracts import all_contracts
 from libs.identity.providers import HttpIdentityProviders
 from libs.runtime.clock import now as utcnow
 from libs.runtime.deps import nothing_to_catch_up
-from libs.runtime.pii import Sealer
+from libs.runtime.pii import install_sealer
 from libs.runtime.service import Periodic, ServiceRuntime, Subscription
 
 from . import sweep
@@ -62,7 +62,7 @@ def dependencies(settings: Settings, db: Database, store: EventStore, *,
         protected_names=streams(lambda key: f"protected-name-{key}", evolve_protected_name),
         word_list=streams(lambda key: key, evolve_word_list),  # one stream: prohibited-words
         transferees=streams(transferee_stream, evolve_transferee),
-        sealer=Sealer.from_settings(settings), provider=identity_provider(settings),
+        sealer=install_sealer(settings, store.registry), provider=identity_provider(settings),
         registry=ProtectedRegistry(base_words=settings.prohibited_words),
         policy=Policy(settings.protected_name_threshold, settings.logo_max_distance),
         min_tenure_months=settings.extra_min_phone_tenure_months,

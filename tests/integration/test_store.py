@@ -16,12 +16,15 @@ from libs.events import (
     START,
     ConcurrencyError,
     Envelope,
+    EventRegistry,
+    EventStore,
     InvalidEventError,
     LogCursor,
     UnknownEventTypeError,
 )
 from libs.events.store import COPY_MIN_EVENTS
 from tests.conftest import BACKENDS, eventually
+from tests.conftest import registry as kernel_contracts
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -130,6 +133,63 @@ async def test_upcaster_applied_on_read(db, store):
         await eventually(arrived, timeout=10, what="the old row in read_all")
         [raw] = events
         assert raw.schema_version == 1
+
+
+@BACKENDS
+async def test_a_value_upcaster_applies_on_every_upcasting_read_path(db, store):
+    """A value upcaster (``EventRegistry.add_value_upcaster``) runs after the schema
+    upcasting on read_stream, read_all, read_range and read_subject, only for the events
+    whose stored text has its marker; reads that do not upcast return what is stored."""
+    registry = EventRegistry()
+    registry.include(kernel_contracts)
+    called: list[str] = []
+
+    def renamed(e: Envelope) -> Envelope:
+        called.append(e.id)
+        data = {k: "new:" + v[4:] if isinstance(v, str) and v.startswith("old:") else v
+                for k, v in e.data.items()}
+        return e if data == e.data else e.with_data(data, e.schema_version)
+
+    registry.add_value_upcaster("rename", renamed, marker='"old:')
+    reading = EventStore(registry, dialect=db.dialect)
+    old = Envelope.new(type="test.Renamed", data={}, stream_id="acc-v", source="tests",
+                       time=T0, schema_version=1)
+    async with db.transaction() as tx:  # at schema version 1, as an older release wrote it
+        params = {"id": old.id, "time": old.time if db.is_postgres else old.time.isoformat(),
+                  "data": '{"name": "old:Tea House"}'}
+        cast = "CAST(:data AS jsonb)" if db.is_postgres else ":data"
+        await tx.execute(text(
+            "INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, time,"
+            f" data, source, subject, correlation_id) VALUES (:id, 'acc-v', 1, 'test.Renamed',"
+            f" 1, :time, {cast}, 'tests', 'acc-v', :id)"), params)
+    async with db.transaction() as tx:
+        await store.append(tx, "acc-v", 1, [
+            Envelope.new(type="test.Renamed", data={"name": "old:Inn", "normalised": "inn"},
+                         stream_id="acc-v", source="tests", time=T0),
+            Envelope.new(type="test.Renamed", data={"name": "Cafe", "normalised": "cafe"},
+                         stream_id="acc-v", source="tests", time=T0)])
+    expected = [{"name": "new:Tea House", "normalised": "new:tea house"},
+                {"name": "new:Inn", "normalised": "inn"}, {"name": "Cafe", "normalised": "cafe"}]
+    async with db.connect() as conn:
+        assert [e.data for e in await reading.read_stream(conn, "acc-v")] == expected
+        assert [e.data for e in await reading.read_subject(conn, "acc-v")] == expected
+        assert len(called) == 4, "only the two events with the marker, per read"
+        page = None
+
+        async def arrived() -> bool:  # the gap-safe horizon may hold read_all back a moment
+            nonlocal page
+            page = await reading.read_all(conn)
+            return len(page.events) == 3
+
+        await eventually(arrived, timeout=10, what="three events in read_all")
+        assert [e.data for e in page.events] == expected
+        ranged = await reading.read_range(conn, START, page.cursor)
+        assert [e.data for e in ranged.events] == expected
+        raw = await reading.read_all(conn, upcast=False)
+        assert [e.data["name"] for e in raw.events] == ["old:Tea House", "old:Inn", "Cafe"]
+        text_only = await reading.read_all(conn, decode_data=False)
+        assert all("old:" in e.data for e in text_only.events[:2])
+    assert len(called) == 8  # read_all and read_range; none for the reads that do not upcast
 
 
 @BACKENDS

@@ -73,6 +73,30 @@ async def test_streams_show_merges_services_in_order_and_keeps_personal_data_sea
 
 
 @OPS_BACKENDS
+async def test_streams_show_reveals_a_value_stored_v1_through_the_upcaster(ops_env):
+    """A registration stored before ADR 0033 (every sealed value ``v1:``): acctctl reads it
+    through the service's bootstrap, whose registry upcasts it, and --reveal opens it."""
+    import uuid
+
+    from tests.integration.test_sealed_values_legacy import legacy_registration
+
+    account = f"acc-{uuid.uuid4().hex[:6]}"
+    env, clear = legacy_registration(account)
+    async with runtime("registration") as rt:
+        async with rt.db.transaction() as tx:
+            await rt.store.append(tx, env.stream_id, 0, [env])
+    token = issue_token(DEV_AUTH_SECRET, subject="alice", roles=["operator"])
+    shown = await acctctl(*["streams", "show", account, "-s", "registration", "--reveal",
+                             "--reason", "court order 13", "--token", token, "--json"])
+    assert shown.exit_code == 0, shown.output
+    data = orjson.loads(shown.stdout)[0]["data"]
+    assert "«cannot open»" not in shown.stdout
+    assert {f: data["identity"][f] for f in clear if f != "contact_sealed"} == {
+        f: v for f, v in clear.items() if f != "contact_sealed"}
+    assert data["contact_sealed"] == clear["contact_sealed"]
+
+
+@OPS_BACKENDS
 async def test_state_as_of_folds_each_services_log_up_to_that_time(ops_env):
     rt = registration()
     try:
