@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import os
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -51,6 +51,22 @@ MANIFEST_HEADER = "Enforcement-Manifest"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
+def signed_downloads(*media_types: str) -> dict[int | str, Any]:
+    """``responses=`` of a route whose JSON 200 is its response model and whose files come
+    in ``media_types``, with the signed manifest in a header."""
+    responses = downloads(*media_types)
+    responses[200]["headers"] = {MANIFEST_HEADER: {
+        "description": "The signed manifest of a file (base64 of its canonical JSON); not "
+                       "sent with JSON", "schema": {"type": "string"}}}
+    return responses
+
+
+def created(what: str) -> dict[int | str, Any]:
+    """``responses=`` of a route that answers 201 with ``Location``: where ``what`` is."""
+    return {201: {"headers": {"Location": {
+        "description": f"The path of the {what} created", "schema": {"type": "string"}}}}}
+
+
 def _digest(request: Request, principal: Principal | None, body: BaseModel | None) -> str:
     return fingerprint(request.method, request.url.path,
                        principal.subject if principal else "public",
@@ -64,7 +80,8 @@ def _scope(s: ReadScope) -> Scope:
 
 
 # -- violations (A18, A14, A19.1) ----------------------------------------------------------
-@router.post("/violations", status_code=201, tags=["violations"])
+@router.post("/violations", status_code=201, tags=["violations"],
+             response_model=handlers.ViolationOut, responses=created("violation"))
 async def report_violation(body: ViolationIn, request: Request, principal: Reporter,
                            deps: Deps, key: IdempotencyKey = None) -> JSONResponse:
     """A suspected violation at intake: account, Art. 18 or Art. 14 category, evidence,
@@ -86,7 +103,8 @@ async def decide_violation(violation_id: str, body: DecisionIn, request: Request
     return out
 
 
-@router.get("/violations", tags=["violations"])
+@router.get("/violations", tags=["violations"], response_model=views.ViolationPage,
+            response_model_exclude_unset=True)
 async def list_violations(scope: Reader, deps: Deps, province: str | None = None,
                           account_id: str | None = None, cursor: str = "",
                           limit: int = Query(50, ge=1, le=500)) -> dict:
@@ -96,7 +114,8 @@ async def list_violations(scope: Reader, deps: Deps, province: str | None = None
     return {"items": items, "next_cursor": nxt}
 
 
-@router.get("/measures", tags=["measures"])
+@router.get("/measures", tags=["measures"], response_model=views.MeasurePage,
+            response_model_exclude_unset=True)
 async def list_measures(scope: Reader, deps: Deps, province: str | None = None,
                         account_id: str | None = None, cursor: str = "",
                         limit: int = Query(50, ge=1, le=500)) -> dict:
@@ -118,7 +137,8 @@ async def lift_measure(measure_id: str, body: LiftIn, request: Request, principa
 
 
 # -- appeals and complaints (A20.2) ----------------------------------------------------------
-@router.post("/appeals", status_code=201, tags=["cases"])
+@router.post("/appeals", status_code=201, tags=["cases"], response_model=handlers.CaseOut,
+             responses=created("case"))
 async def appeal(body: AppealIn, request: Request, principal: Platform, deps: Deps,
                  key: IdempotencyKey = None) -> JSONResponse:
     """The account's operator appeals a measure: once, within the appeal window."""
@@ -129,7 +149,8 @@ async def appeal(body: AppealIn, request: Request, principal: Platform, deps: De
                         headers={"Location": f"/v1/cases/{out.case_id}"})
 
 
-@router.post("/complaints", status_code=201, tags=["cases", "public"])
+@router.post("/complaints", status_code=201, tags=["cases", "public"],
+             response_model=handlers.CaseOut, responses=created("case"))
 async def complain(body: ComplaintIn, request: Request, deps: Deps,
                    key: IdempotencyKey = None) -> JSONResponse:
     """The public reporting portal: no authentication; answered within the complaint
@@ -140,7 +161,8 @@ async def complain(body: ComplaintIn, request: Request, deps: Deps,
                         headers={"Location": f"/v1/cases/{out.case_id}"})
 
 
-@router.get("/blacklists", tags=["measures"])
+@router.get("/blacklists", tags=["measures"], response_model=views.BlacklistPage,
+            response_model_exclude_unset=True)
 async def list_blacklists(scope: Reader, deps: Deps, province: str | None = None,
                           account_id: str | None = None, cursor: str = "",
                           limit: int = Query(50, ge=1, le=500)) -> dict:
@@ -153,7 +175,8 @@ async def list_blacklists(scope: Reader, deps: Deps, province: str | None = None
     return {"items": items, "next_cursor": nxt}
 
 
-@router.get("/cases", tags=["cases"])
+@router.get("/cases", tags=["cases"], response_model=views.CasePage,
+            response_model_exclude_unset=True)
 async def list_cases(scope: Reader, deps: Deps, province: str | None = None,
                      account_id: str | None = None, cursor: str = "",
                      limit: int = Query(50, ge=1, le=500)) -> dict:
@@ -163,7 +186,8 @@ async def list_cases(scope: Reader, deps: Deps, province: str | None = None,
     return {"items": items, "next_cursor": nxt}
 
 
-@router.get("/cases/{case_id}", tags=["cases"])
+@router.get("/cases/{case_id}", tags=["cases"], response_model=views.CaseDoc,
+            response_model_exclude_unset=True)
 async def get_case(case_id: str, scope: CaseReader, deps: Deps) -> dict:
     """One case with its steps, assignee, deadline and response (the read model)."""
     async with deps.db.connect() as conn:
@@ -191,8 +215,8 @@ async def respond(case_id: str, body: ResponseIn, request: Request, principal: C
 
 
 # -- reports and filings for regulators (A19.2, A7.1, A3, A21.2) ----------------------------
-@router.get("/reports/enforcement", tags=["reports"],
-            responses=downloads("application/json", "application/zip", XLSX))
+@router.get("/reports/enforcement", tags=["reports"], response_model=views.EnforcementReportOut,
+            responses=signed_downloads("application/zip", XLSX))
 async def enforcement_report(scope: Reader, deps: Deps, province: str | None = None,
                              start: Annotated[datetime | None, Query(alias="from")] = None,
                              end: Annotated[datetime | None, Query(alias="to")] = None,
@@ -218,13 +242,14 @@ async def enforcement_report(scope: Reader, deps: Deps, province: str | None = N
 
 
 @router.get("/reports/signing-key", tags=["reports"])
-async def signing_key(deps: Deps) -> dict:
+async def signing_key(deps: Deps) -> handlers.SigningKeyOut:
     """The public key report manifests are signed with (Ed25519, hex)."""
-    return {"algorithm": "Ed25519", "public_key": rules.public_key_hex(deps.signing_key)}
+    return handlers.SigningKeyOut(algorithm="Ed25519",
+                                  public_key=rules.public_key_hex(deps.signing_key))
 
 
-@router.get("/filings", tags=["reports"],
-            responses=downloads("application/json", "text/csv", XLSX))
+@router.get("/filings", tags=["reports"], response_model=views.FilingsOut,
+            responses=signed_downloads("text/csv", XLSX))
 async def filings(scope: Reader, deps: Deps, province: str | None = None,
                   format: Literal["json", "csv", "xlsx"] = "json") -> Response:
     """Registered accounts of a province for filing with its office (A7.1): category, entity
@@ -243,13 +268,14 @@ async def filings(scope: Reader, deps: Deps, province: str | None = None,
 
 
 # -- the policy (A19.2, A7.3) ------------------------------------------------------------------
-@router.get("/policies/current", tags=["policies"])
+@router.get("/policies/current", tags=["policies"], response_model=handlers.CurrentPolicyOut)
 async def current_policy(scope: Reader, deps: Deps) -> dict:
     """The measure policy in force, for filing (A7.3): the document and its digest."""
     return await handlers.current_policy(deps, _scope(scope))
 
 
-@router.get("/policies", tags=["policies"])
+@router.get("/policies", tags=["policies"], response_model=handlers.PolicyVersionsOut,
+            response_model_exclude_unset=True)
 async def policy_versions(scope: Reader, deps: Deps) -> dict:
     """Every version of the measure policy that has been in force, for filing (A7.3)."""
     return {"versions": await handlers.policy_versions(deps, _scope(scope))}
@@ -267,10 +293,11 @@ async def activate_policy(body: SimulateIn, request: Request, principal: Operato
 
 
 @router.post("/policies/simulate", tags=["policies"])
-async def simulate(body: SimulateIn, principal: Operator, deps: Deps) -> rules.Simulation:
+async def simulate(body: SimulateIn, principal: Operator, deps: Deps) -> handlers.SimulationOut:
     """Replay the confirmed violations through a candidate policy: which measures would
     differ. Appends and publishes nothing."""
-    return await handlers.simulate(deps, candidate_policy(body))
+    simulation = await handlers.simulate(deps, candidate_policy(body))
+    return handlers.SimulationOut.model_validate(simulation.model_dump())
 
 
 # -- the sweep --------------------------------------------------------------------------------

@@ -20,7 +20,12 @@ from pydantic import BaseModel
 
 from libs.domain import DomainError, InvalidCommandError, NotFoundError
 from libs.events import Envelope, Streams, transact
-from libs.events.contracts.enforcement import Evidence, MeasureDecided, RegulatorAccessed
+from libs.events.contracts.enforcement import (
+    CaseStep,
+    Evidence,
+    MeasureDecided,
+    RegulatorAccessed,
+)
 from libs.events.db import Tx
 from libs.runtime.deps import ServiceDeps
 from libs.runtime.pii import Sealer
@@ -103,7 +108,7 @@ class ViolationOut(BaseModel):
     account_id: str
     category: int | str
     province: str
-    status: str
+    status: Literal["reported", "confirmed", "dismissed"]
     intake_to_decision_seconds: float | None = None
     measure: MeasureOut | None = None
 
@@ -117,12 +122,12 @@ class MeasureLiftedOut(BaseModel):
 
 class CaseOut(BaseModel):
     case_id: str
-    kind: str
+    kind: Literal["appeal", "complaint"]
     account_id: str
-    step: str
+    step: CaseStep
     deadline: datetime
     measure_id: str | None = None
-    outcome: str | None = None
+    outcome: Literal["upheld", "rejected"] | None = None
     measure_lifted: bool = False
 
 
@@ -146,6 +151,58 @@ class ReportFiles(BaseModel):
     report: dict[str, Any]
     files: dict[str, bytes]
     manifest: dict[str, Any]
+
+
+class SigningKeyOut(BaseModel):
+    algorithm: Literal["Ed25519"]
+    public_key: str  # hex
+
+
+class CurrentPolicyOut(BaseModel):
+    policy: rules.MeasurePolicy
+    sha256: str
+
+
+class PolicyVersion(views.Doc):
+    policy_id: str
+    version: str
+    sha256: str
+    activated_by: str
+    activated_at: str | None  # null: the service's policy file, in force from the start
+    replayed_violations: int | None = None  # an activation's
+    would_differ: int | None = None
+    event_id: str | None = None
+
+
+class PolicyVersionsOut(BaseModel):
+    versions: list[PolicyVersion]
+
+
+class Ladder(BaseModel):
+    """Where a decision stands on its rule's ladder, and what that step imposes."""
+
+    measure: str
+    rule: str
+    step: int
+    capabilities: list[str]
+    duration_days: int | None
+
+
+class SimulatedChange(BaseModel):
+    """One confirmed violation the candidate policy would have decided differently."""
+
+    violation_id: str
+    account_id: str
+    category: views.Category
+    decided_at: str
+    was: Ladder
+    would_be: Ladder
+
+
+class SimulationOut(rules.Simulation):
+    """:class:`~services.enforcement.rules.Simulation` with its examples typed."""
+
+    examples: list[SimulatedChange]
 
 
 # -- incoming: registrations (province) and credit levels ---------------------------------

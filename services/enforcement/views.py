@@ -1,5 +1,6 @@
 """Queries over the read models and how they are presented: lists, the enforcement report
-for regulators (A19.2, A3, A21.2) as JSON, CSV (zipped) and XLSX, personal data masked."""
+for regulators (A19.2, A3, A21.2) as JSON, CSV (zipped) and XLSX, personal data masked; the
+models of those answers (the documents, their pages, the report, the filing)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, BinaryIO
+from typing import Annotated, Any, BinaryIO, Literal
 
 import orjson
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 
 from libs.domain import NotFoundError
 from libs.events.checkpoints import load_checkpoint
+from libs.events.contracts.enforcement import CommercialCategory
 from libs.events.db import Tx
 
 from .rules import CATEGORY_LABELS, MEASURE_LABELS, category_key
@@ -29,6 +32,7 @@ BLACKLISTS = "enforcement_blacklists"
 _PAGE = text("SELECT key, doc FROM projection_documents WHERE projection = :p "
              "AND key > :after ORDER BY key LIMIT :limit")
 _GET = text("SELECT doc FROM projection_documents WHERE projection = :p AND key = :key")
+Category = int | CommercialCategory  # an Art. 18 category 1-10, or an Art. 14 one
 
 
 async def page(tx: Tx, projection: str, *, after: str = "", limit: int = 50
@@ -66,6 +70,283 @@ async def position(tx: Tx) -> str:
                                                                         CASES)]
     least = min(cursors, key=lambda c: (c.position, c.xid))
     return str(least)
+
+
+# -- answers: the read models' documents, pages of them, reports and filings ----------------
+# Times in read-model documents, reports and filings are ISO 8601 text as it was written
+# (the answers hand it on unchanged), hence ``str``.
+class Doc(BaseModel):
+    """A read-model document as the projection keeps it (services.enforcement.projections),
+    answered as it is: a key the projection adds only at a later step (a violation's
+    ``note`` once decided, a case's ``responded_at`` once responded, a blacklist's
+    ``lifted_at`` once lifted) is absent before, not null (the routes answer with
+    ``response_model_exclude_unset``); a key the model does not name is passed on."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class EvidenceDoc(Doc):
+    content_ids: list[str] = []
+    hashes: list[str] = []
+    urls: list[str] = []
+    reporter: str | None = None
+
+
+class ViolationDoc(Doc):
+    violation_id: str
+    account_id: str
+    category: Category
+    source: str
+    province: str
+    evidence: EvidenceDoc
+    reported_by: str
+    reported_at: str
+    status: Literal["reported", "confirmed", "dismissed"]
+    decided_at: str | None
+    decided_by: str | None
+    intake_to_decision_seconds: float | None
+    measure_id: str | None
+    event_ids: list[str]
+    note: str | None = None  # once decided
+
+
+class MeasureDoc(Doc):
+    measure_id: str
+    account_id: str
+    violation_id: str
+    category: Category
+    province: str
+    measure: str
+    capabilities: list[str]
+    duration_days: int | None
+    reversible: bool
+    ban_severity: str | None
+    policy_id: str
+    policy_version: str
+    rule: str
+    step: int
+    prior_violations: int
+    credit_level: str | None
+    legal_basis: list[str]
+    decided_at: str
+    starts_at: str | None
+    ends_at: str | None
+    status: Literal["active", "lifted"]
+    lifted_at: str | None
+    lifted_reason: str | None
+    event_ids: list[str]
+
+
+class CaseStepDoc(Doc):
+    step: str
+    at: str
+    by: str | None
+    assignee: str | None
+    note: str | None = None  # accepted, screened, handled
+
+
+class CaseDoc(Doc):
+    case_id: str
+    kind: Literal["appeal", "complaint"]
+    account_id: str
+    province: str | None
+    measure_id: str | None
+    category: Category | None
+    reason: str
+    contact_masked: str | None
+    urls: list[str]
+    received_at: str
+    deadline: str
+    working_days: int
+    step: str
+    assignee: str | None
+    outcome: str | None
+    response: str | None
+    steps: list[CaseStepDoc]
+    responded_at: str | None = None  # once responded
+
+
+class BlacklistDoc(Doc):
+    account_id: str
+    identity_blind: str
+    blacklist_id: str
+    account_ids: list[str]
+    strike_ids: list[str]
+    legal_basis: list[str]
+    at: str
+    status: Literal["standing", "lifted"]
+    event_id: str
+    lifted_at: str | None = None  # once lifted
+    overruled_strike_id: str | None = None
+    lift_event_id: str | None = None
+    province: str | None  # the account's, as filed (the list adds it)
+
+
+NextCursor = Annotated[str | None, Field(description="pass as ``cursor`` for the next page; "
+                                                   "null at the end")]
+
+
+class ViolationPage(BaseModel):
+    items: list[ViolationDoc]
+    next_cursor: NextCursor
+
+
+class MeasurePage(BaseModel):
+    items: list[MeasureDoc]
+    next_cursor: NextCursor
+
+
+class CasePage(BaseModel):
+    items: list[CaseDoc]
+    next_cursor: NextCursor
+
+
+class BlacklistPage(BaseModel):
+    items: list[BlacklistDoc]
+    next_cursor: NextCursor
+
+
+class ManifestFile(BaseModel):
+    sha256: str
+    bytes: int
+
+
+class Manifest(BaseModel):
+    """A report's or filing's signed manifest (rules.manifest, rules.sign_manifest)."""
+
+    files: dict[str, ManifestFile]
+    rows: dict[str, int]
+    event_position: str
+    generated_at: str
+    query: dict[str, str | None]
+    public_key: str
+    algorithm: Literal["Ed25519"]
+    signature: str
+
+
+class ReportQuery(BaseModel):
+    province: str | None
+    from_: str | None = Field(alias="from")
+    to: str | None
+
+
+class ReportTotals(BaseModel):
+    violations: int
+    confirmed: int
+    dismissed: int
+    pending: int
+    measures: int
+    active_measures: int
+    cases: int
+    appeals: int
+    complaints: int
+    overdue_cases: int
+
+
+class ProvinceCounts(BaseModel):
+    violations: int
+    measures: int
+    cases: int
+
+
+class Seconds(BaseModel):
+    count: int
+    mean: float | None
+    p50: float | None
+    p90: float | None
+    max: float | None
+
+
+class ReportViolation(BaseModel):
+    violation_id: str
+    account_id: str
+    province: str
+    category: Category
+    source: str
+    status: str
+    reported_at: str
+    decided_at: str | None
+    intake_to_decision_seconds: float | None
+    measure_id: str | None
+    content_ids: list[str]
+    urls: list[str]
+    reporter: str | None  # masked
+
+
+class ReportMeasure(BaseModel):
+    measure_id: str
+    account_id: str
+    province: str
+    category: Category
+    measure: str
+    capabilities: list[str]
+    ban_severity: str | None
+    rule: str
+    step: int
+    policy_id: str
+    policy_version: str
+    legal_basis: list[str]
+    decided_at: str
+    starts_at: str | None
+    ends_at: str | None
+    status: str
+    lifted_reason: str | None
+    violation_id: str
+
+
+class ReportCase(BaseModel):
+    case_id: str
+    kind: str
+    account_id: str
+    province: str | None
+    measure_id: str | None
+    step: str
+    assignee: str | None
+    received_at: str
+    deadline: str
+    overdue: bool
+    outcome: str | None
+    responded_at: str | None
+    contact: str | None  # masked
+
+
+class EnforcementReportOut(BaseModel):
+    """The enforcement report as JSON (views.enforcement_report) with its signed manifest;
+    the manifest's ``report.json`` digest is over the canonical JSON of the rest."""
+
+    query: ReportQuery
+    generated_at: str
+    event_position: str
+    totals: ReportTotals
+    violations_by_category: dict[str, int]
+    measures_by_type: dict[str, int]
+    measures_by_category: dict[str, int]
+    by_province: dict[str, ProvinceCounts]
+    intake_to_decision_seconds: Seconds
+    case_feedback_seconds: Seconds
+    violations: list[ReportViolation]
+    measures: list[ReportMeasure]
+    cases: list[ReportCase]
+    manifest: Manifest
+
+
+class FiledAccount(BaseModel):
+    """A registered account as filed with its provincial office (A7.1)."""
+
+    account_id: str
+    province: str
+    category: str | None
+    entity_type: str | None
+    business_name: str | None
+    registered_address: str | None
+    uscc: str | None
+    verification: str | None
+    registered_at: str | None
+
+
+class FilingsOut(BaseModel):
+    province: str | None  # null: every province (the national office, staff)
+    accounts: list[FiledAccount]
 
 
 # -- the enforcement report ---------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from libs.runtime.app import service_deps
@@ -51,7 +50,7 @@ def _sealer(deps: Dependencies) -> Sealer:
 
 @router.post("/transfers", status_code=201, tags=["transfers"])
 async def apply(body: TransferIn, request: Request, principal: Platform, deps: Deps,
-                key: IdempotencyKey = None) -> JSONResponse:
+                key: IdempotencyKey = None) -> handlers.TransferOut:
     """The current operator applies to transfer the account, or to grant a co-operator or
     third-party operator (A11.2, A17.3). Refused by the no-trading rules (A11.1): 409
     ``transfer-refused`` with the reasons (the refusal is recorded as an event)."""
@@ -62,7 +61,7 @@ async def apply(body: TransferIn, request: Request, principal: Platform, deps: D
                            status=409, code="transfer-refused", title="Transfer refused",
                            transfer_id=out.transfer_id, reasons=out.reasons,
                            legal_basis=["A11.1", "A11.2"])
-    return JSONResponse(out.model_dump(mode="json"), status_code=201)
+    return out
 
 
 @router.get("/transfers", tags=["transfers"], response_model=TransferPage)

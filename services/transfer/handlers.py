@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from libs.domain import DomainError, InvalidCommandError, NotFoundError
 from libs.events import Envelope, Streams, transact
@@ -49,9 +50,9 @@ class Deps(ServiceDeps):
 class TransferOut(BaseModel):
     transfer_id: str
     account_id: str
-    kind: str
-    status: str
-    transferee: dict[str, Any]
+    kind: views.Kind
+    status: views.Status
+    transferee: views.MaskedIdentity
     transferee_entity_type: str
     deadline: datetime
     verified: bool
@@ -64,13 +65,25 @@ class TransferOut(BaseModel):
     completed_at: datetime | None = None
 
 
+class ApplicationShown(TypedDict):  # a dict, as views.MaskedIdentity
+    """A granted operator or an open application, as the account's operators show it."""
+
+    transfer_id: str
+    kind: views.Kind
+    status: views.Status
+    identity: views.MaskedIdentity
+    entity_type: str
+    accepted_by: dict[str, str]
+    deadline: str  # ISO 8601, as the application's deadline was written
+
+
 class OperatorsOut(BaseModel):
     account_id: str
-    owner: dict[str, Any]
+    owner: views.MaskedIdentity
     owner_entity_type: str | None
     owner_verified: bool = False  # verification verified the registrant's identity (A8.1)
-    operators: list[dict[str, Any]]
-    pending: list[dict[str, Any]]
+    operators: list[ApplicationShown]
+    pending: list[ApplicationShown]
     active_measures: list[str] = []  # as enforcement announced them (A11.1)
     last_transferred_at: datetime | None = None
 
@@ -89,7 +102,7 @@ class SignalIn(BaseModel):
 
 class SignalOut(BaseModel):
     account_id: str
-    signal: str
+    signal: Literal["login_identity", "contact_changed"]
     outcome: Literal["cleared", "unapplied_transfer", "unmatched_contact"]
     unapplied_transfer: bool
     covered_by: str | None = None
@@ -364,7 +377,7 @@ async def operators(deps: Deps, account_id: str, *, province: str | None = None
         facts = await deps.directory.facts(conn, account_id)
         verified = await deps.directory.is_verified(conn, account_id)
 
-    def shown(a) -> dict[str, Any]:
+    def shown(a) -> ApplicationShown:
         return {"transfer_id": a.transfer_id, "kind": a.kind, "status": a.status,
                 "identity": a.masked, "entity_type": a.entity_type,
                 "accepted_by": a.accepted_by, "deadline": a.deadline.isoformat()}

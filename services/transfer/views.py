@@ -4,11 +4,12 @@ A17.3), filtered and paged by a keyset cursor (the last transfer id of a page)."
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 import orjson
 from pydantic import BaseModel
 from sqlalchemy import text
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from libs.domain import as_datetime
 from libs.events.db import Tx
@@ -32,6 +33,17 @@ _PAGE = text("""
 """)
 
 
+# A typed dict, not a model: handlers and their callers index it as the dict it was.
+class MaskedIdentity(TypedDict):
+    """A transferee or an owner as answers show them: masked, never sealed nor
+    blind-indexed."""
+
+    id_kind: str | None  # resident_id or uscc
+    id_number_masked: str | None
+    holder_name_masked: str | None
+    phone_masked: str | None
+
+
 class TransferSummary(BaseModel):
     """One application as the list shows it: the transferee masked, never sealed."""
 
@@ -40,7 +52,7 @@ class TransferSummary(BaseModel):
     province: str | None
     kind: Kind
     status: Status
-    transferee: dict[str, Any]
+    transferee: MaskedIdentity
     transferee_entity_type: str
     accepted_by: dict[str, str]
     deadline: datetime
