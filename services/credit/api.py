@@ -14,7 +14,7 @@ from libs.runtime.idempotency import IdempotencyKey, fingerprint
 from libs.runtime.limits import BULK
 from libs.runtime.scope import ReadScope, read_scope
 
-from . import handlers, sweep
+from . import handlers, sweep, views
 from .handlers import Deps as Dependencies
 from .schemas import MetricsIn, OverrideIn, SweepIn, aware, metrics
 
@@ -49,14 +49,16 @@ async def ingest_metrics(body: MetricsIn, request: Request, principal: Platform,
     return out
 
 
-@router.get("/accounts/{account_id}/credit", tags=["credit"])
+# The reads return the views' dicts, validated against their model (views.py).
+@router.get("/accounts/{account_id}/credit", tags=["credit"], response_model=views.AccountCredit)
 async def account_credit(account_id: str, scope: Reader, deps: Deps) -> dict:
     """The score, level and management grade, explained: every contribution with its
     source event; traffic anomalies, forced follows, overrides and rumor strikes."""
     return await handlers.credit_of(deps, account_id, province=scope.province)
 
 
-@router.get("/identities/{identity_blind}/credit", tags=["credit"])
+@router.get("/identities/{identity_blind}/credit", tags=["credit"],
+            response_model=views.IdentityCredit)
 async def identity_credit(identity_blind: str, scope: Reader, deps: Deps) -> dict:
     """Every account of one identity (its ID number's blind index) and its strikes (a
     regulator: its accounts in the regulator's province)."""

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from libs.events.db import Tx
@@ -17,6 +18,95 @@ from .domain import Identity, Profile
 from .projections import PROFILES
 
 _ALL = text("SELECT key, doc FROM projection_documents WHERE projection = :p ORDER BY key")
+
+
+# -- what the reads answer (their response models) -------------------------------------------
+# The routes validate what explain() and handlers.identity_credit build against these.
+class Contribution(BaseModel):
+    """One term of the score and the event it rests on (A13.1)."""
+
+    kind: str
+    points: int
+    source_event_id: str | None
+    note: str
+
+
+class TrafficAnomaly(BaseModel):
+    """A count the fake-traffic detector found out of its expected range (A12.1)."""
+
+    kind: str
+    metric: str
+    at: str
+    observed: float
+    expected_low: float
+    expected_high: float
+    event_id: str
+
+
+class ForcedFollows(BaseModel):
+    """Follows without the follower's consent (A12.2)."""
+
+    without_consent: int
+    total_follows: int
+    follower_swings: int
+
+
+class OverrideView(BaseModel):
+    override_id: str
+    points: int
+    reason: str
+    by: str
+    expires_at: str
+    active: bool
+    event_id: str
+
+
+class RumorStrikes(BaseModel):
+    """The identity's strikes (violation ids) and blacklists (A13.2)."""
+
+    live: list[str]
+    expired: list[str]
+    overruled: list[str]
+    blacklisted: bool
+    blacklist_ids: list[str]
+    lifted_blacklist_ids: list[str]
+
+
+class AccountCredit(BaseModel):
+    """The account's score at ``as_of``, its level and management grade, explained
+    (views.explain)."""
+
+    account_id: str
+    score: int
+    level: str
+    management_grade: str
+    announced_level: str = Field(description="the level last announced (CreditLevelChanged)")
+    model_version: str
+    as_of: str
+    identity_blind: str | None
+    contributions: list[Contribution]
+    traffic_anomalies: list[TrafficAnomaly]
+    forced_follows: ForcedFollows
+    overrides: list[OverrideView]
+    rumor_strikes: RumorStrikes
+    legal_basis: list[str]
+
+
+class AccountLevel(BaseModel):
+    score: int
+    level: str
+    management_grade: str
+
+
+class IdentityCredit(BaseModel):
+    """An identity's accounts and levels (the worst one its own), strikes and blacklists."""
+
+    identity_blind: str
+    accounts: dict[str, AccountLevel] = Field(description="account id -> its level")
+    level: str
+    management_grade: str
+    rumor_strikes: RumorStrikes
+    as_of: str
 
 
 async def profiles(tx: Tx) -> list[dict[str, Any]]:

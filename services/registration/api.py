@@ -17,11 +17,12 @@ from libs.runtime.auth import Principal, require
 from libs.runtime.idempotency import Answer, IdempotencyKey, fingerprint, run_once
 from libs.runtime.limits import UPLOAD
 from libs.runtime.problems import MEDIA_TYPE, ProblemError, problem_type, status_of, title_of
+from libs.runtime.responses import location
 from libs.runtime.scope import ReadScope, read_scope
 
 from . import handlers, schemas, sweep, views
 from .domain import AccountNotFoundError
-from .handlers import AccountChanged, Registered, RegistrationRefused
+from .handlers import AccountChanged, Registered, RegistrationAccepted, RegistrationRefused
 from .schemas import (
     AcceptAgreement,
     ChangeProfile,
@@ -70,7 +71,13 @@ def _changed(result: AccountChanged) -> JSONResponse:
     return JSONResponse(result.model_dump(), status_code=202)
 
 
-@router.post("/accounts", status_code=202, openapi_extra=UPLOAD)
+# Commands answer a JSONResponse built from their result: their ``response_model`` only
+# declares it in the OpenAPI (FastAPI returns a Response as it is, unvalidated, unencoded).
+# Reads return the views' documents, validated against their model; a member a document
+# lacks stays absent (``response_model_exclude_unset``, views.py).
+@router.post("/accounts", status_code=202, openapi_extra=UPLOAD,
+             response_model=RegistrationAccepted,
+             responses={202: location("the account: GET /v1/accounts/{account_id}")})
 async def register_account(body: RegisterAccount, request: Request, principal: Writer,
                            deps: Deps, key: IdempotencyKey = None) -> JSONResponse:
     """Register an account (Art. 15): 202 pending verification or held for review."""
@@ -82,8 +89,8 @@ async def register_account(body: RegisterAccount, request: Request, principal: W
     return _respond(request, answer, headers)
 
 
-@router.patch("/accounts/{account_id}/profile", status_code=202,
-              openapi_extra=UPLOAD)
+@router.patch("/accounts/{account_id}/profile", status_code=202, openapi_extra=UPLOAD,
+              response_model=AccountChanged)
 async def change_profile(account_id: str, body: ChangeProfile, request: Request,
                          principal: Writer, deps: Deps, key: IdempotencyKey = None
                          ) -> JSONResponse:
@@ -93,7 +100,8 @@ async def change_profile(account_id: str, body: ChangeProfile, request: Request,
         deps, account_id, change, key=key, digest=_digest(request, principal, body)))
 
 
-@router.post("/accounts/{account_id}/agreement", status_code=202)
+@router.post("/accounts/{account_id}/agreement", status_code=202,
+             response_model=AccountChanged)
 async def accept_agreement(account_id: str, body: AcceptAgreement, request: Request,
                            principal: Writer, deps: Deps, key: IdempotencyKey = None
                            ) -> JSONResponse:
@@ -102,7 +110,8 @@ async def accept_agreement(account_id: str, body: AcceptAgreement, request: Requ
         deps, account_id, body.version, key=key, digest=_digest(request, principal, body)))
 
 
-@router.post("/accounts/{account_id}/activity", status_code=202)
+@router.post("/accounts/{account_id}/activity", status_code=202,
+             response_model=AccountChanged)
 async def record_activity(account_id: str, body: RecordActivity, request: Request,
                           principal: Writer, deps: Deps, key: IdempotencyKey = None
                           ) -> JSONResponse:
@@ -111,7 +120,8 @@ async def record_activity(account_id: str, body: RecordActivity, request: Reques
         deps, account_id, body.kind, key=key, digest=_digest(request, principal, body)))
 
 
-@router.post("/accounts/{account_id}/suspension", status_code=202)
+@router.post("/accounts/{account_id}/suspension", status_code=202,
+             response_model=AccountChanged)
 async def request_suspension(account_id: str, body: Note, request: Request, principal: Writer,
                              deps: Deps, key: IdempotencyKey = None) -> JSONResponse:
     """The operator asks to suspend the account (A11.3)."""
@@ -119,7 +129,8 @@ async def request_suspension(account_id: str, body: Note, request: Request, prin
         deps, account_id, key=key, digest=_digest(request, principal, body)))
 
 
-@router.post("/accounts/{account_id}/reinstatement", status_code=202)
+@router.post("/accounts/{account_id}/reinstatement", status_code=202,
+             response_model=AccountChanged)
 async def request_reinstatement(account_id: str, body: Note, request: Request,
                                 principal: Writer, deps: Deps, key: IdempotencyKey = None
                                 ) -> JSONResponse:
@@ -128,7 +139,8 @@ async def request_reinstatement(account_id: str, body: Note, request: Request,
         deps, account_id, key=key, digest=_digest(request, principal, body)))
 
 
-@router.post("/accounts/{account_id}/deregistration", status_code=202)
+@router.post("/accounts/{account_id}/deregistration", status_code=202,
+             response_model=AccountChanged)
 async def request_deregistration(account_id: str, body: Note, request: Request,
                                  principal: Writer, deps: Deps, key: IdempotencyKey = None
                                  ) -> JSONResponse:
@@ -138,7 +150,8 @@ async def request_deregistration(account_id: str, body: Note, request: Request,
         digest=_digest(request, principal, body)))
 
 
-@router.post("/accounts/{account_id}/review", status_code=202)
+@router.post("/accounts/{account_id}/review", status_code=202,
+             response_model=AccountChanged)
 async def review_registration(account_id: str, body: Review, request: Request,
                               principal: Reviewer, deps: Deps, key: IdempotencyKey = None
                               ) -> JSONResponse:
@@ -158,7 +171,8 @@ async def _list(deps: handlers.Deps, scope: ReadScope, *, owner: str | None,
             "next_cursor": next_cursor}
 
 
-@router.get("/accounts")
+@router.get("/accounts", response_model=views.AccountPage,
+            response_model_exclude_unset=True)
 async def list_accounts(scope: Reader, deps: Deps, status: str | None = None,
                         province: str | None = None, cursor: str = "",
                         limit: int = Query(50, ge=1, le=500),
@@ -173,7 +187,8 @@ async def list_accounts(scope: Reader, deps: Deps, status: str | None = None,
                        cursor=cursor, limit=limit)
 
 
-@router.post("/accounts/search")
+@router.post("/accounts/search", response_model=views.AccountPage,
+             response_model_exclude_unset=True)
 async def search_accounts(body: SearchAccounts, scope: Reader, deps: Deps) -> dict:
     """Accounts by owner (ID number, USCC or its blind index: in the body, never in a URL),
     status and province, in pages (A3 scope). Reads only: no ``Idempotency-Key`` needed."""
@@ -191,7 +206,8 @@ async def _visible(deps: handlers.Deps, scope: ReadScope, account_id: str) -> di
     return doc
 
 
-@router.get("/accounts/{account_id}")
+@router.get("/accounts/{account_id}", response_model=views.AccountView,
+            response_model_exclude_unset=True)
 async def get_account(account_id: str, scope: Reader, deps: Deps) -> dict:
     """The account: status, capabilities and restrictions (A17.2, A13.1), profile, agreement."""
     doc = await _visible(deps, scope, account_id)

@@ -78,6 +78,16 @@ class Registered(BaseModel):
     reasons: list[str]
 
 
+class RegistrationAccepted(BaseModel):
+    """:class:`Registered` as ``POST /v1/accounts`` answers it (202, ``Location``: the
+    account): pending verification, or held for a reviewer for ``reasons``."""
+
+    account_id: str
+    status: str = Field(description="pending_verification or held_for_review")
+    extra_verification_required: bool
+    reasons: list[str]
+
+
 class RegistrationRefused(BaseModel):
     """A registration the rules refused; recorded as ``AccountRegistrationRefused`` on
     ``account_id``'s stream. ``kind`` is the kind of domain error it is (libs.domain)."""

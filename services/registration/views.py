@@ -7,10 +7,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from libs.events import Database, EventStore
+from libs.runtime.responses import Page
 
 from .domain import stream_of
 
@@ -34,6 +35,90 @@ _SWEEP = text("""
 
 # Fields of the document that are internal state, not part of the account's view.
 _HIDDEN = ("application", "owner", "pending_changes", "version")
+
+
+# -- the account as the API answers it (the response models of its reads) -----------------
+# The routes validate what present() builds against AccountView and answer with
+# ``response_model_exclude_unset``: a member a document lacks stays absent.
+class OwnerView(BaseModel):
+    """Who runs the account, masked (the sealed identity never leaves the service)."""
+
+    id_kind: str | None
+    id_number_masked: str | None
+    holder_name_masked: str | None
+    phone_masked: str | None
+
+
+class ProfileView(BaseModel):
+    """The profile in force (proposed changes: ``pending_profile_changes``); empty for a
+    registration refused before it was opened."""
+
+    name: str | None = None
+    description: str | None = None
+    avatar_sha256: str | None = None
+    avatar_phash: str | None = None
+    avatar_url: str | None = None
+
+
+class OrganizationView(BaseModel):
+    business_name: str
+    registered_address: str
+    primary_business: str
+    business_scope: str
+
+
+class Ban(BaseModel):
+    """A re-registration ban on the identity and phone (A8.3); ``until`` null: permanent."""
+
+    severity: str
+    until: str | None
+    keys: list[str]
+
+
+class AgreementView(BaseModel):
+    accepted_version: str | None
+    current_version: str
+    current_accepted: bool
+    withholds: list[str] | None = Field(None, description="the capabilities withheld until "
+                                                          "the current version is accepted "
+                                                          "(A6); absent once it is")
+
+
+class AccountView(BaseModel):
+    """An account as the API shows it (present()): status, capabilities and
+    restrictions (A17.2, A13.1), profile, agreement; personal data masked."""
+
+    account_id: str
+    status: str
+    phase: str
+    entity_type: str
+    category: str
+    province: str
+    operations_province: str
+    registered_at: str
+    last_active_at: str
+    owner: OwnerView
+    profile: ProfileView
+    pending_profile_changes: list[str]
+    organization: OrganizationView | None
+    contact_masked: str
+    capabilities: dict[str, bool]
+    suspensions: dict[str, str] = Field(description="suspension id -> reason")
+    restrictions: dict[str, list[str]] = Field(description="restriction id -> capabilities")
+    expiries: dict[str, str] = Field(description="restriction or suspension id -> its end")
+    credit_level: str | None
+    credit_withheld: list[str]
+    correction_deadline: str | None
+    extra_verification: bool
+    closed_reason: str | None
+    bans: dict[str, Ban] = Field(description="measure id -> ban")
+    warnings: int
+    agreement: AgreementView
+    stream_version: int
+
+
+class AccountPage(Page[AccountView]):
+    """A page of accounts in id order."""
 
 
 def present(doc: dict[str, Any], *, current_agreement: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from libs.runtime.auth import Principal, require
 from libs.runtime.idempotency import IdempotencyKey, fingerprint
 from libs.runtime.limits import UPLOAD
 from libs.runtime.openapi import downloads
+from libs.runtime.responses import location
 from libs.runtime.scope import ReadScope, read_scope
 from libs.runtime.uploads import attachment_headers
 
@@ -48,8 +49,14 @@ def _digest(request: Request, principal: Principal, body: BaseModel | None) -> s
                        body.model_dump(mode="json") if body else None)
 
 
+# Commands that answer a JSONResponse declare it with ``response_model``: the OpenAPI's only
+# (FastAPI returns a Response as it is, unvalidated, unencoded). Reads return documents,
+# validated against their model; a member a document lacks stays absent
+# (``response_model_exclude_unset``, views.py).
+
 # -- protected names and prohibited words (A8.2) ---------------------------------------------
-@router.post("/protected-names", status_code=201, tags=["registry"], openapi_extra=UPLOAD)
+@router.post("/protected-names", status_code=201, tags=["registry"], openapi_extra=UPLOAD,
+             response_model=handlers.ProtectedNameKept)
 async def add_protected_name(body: ProtectedNameIn, request: Request, principal: Operator,
                              deps: Deps, key: IdempotencyKey = None) -> JSONResponse:
     """Protect a name (organ, enterprise, person, medium) for its holder (A8.2)."""
@@ -59,7 +66,8 @@ async def add_protected_name(body: ProtectedNameIn, request: Request, principal:
     return JSONResponse(kept.model_dump(mode="json"), status_code=201)
 
 
-@router.get("/protected-names", tags=["registry"])
+@router.get("/protected-names", tags=["registry"], response_model=views.ProtectedNamePage,
+            response_model_exclude_unset=True)
 async def list_protected_names(scope: StaffReader, deps: Deps, cursor: str = "",
                                limit: int = Query(50, ge=1, le=500)) -> dict:
     """The protected names, in pages (the registry as of the read model)."""
@@ -80,9 +88,9 @@ async def remove_protected_name(protected_id: str, request: Request, principal: 
 
 
 @router.get("/prohibited-words", tags=["registry"])
-async def list_prohibited_words(scope: StaffReader, deps: Deps) -> dict:
+async def list_prohibited_words(scope: StaffReader, deps: Deps) -> views.ProhibitedWords:
     """The prohibited words in force (configured plus added, minus removed)."""
-    return {"words": await handlers.prohibited_words(deps)}
+    return views.ProhibitedWords(words=await handlers.prohibited_words(deps))
 
 
 @router.post("/prohibited-words", tags=["registry"])
@@ -97,7 +105,8 @@ async def change_prohibited_words(body: WordsIn, request: Request, principal: Op
 
 # -- qualifications and reviews (A9.1, A5) ---------------------------------------------------
 @router.post("/accounts/{account_id}/qualifications", status_code=202,
-             tags=["qualifications"], openapi_extra=UPLOAD)
+             tags=["qualifications"], openapi_extra=UPLOAD, response_model=handlers.CaseOpened,
+             responses={202: location("the review case: GET /v1/reviews/{case_id}")})
 async def submit_qualification(account_id: str, body: QualificationIn, request: Request,
                                principal: Platform, deps: Deps,
                                key: IdempotencyKey = None) -> JSONResponse:
@@ -109,7 +118,8 @@ async def submit_qualification(account_id: str, body: QualificationIn, request: 
                         headers={"Location": f"/v1/reviews/{opened.case_id}"})
 
 
-@router.get("/reviews", tags=["reviews"])
+@router.get("/reviews", tags=["reviews"], response_model=views.ReviewPage,
+            response_model_exclude_unset=True)
 async def list_reviews(scope: StaffReader, deps: Deps, status: Literal["pending"] = "pending",
                        cursor: str = "", limit: int = Query(50, ge=1, le=500)) -> dict:
     """The reviewer queue: pending cases and what each needs checked."""
@@ -118,7 +128,8 @@ async def list_reviews(scope: StaffReader, deps: Deps, status: Literal["pending"
     return {"items": items, "next_cursor": next_cursor}
 
 
-@router.get("/identity-reviews", tags=["reviews"])
+@router.get("/identity-reviews", tags=["reviews"], response_model=views.IdentityReviewPage,
+            response_model_exclude_unset=True)
 async def list_identity_reviews(scope: StaffReader, deps: Deps, cursor: str = "",
                                 limit: int = Query(50, ge=1, le=500)) -> dict:
     """Identities no provider could decide by the deadline, waiting for a reviewer's
@@ -141,7 +152,8 @@ async def decide_identity_review(account_id: str, body: DecisionIn, request: Req
     return decided
 
 
-@router.get("/reviews/{case_id}", tags=["reviews"])
+@router.get("/reviews/{case_id}", tags=["reviews"], response_model=views.ReviewCase,
+            response_model_exclude_unset=True)
 async def get_review(case_id: str, scope: StaffReader, deps: Deps) -> dict:
     """One review case, decided or not."""
     async with deps.db.connect() as conn:
@@ -171,7 +183,8 @@ async def decide_review(case_id: str, body: DecisionIn, request: Request, princi
 
 
 # -- state and disclosure (A9.2) --------------------------------------------------------------
-@router.get("/accounts/{account_id}/verification", tags=["accounts"])
+@router.get("/accounts/{account_id}/verification", tags=["accounts"],
+            response_model=views.VerificationView, response_model_exclude_unset=True)
 async def get_verification(account_id: str, scope: Reader, deps: Deps) -> dict:
     """The account's full verification state (personal data masked); a regulator: of its
     province (A3, A21)."""
@@ -182,7 +195,8 @@ async def get_verification(account_id: str, scope: Reader, deps: Deps) -> dict:
     return views.present(state)
 
 
-@router.get("/public/accounts/{account_id}", tags=["public"])
+@router.get("/public/accounts/{account_id}", tags=["public"], response_model=views.PublicAccount,
+            response_model_exclude_unset=True)
 async def public_account(account_id: str, deps: Deps) -> dict:
     """Public disclosure (A9.2): badge, field, labels, and for organizations their
     registration details; a natural person's personal data masked. No authentication."""

@@ -6,12 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from libs.domain import NotFoundError
 from libs.events import Streams
+from libs.events.contracts.verification import ProtectedLogo
 from libs.events.db import Tx
 from libs.runtime.pii import Sealer, open_identity
+from libs.runtime.responses import Page
 
 from .domain import Verification
 
@@ -19,6 +22,224 @@ _PAGE = text("SELECT key, doc FROM projection_documents WHERE projection = :p "
              "AND key > :after ORDER BY key LIMIT :limit")
 _GET = text("SELECT doc FROM projection_documents WHERE projection = :p AND key = :key")
 _DOCUMENT = text("SELECT content_type, data FROM verification_documents WHERE sha256 = :sha")
+
+
+# -- what the reads answer (their response models) -------------------------------------------
+# The routes validate the read models' documents and what present() and disclose() build
+# against these, and answer with ``response_model_exclude_unset``: a member a document
+# lacks stays absent.
+class ProtectedNameView(BaseModel):
+    """A protected name as the registry lists it (the holder only as its blind index)."""
+
+    protected_id: str
+    name: str
+    kind: str
+    aliases: list[str]
+    holder_blind: str | None
+    logo: ProtectedLogo | None
+    added_by: str
+    added_at: str
+
+
+class ProtectedNamePage(Page[ProtectedNameView]):
+    """A page of protected names in id order."""
+
+
+class ProhibitedWords(BaseModel):
+    words: list[str] = Field(description="in force: configured plus added, minus removed")
+
+
+class MaterialView(BaseModel):
+    """The material as submitted (the document itself: ``GET .../document``)."""
+
+    qualification_type: str
+    number: str
+    issuer: str
+    valid_from: str
+    valid_until: str
+    document_sha256: str
+    document_content_type: str
+    document_bytes: int
+
+
+class ReviewDecision(BaseModel):
+    reviewer: str
+    note: str
+    at: str
+
+
+class ReviewCase(BaseModel):
+    """A qualification or news-permit case (A9.1, A5) and what the reviewer checks."""
+
+    case_id: str
+    account_id: str
+    kind: str
+    status: str = Field(description="pending, approved, rejected or expired")
+    submitted_at: str
+    needs: str = Field(description="what to check")
+    material: MaterialView
+    decision: ReviewDecision | None
+
+
+class ReviewPage(Page[ReviewCase]):
+    """A page of the reviewer queue in case-id order."""
+
+
+class IdentityReview(BaseModel):
+    """An identity no provider could decide by the deadline (A8.1)."""
+
+    account_id: str
+    case_id: str
+    kind: str
+    status: str
+    reasons: list[str]
+    attempts: int
+    since: str
+
+
+class IdentityReviewPage(Page[IdentityReview]):
+    """A page of identities waiting for a reviewer, in account-id order."""
+
+
+class IdentityState(BaseModel):
+    status: str = Field(description="pending, manual_review, verified or failed")
+    level: str | None
+    factors: list[str]
+    reasons: list[str]
+    extra_verification_required: bool
+    id_kind: str
+    id_number_masked: str
+    holder_name_masked: str
+    phone_masked: str
+
+
+class ProfileView(BaseModel):
+    name: str
+    description: str
+    avatar_sha256: str
+    avatar_phash: str | None = None
+    avatar_url: str | None = None
+
+
+class FindingView(BaseModel):
+    """One reason a check failed (A8.2): the field, a stable code, what it matched."""
+
+    field: str
+    code: str
+    detail: str
+    matched: str | None = None
+    score: float | None = None
+
+
+class ProfileState(BaseModel):
+    status: str = Field(description="pending, passed or mismatch")
+    current: ProfileView
+    findings: list[FindingView]
+
+
+class QualificationCase(BaseModel):
+    """A case as the account's verification folds it; ``reviewer``, ``note`` and
+    ``approved_event_id`` once decided."""
+
+    kind: str
+    qualification_type: str
+    number: str
+    issuer: str
+    valid_from: str
+    valid_until: str
+    document_sha256: str
+    document_content_type: str
+    status: str
+    submitted_at: str
+    event_id: str
+    label: str | None
+    reviewer: str | None = None
+    note: str | None = None
+    approved_event_id: str | None = None
+
+
+class QualificationsState(BaseModel):
+    needs: list[str]
+    missing: list[str]
+    cases: dict[str, QualificationCase] = Field(description="case id -> case")
+    labels: list[str]
+
+
+class BadgeState(BaseModel):
+    kind: str | None
+    active: bool
+
+
+class StandingState(BaseModel):
+    status: str
+    suspensions: list[str]
+
+
+class VerificationView(BaseModel):
+    """The account's whole verification state (views.present), personal data masked."""
+
+    account_id: str
+    status: str
+    entity_type: str
+    category: str
+    province: str
+    identity: IdentityState
+    profile: ProfileState
+    qualifications: QualificationsState
+    badge: BadgeState
+    standing: StandingState
+    verified: bool
+    verified_at: str | None
+    last_inspected_at: str | None
+    reinspections: dict[str, str] = Field(description="re-inspection id -> its outcome")
+    stream_version: int
+
+
+class PublicProfile(BaseModel):
+    name: str | None
+    description: str | None
+
+
+class OwnerChangeNotice(BaseModel):
+    """A completed transfer (A11.2): date, previous and new entity and name."""
+
+    transfer_id: str
+    changed_at: str
+    previous_entity_type: str | None
+    previous_name: str | None
+    new_entity_type: str
+    new_name: str
+    ad_revenue_paused_until: str | None
+
+
+class PublicOperator(BaseModel):
+    name: str = Field(description="masked")
+
+
+class PublicOrganization(BaseModel):
+    business_name: str | None
+    registered_address: str | None
+    unified_social_credit_code: str
+    contact: str | None = Field(description="only if the organization declared it public")
+
+
+class PublicAccount(BaseModel):
+    """What the public sees of a verified, live account (A9.2): ``operator`` for a natural
+    person, ``organization`` for the others."""
+
+    account_id: str
+    verified: bool
+    badge: str | None
+    standing: str
+    entity_type: str
+    category: str
+    province: str
+    qualification_labels: list[str]
+    news_permit_number: str | None
+    profile: PublicProfile
+    owner_changes: list[OwnerChangeNotice]
+    operator: PublicOperator | None = None
+    organization: PublicOrganization | None = None
 
 
 async def page(tx: Tx, projection: str, *, after: str = "", limit: int = 50
