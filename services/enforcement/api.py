@@ -16,6 +16,7 @@ from libs.runtime.app import service_deps
 from libs.runtime.auth import Principal, require
 from libs.runtime.idempotency import IdempotencyKey, fingerprint
 from libs.runtime.openapi import downloads
+from libs.runtime.responses import location
 from libs.runtime.scope import ReadScope, read_scope
 
 from . import handlers, rules, sweep, views
@@ -63,8 +64,7 @@ def signed_downloads(*media_types: str) -> dict[int | str, Any]:
 
 def created(what: str) -> dict[int | str, Any]:
     """``responses=`` of a route that answers 201 with ``Location``: where ``what`` is."""
-    return {201: {"headers": {"Location": {
-        "description": f"The path of the {what} created", "schema": {"type": "string"}}}}}
+    return {201: location(f"The path of the {what} created")}
 
 
 def _digest(request: Request, principal: Principal | None, body: BaseModel | None) -> str:
