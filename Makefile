@@ -33,7 +33,7 @@ lock: venv ## regenerate requirements.lock from pyproject.toml's ranges (newest 
 	  --no-emit-find-links --no-emit-index-url --extra dev --extra bench \
 	  --output-file requirements.lock pyproject.toml
 
-run: venv ## start Kafka and the five services (DB=postgres for PostgreSQL); Ctrl-C stops all
+run: venv ## start Kafka and the five services (DB=postgres for PostgreSQL; SPLIT=1: API and worker processes apart); Ctrl-C stops all
 	ENVIRONMENT=development $(PY) -m libs.runtime.supervisor --db $(DB)
 
 kafka-up: venv

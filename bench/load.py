@@ -3,9 +3,10 @@
 From ``POST /v1/accounts`` accepted (202) to the account ``active`` in registration's view,
 after verification's round trip over Kafka (registration -> verification's identity check
 -> ``verification.AccountVerified`` -> registration's ``AccountActivated``), with all five
-services running as ``make run DB=postgres`` runs them (:mod:`libs.runtime.supervisor`:
-one uvicorn process per service, on fresh databases of the local PostgreSQL and a Kafka
-namespace of this run, both removed at the end).
+services running as ``make run DB=postgres SPLIT=1`` runs them (:mod:`libs.runtime.supervisor`:
+each service as a worker process and an API process, as a deployment runs them, ADR 0037;
+``--processes one`` for one process per service), on fresh databases of the local
+PostgreSQL and a Kafka namespace of this run, both removed at the end).
 
 The client is open-loop: request ``i`` is due at ``start + i / rate`` whatever the answers
 before it (a slow server does not slow the client down, so the latency is counted from
@@ -69,15 +70,15 @@ class System:
         return f"http://127.0.0.1:{self.base_port + SERVICES.index(service)}"
 
 
-def _supervisor(env: dict[str, str], base_port: int) -> subprocess.Popen:
+def _supervisor(env: dict[str, str], base_port: int, split: bool) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "libs.runtime.supervisor", "--db", "postgres", "--no-infra",
-         "--base-port", str(base_port)],
+         "--base-port", str(base_port), *(["--split"] if split else [])],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-async def start_system(admin_dsn: str, base_port: int, kafka: str, env_extra: dict[str, str]
-                       ) -> System:
+async def start_system(admin_dsn: str, base_port: int, kafka: str, env_extra: dict[str, str],
+                       split: bool = True) -> System:
     """Fresh databases, a Kafka namespace of this run, the supervisor of ``make run``."""
     run = uuid.uuid4().hex[:8]
     admin = await asyncpg.connect(admin_dsn)
@@ -97,7 +98,7 @@ async def start_system(admin_dsn: str, base_port: int, kafka: str, env_extra: di
         env[f"{s.upper()}_DATABASE_URL"] = dsn.replace("postgresql://",
                                                        "postgresql+asyncpg://", 1)
     system = System(base_port, dsns)
-    system.proc = _supervisor(env, base_port)
+    system.proc = _supervisor(env, base_port, split)
     ready = threading.Event()
 
     def collect() -> None:
@@ -378,7 +379,8 @@ async def main(a: argparse.Namespace) -> list[dict]:
     token = issue_token(DEV_AUTH_SECRET, subject="load", roles=["platform"])
     rates = [float(r) for r in str(a.rate).split(",")]
     env_extra = dict(v.split("=", 1) for v in a.env)
-    system = await start_system(a.admin_dsn, a.base_port, a.kafka, env_extra)
+    system = await start_system(a.admin_dsn, a.base_port, a.kafka, env_extra,
+                                split=a.processes == "split")
     results = []
     try:
         for i, rate in enumerate(rates):
@@ -407,6 +409,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
                    help="PostgreSQL where the run's databases are created and dropped")
     p.add_argument("--kafka", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS",
                                                      "127.0.0.1:9092"))
+    p.add_argument("--processes", choices=("split", "one"),
+                   default=os.environ.get("PROCESSES", "split"),
+                   help="split (default): each service as an API and a worker process, as "
+                        "a deployment runs it; one: one process per service (make run)")
     p.add_argument("--max-connections", type=int, default=512)
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     p.add_argument("--settle", type=float, default=120.0,

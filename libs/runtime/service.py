@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import text
 
@@ -71,6 +71,11 @@ class Periodic:
     # that the commits queue (verification's identity checks), so it does not wait for
     # the next interval.
     on_commit: bool = False
+    # Which processes run it when API and workers run apart (SERVICE_ROLE, ADR 0037):
+    # "worker" (decisions on the log: sweeps, identity checks; once per service) or "api"
+    # (what serves requests from memory: a refresher, a flush of request-fed state). A
+    # process that runs both (``all``) runs every task.
+    role: Literal["api", "worker"] = "worker"
 
 
 @dataclass
@@ -192,9 +197,29 @@ class ServiceRuntime:
         self.on_stop = on_stop
         return self
 
+    @property
+    def runs_workers(self) -> bool:
+        """Whether this process runs the relay, projections and consumers (not ``api``)."""
+        return self.settings.role != "api"
+
     async def start(self) -> None:
         s = self.settings
         await asyncio.to_thread(upgrade, s.database_url, self.migrations)
+        if self.runs_workers:
+            await self._start_workers()
+        for step in self.on_start:
+            await step()
+        for task in self.periodic:
+            if task.interval > 0 and s.role in ("all", task.role):
+                wake = asyncio.Event() if task.on_commit else None
+                if wake is not None:
+                    self._wakes.append(wake)
+                self.background(every(task, wake), name=task.name)
+        log.info("%s started (%s): relay to %s, %d consumer(s), %d projection(s)",
+                 s.service, s.role, self.topic, len(self.consumers), len(self.runners))
+
+    async def _start_workers(self) -> None:
+        s = self.settings
         await ensure_topics(
             s.kafka_bootstrap_servers,
             [self.ns + events_topic(name) for name in SERVICES]
@@ -203,8 +228,11 @@ class ServiceRuntime:
         )
         self.producer = make_producer(s.kafka_bootstrap_servers, f"{s.service}-relay")
         await self.producer.start()
+        # Apart from the API (role ``worker``), the commands' commits happen in other
+        # processes and cannot nudge the tailers: they poll at their shortest interval.
         tailing = {"linger_seconds": s.tailer_linger_seconds,
-                   "idle_max_seconds": s.tailer_idle_max_seconds}
+                   "idle_max_seconds": (s.tailer_idle_max_seconds if s.role == "all"
+                                        else 0.0)}
         self.relay = Relay(db=self.db, store=self.store, producer=self.producer, topic=self.topic,
                            observe_publish=self.prometheus.relay_hook(),
                            page_context=relay_span(self.topic), **tailing)
@@ -231,16 +259,6 @@ class ServiceRuntime:
             )
             await consumer.start(spawn=self.supervise)
             self.consumers.append(consumer)
-        for step in self.on_start:
-            await step()
-        for task in self.periodic:
-            if task.interval > 0:
-                wake = asyncio.Event() if task.on_commit else None
-                if wake is not None:
-                    self._wakes.append(wake)
-                self.background(every(task, wake), name=task.name)
-        log.info("%s started: relay to %s, %d consumer(s), %d projection(s)",
-                 s.service, self.topic, len(self.consumers), len(self.runners))
 
     def supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> asyncio.Task:
         """Run a kernel worker (``run`` returns when the worker is stopped) in a task that
@@ -355,7 +373,8 @@ class ServiceRuntime:
             checks["database"] = "ok"
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             checks["database"] = f"error: {exc}"
-        checks["kafka"] = await self.kafka_state()
+        if self.runs_workers:  # an API process does not use the broker
+            checks["kafka"] = await self.kafka_state()
         for worker in self.workers:
             checks[worker.name] = worker.state()
         for task in self._background:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import get_origin
+from typing import Literal, get_origin
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +64,11 @@ class ServiceSettings(BaseSettings):
     admission_retry_after_seconds: int = Field(1, ge=1,
                                                validation_alias="ADMISSION_RETRY_AFTER_SECONDS")
 
+    # What this process runs (ADR 0037): ``all`` (the HTTP API and the workers: relay,
+    # projections, consumers, sweeps; one process per service, the default), ``api`` (the
+    # HTTP API only; scale it out) or ``worker`` (the workers, and an HTTP port for health,
+    # readiness and metrics). Beside ``api`` processes exactly one ``worker`` should run.
+    role: Literal["all", "api", "worker"] = Field("all", validation_alias="SERVICE_ROLE")
     # The relay and the projection runners (libs.events.tailer, ADR 0037): how long a commit's
     # nudge waits to gather more commits into the same page, and the longest wait between
     # polls of an idle log.

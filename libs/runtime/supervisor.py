@@ -3,6 +3,12 @@ start the five services, prefix every line they print with the process's name, a
 Ctrl-C stop everything it started, services first.
 
 Usage: python -m libs.runtime.supervisor [--db sqlite|postgres] [--no-infra] [--base-port N]
+                                        [--split]
+
+``--split`` (PostgreSQL only) runs each service as two processes, as a deployment scales
+them (ADR 0037): a worker (``SERVICE_ROLE=worker``: relay, projections, consumers, sweeps;
+its health, readiness and metrics on ``base port + 100 + i``) started first, then the API
+(``SERVICE_ROLE=api``) on the service's own port.
 """
 
 from __future__ import annotations
@@ -59,7 +65,8 @@ async def pump(name: str, stream: asyncio.StreamReader, color: str) -> None:
         say(name, line.decode(errors="replace"), color)
 
 
-async def wait_ready(port_map: dict[str, int], deadline_s: float = 120) -> None:
+async def wait_ready(port_map: dict[str, int], deadline_s: float = 120,
+                     what: str = "services") -> None:
     pending = dict(port_map)
     deadline = time.monotonic() + deadline_s
     async with httpx.AsyncClient(timeout=2) as client:
@@ -76,10 +83,25 @@ async def wait_ready(port_map: dict[str, int], deadline_s: float = 120) -> None:
             await asyncio.sleep(0.5)
     if pending:
         raise RuntimeError(f"not ready after {deadline_s:.0f}s: {', '.join(pending)}")
-    say("supervisor", "all five services are ready; Ctrl-C stops everything")
+    if what == "services":
+        say("supervisor", "all five services are ready; Ctrl-C stops everything")
 
 
-async def main(db: str, with_infra: bool, base_port: int) -> int:
+WORKER_PORT_OFFSET = 100
+
+
+async def start_service(name: str, port: int, env: dict[str, str], color: str,
+                        pumps: list) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "uvicorn", f"services.{name.split('-')[0]}.main:app",
+        "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    pumps.append(asyncio.create_task(pump(name, proc.stdout, color)))
+    return proc
+
+
+async def main(db: str, with_infra: bool, base_port: int, split: bool = False) -> int:
     env = dict(os.environ)
     port_map = ports(base_port)
     started_infra: list[Path] = []
@@ -103,15 +125,28 @@ async def main(db: str, with_infra: bool, base_port: int) -> int:
     say("supervisor", f"topics ready ({len(created)} created)")
 
     procs: dict[str, asyncio.subprocess.Process] = {}
-    pumps = []
+    pumps: list[asyncio.Task] = []
+    ready_seconds = float(os.environ.get("SUPERVISOR_READY_SECONDS", 120))
+    if split:
+        # The workers first: each migrates its database and creates its topics before
+        # any API process of the service starts (two migrations at once could collide).
+        workers = {f"{name}-worker": port + WORKER_PORT_OFFSET
+                   for name, port in port_map.items()}
+        for i, (name, port) in enumerate(workers.items()):
+            procs[name] = await start_service(name, port, {**env, "SERVICE_ROLE": "worker"},
+                                              COLORS[i], pumps)
+        try:
+            await wait_ready(workers, ready_seconds, what="workers")
+        except RuntimeError as exc:
+            say("supervisor", str(exc))
+            for proc in procs.values():
+                if proc.returncode is None:
+                    proc.kill()
+            return 1
     for i, name in enumerate(SERVICES):
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "uvicorn", f"services.{name}.main:app",
-            "--host", "127.0.0.1", "--port", str(port_map[name]), "--no-access-log",
-            cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )
-        procs[name] = proc
-        pumps.append(asyncio.create_task(pump(name, proc.stdout, COLORS[i])))
+        procs[name] = await start_service(
+            name, port_map[name], {**env, "SERVICE_ROLE": "api"} if split else env,
+            COLORS[i], pumps)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -119,8 +154,7 @@ async def main(db: str, with_infra: bool, base_port: int) -> int:
         loop.add_signal_handler(sig, stop.set)
     waiters = {asyncio.create_task(p.wait()): n for n, p in procs.items()}
     # a loaded machine may need longer (bench.load sets it)
-    ready = asyncio.create_task(wait_ready(
-        port_map, float(os.environ.get("SUPERVISOR_READY_SECONDS", 120))))
+    ready = asyncio.create_task(wait_ready(port_map, ready_seconds))
     stopper = asyncio.create_task(stop.wait())
     code = 0
     while True:
@@ -163,5 +197,11 @@ if __name__ == "__main__":
                         help="use an already running Kafka (and PostgreSQL); stop none")
     parser.add_argument("--base-port", type=int, default=int(os.environ.get("BASE_PORT", 8001)),
                         help="port of the first service; the others follow (default 8001)")
+    parser.add_argument("--split", action="store_true",
+                        default=os.environ.get("SPLIT", "") not in ("", "0"),
+                        help="each service as a worker process and an API process "
+                             "(PostgreSQL only; SPLIT=1)")
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.db, not args.no_infra, args.base_port)))
+    if args.split and args.db != "postgres":
+        parser.error("--split needs --db postgres: two processes share each database")
+    sys.exit(asyncio.run(main(args.db, not args.no_infra, args.base_port, args.split)))

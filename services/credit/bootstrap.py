@@ -82,5 +82,5 @@ def bootstrap(settings: Settings | None = None) -> ServiceRuntime:
         periodic=[Periodic("sweep", settings.sweep_interval_seconds,
                            partial(sweep.periodically, deps)),
                   Periodic("baselines", settings.baseline_flush_seconds,
-                           partial(flush_baselines, deps))],
+                           partial(flush_baselines, deps), role="api")],
         on_stop=[partial(flush_baselines, deps)])

@@ -81,6 +81,7 @@ def bootstrap(settings: Settings | None = None) -> ServiceRuntime:
         subscriptions=[subscription(deps)],
         projections=[AccountsProjection()],
         # A8.3: names closed by other workers reach this one within one refresh interval.
-        periodic=[Periodic("closed-names", s.closed_names_refresh_seconds, refresh_names),
+        periodic=[Periodic("closed-names", s.closed_names_refresh_seconds, refresh_names,
+                           role="api"),
                   Periodic("sweep", s.sweep_interval_seconds, sweep_periodically)],
         on_start=[load_names])

@@ -82,9 +82,10 @@ class System:
 
 @contextmanager
 def running_system(postgres_server: str, kafka_bootstrap: str, base_port: int,
-                   prefix: str = "e2e") -> Iterator[System]:
+                   prefix: str = "e2e", split: bool = False) -> Iterator[System]:
     """The five services under the supervisor on ``base_port``..``base_port + 4``, each on a
-    fresh database, in their own topic namespace; stopped (SIGTERM) and dropped after."""
+    fresh database, in their own topic namespace; stopped (SIGTERM) and dropped after.
+    ``split``: each service as a worker and an API process (``make run SPLIT=1``)."""
     names = {s: asyncio.run(create_database(postgres_server, f"{prefix}_{s}")) for s in SERVICES}
     env = dict(os.environ)
     for service, db in names.items():
@@ -95,7 +96,7 @@ def running_system(postgres_server: str, kafka_bootstrap: str, base_port: int,
     env["KAFKA_NAMESPACE"] = namespace
     proc = subprocess.Popen(
         [sys.executable, "-m", "libs.runtime.supervisor", "--db", "postgres", "--no-infra",
-         "--base-port", str(base_port)],
+         "--base-port", str(base_port), *(["--split"] if split else [])],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     system = System(base_port, namespace, kafka_bootstrap)
     system.databases = names
