@@ -1,10 +1,12 @@
 """Benchmark 10: accepted registrations/s through the registration service's HTTP API.
 
-Ours: ``uvicorn services.registration.main:app --workers 2`` on the bench database (its
-own migrations applied), with its relay, projection and consumer running (Kafka in a
-namespace of this run), answering ``POST /v1/accounts`` with every rule applied: identity
-checks, sealing, closed-name screening, the look-up rows locked and counted, the event
-appended, the Idempotency-Key kept.
+Ours: ``uvicorn services.registration.main:app --workers 2`` as API processes
+(``SERVICE_ROLE=api``) beside one worker process (``SERVICE_ROLE=worker``: its relay,
+projection and consumer; Kafka in a namespace of this run) on the bench database (its
+own migrations applied), as a deployment runs it (ADR 0037), answering
+``POST /v1/accounts`` with every rule applied: identity checks, sealing, closed-name
+screening, the look-up rows locked and counted, the event appended, the Idempotency-Key
+kept.
 
 Baseline, same run, same machine: a bare FastAPI app (2 uvicorn workers) validating the
 same request body with the same pydantic model and doing one plain ``INSERT`` of it per
@@ -13,7 +15,8 @@ request (asyncpg pool, autocommit).
 Load: a separate process (``python -m bench.registration --load ...``) with ``concurrency``
 httpx clients sending pre-built bodies of distinct identities, phones, devices and networks
 (so no limit or velocity rule refuses them). Figures: requests/s over the timed requests,
-p50/p99 per request. Target: ours >= 0.8x the baseline with p99 no worse.
+p50/p99 per request. Target (issue 15): ours >= 0.5x the baseline (stretch 0.8x) with p99
+no worse than twice the baseline's.
 """
 
 from __future__ import annotations
@@ -237,11 +240,19 @@ async def run(cfg: Config) -> list[Result]:
     env = {"REGISTRATION_DATABASE_URL": cfg.db_url, "KAFKA_BOOTSTRAP_SERVERS": cfg.kafka,
            "KAFKA_NAMESPACE": f"bench-{uuid.uuid4().hex[:8]}.",
            "REGISTRATION_SWEEP_INTERVAL_SECONDS": "0", "LOG_LEVEL": "WARNING"}
-    proc, url = await _serve("services.registration.main:app", env, "/readyz")
+    # As a deployment runs it (ADR 0037): the relay, projection and consumer in a worker
+    # process (started first: it migrates), the HTTP API in two API processes.
+    worker, _ = await _serve("services.registration.main:app",
+                             {**env, "SERVICE_ROLE": "worker"}, "/readyz", workers=1)
     try:
-        ours = await _run_load(url, count, warmup, seed=2)
+        proc, url = await _serve("services.registration.main:app",
+                                 {**env, "SERVICE_ROLE": "api"}, "/readyz")
+        try:
+            ours = await _run_load(url, count, warmup, seed=2)
+        finally:
+            _stop(proc)
     finally:
-        _stop(proc)
+        _stop(worker)
 
     ours_rate = ours["accepted"] / ours["seconds"]
     base_rate = base["accepted"] / base["seconds"]
@@ -251,17 +262,19 @@ async def run(cfg: Config) -> list[Result]:
     if ours["accepted"] != ours["sent"] or base["accepted"] != base["sent"]:
         failed = (f"not all accepted: ours {ours['accepted']}/{ours['sent']} "
                   f"{ours['statuses']}, baseline {base['accepted']}/{base['sent']}")
-    elif lat.get("p99", 0) > blat.get("p99", 0):
-        failed = (f"p99 {lat['p99'] * 1000:.1f} ms is worse than the baseline's "
+    elif lat.get("p99", 0) > 2 * blat.get("p99", 0):
+        failed = (f"p99 {lat['p99'] * 1000:.1f} ms is worse than twice the baseline's "
                   f"{blat['p99'] * 1000:.1f} ms")
     return [Result(
-        name="registration_http (2 workers, POST /v1/accounts)", figure=ours_rate,
-        unit="registrations/s", baseline=base_rate,
-        baseline_name="FastAPI + pydantic + one INSERT", target_ratio=0.8,
+        name="registration_http (2 API processes + 1 worker, POST /v1/accounts)",
+        figure=ours_rate, unit="registrations/s", baseline=base_rate,
+        baseline_name="FastAPI + pydantic + one INSERT", target_ratio=0.5,
         ours_latency=lat, baseline_latency=blat, check_failed=failed,
         notes=f"{count} timed requests per side after {warmup} warm-up, {CONCURRENCY} "
-              "concurrent clients in a separate process; relay, projection and consumer "
-              f"running on our side; statuses ours {ours['statuses']}, baseline "
+              "concurrent clients in a separate process; our relay, projection and consumer "
+              "running in a worker process beside the two API processes; target 0.5x "
+              "(stretch 0.8x) with p99 no worse than 2x the baseline's; statuses ours "
+              f"{ours['statuses']}, baseline "
               f"{base['statuses']}")]
 
 

@@ -345,3 +345,37 @@ async def test_A8_1_A11_2_a_transferee_is_checked_outside_the_transaction_and_an
     assert failed.type == "verification.TransfereeVerificationFailed"
     assert failed.data["reasons"][0] == "provider-unavailable"
     assert await sweep.check_identities(deps) == {}
+
+
+@BACKENDS
+async def test_A8_1_one_run_checks_every_due_identity_page_after_page_a_few_at_a_time(
+        world, fake):
+    """ADR 0037: a run takes the due checks page after page (it used to take 100 a second
+    at most, one after the other), ``concurrency`` providers' calls at a time."""
+    deps, _, _ = world
+    ids = [f"acc-many-{i}" for i in range(7)]
+    for account_id in ids:
+        await register(deps, account_id)
+    in_flight = peak = 0
+    ask = deps.provider.public_security
+
+    async def counted(**kw):
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            await asyncio.sleep(0.05)  # a provider taking its time: the calls overlap
+            return await ask(**kw)
+        finally:
+            in_flight -= 1
+
+    deps.provider.public_security = counted
+    try:
+        outcomes = await sweep.check_identities(deps, concurrency=2, page=5)
+    finally:
+        deps.provider.public_security = ask
+    assert outcomes == dict.fromkeys(ids, "verified")
+    assert peak == 2, "a page of 5 checks, 2 providers' calls at a time"
+    for account_id in ids:
+        assert (await types_of(deps, account_id))[-1] == "BadgeGranted"
+    assert await sweep.check_identities(deps) == {}, "nothing is due any more"
