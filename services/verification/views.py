@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from libs.domain import NotFoundError
 from libs.events import Streams
-from libs.events.contracts.verification import ProtectedLogo
+from libs.events.contracts.verification import Finding, ProtectedLogo
 from libs.events.db import Tx
 from libs.runtime.pii import Sealer, open_identity
 from libs.runtime.responses import Page
@@ -121,20 +121,10 @@ class ProfileView(BaseModel):
     avatar_url: str | None = None
 
 
-class FindingView(BaseModel):
-    """One reason a check failed (A8.2): the field, a stable code, what it matched."""
-
-    field: str
-    code: str
-    detail: str
-    matched: str | None = None
-    score: float | None = None
-
-
 class ProfileState(BaseModel):
     status: str = Field(description="pending, passed or mismatch")
     current: ProfileView
-    findings: list[FindingView]
+    findings: list[Finding]  # as the events carry them (A8.2)
 
 
 class QualificationCase(BaseModel):
