@@ -87,7 +87,7 @@ bench: venv infra-up ## run the benchmarks and record them in bench/RESULTS.md
 
 RATE     ?= 300
 DURATION ?= 60
-load: venv infra-up ## registrations end to end through the five services at RATE/s for DURATION s
+load: venv infra-up ## registrations end to end through the five services at RATE/s for DURATION s (PROCESSES=split: API and workers apart)
 	ENVIRONMENT=development $(PY) -m bench.load --rate $(RATE) --duration $(DURATION)
 
 clean: ## remove local state (databases, broker data); keeps the virtualenv

@@ -3,10 +3,10 @@
 From ``POST /v1/accounts`` accepted (202) to the account ``active`` in registration's view,
 after verification's round trip over Kafka (registration -> verification's identity check
 -> ``verification.AccountVerified`` -> registration's ``AccountActivated``), with all five
-services running as ``make run DB=postgres SPLIT=1`` runs them (:mod:`libs.runtime.supervisor`:
-each service as a worker process and an API process, as a deployment runs them, ADR 0037;
-``--processes one`` for one process per service), on fresh databases of the local
-PostgreSQL and a Kafka namespace of this run, both removed at the end).
+services running as ``make run DB=postgres`` runs them (:mod:`libs.runtime.supervisor`:
+one process per service; ``--processes split`` for a worker and an API process each, as
+``SPLIT=1`` runs them, ADR 0037), on fresh databases of the local PostgreSQL and a Kafka
+namespace of this run, both removed at the end).
 
 The client is open-loop: request ``i`` is due at ``start + i / rate`` whatever the answers
 before it (a slow server does not slow the client down, so the latency is counted from
@@ -78,7 +78,7 @@ def _supervisor(env: dict[str, str], base_port: int, split: bool) -> subprocess.
 
 
 async def start_system(admin_dsn: str, base_port: int, kafka: str, env_extra: dict[str, str],
-                       split: bool = True) -> System:
+                       split: bool = False) -> System:
     """Fresh databases, a Kafka namespace of this run, the supervisor of ``make run``."""
     run = uuid.uuid4().hex[:8]
     admin = await asyncpg.connect(admin_dsn)
@@ -421,10 +421,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
                    help="PostgreSQL where the run's databases are created and dropped")
     p.add_argument("--kafka", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS",
                                                      "127.0.0.1:9092"))
-    p.add_argument("--processes", choices=("split", "one"),
-                   default=os.environ.get("PROCESSES", "split"),
-                   help="split (default): each service as an API and a worker process, as "
-                        "a deployment runs it; one: one process per service (make run)")
+    p.add_argument("--processes", choices=("one", "split"),
+                   default=os.environ.get("PROCESSES", "one"),
+                   help="one (default): one process per service, as make run runs them; "
+                        "split: each service as an API and a worker process (SPLIT=1)")
     p.add_argument("--max-connections", type=int, default=512)
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     p.add_argument("--settle", type=float, default=120.0,
