@@ -12,6 +12,7 @@ import contextlib
 import os
 import platform
 import random
+import socket
 import statistics
 import subprocess
 import sys
@@ -642,3 +643,10 @@ async def topic_size(cfg: Config, topic: str) -> int:
         return sum((await consumer.end_offsets(tps)).values())
     finally:
         await consumer.stop()
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for a server a benchmark starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

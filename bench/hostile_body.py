@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .common import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 ROUTES = {"registration": "/v1/accounts", "enforcement": "/v1/complaints",
           "verification": "/v1/protected-names", "transfer": "/v1/transfers",
@@ -40,12 +42,6 @@ app.state.runtime = boot.bootstrap(importlib.import_module(
     f"services.{name}.settings").Settings(database_url=url))
 uvicorn.run(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def memory(pid: int) -> dict[str, int]:

@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ from pathlib import Path
 
 from services.registration.schemas import RegisterAccount
 
-from .common import Config, Result, percentiles, reset_db
+from .common import Config, Result, free_port, percentiles, reset_db
 
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = 32
@@ -170,12 +169,6 @@ async def _run_load(url: str, count: int, warmup: int, seed: int) -> dict:
 
 
 # -- servers --------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start(app: str, port: int, env: dict, workers: int = 2) -> subprocess.Popen:
     # one worker: no --workers (uvicorn's supervisor would be the process, not the server)
     many = ["--workers", str(workers)] if workers > 1 else []
@@ -189,7 +182,7 @@ async def _serve(app: str, env: dict, ready_path: str, workers: int = 2
                  ) -> tuple[subprocess.Popen, str]:
     import httpx
 
-    port = _free_port()
+    port = free_port()
     proc = _start(app, port, env, workers)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90

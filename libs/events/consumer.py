@@ -125,12 +125,8 @@ class Consumer:
         observe_handler: Callable[[float, int], None] | None = None,
         observe_batch: Callable[[float, int], None] | None = None,
         namespace: str = "",
-        committed: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
-        # Called after each batch's transaction commits: the events its handler appended
-        # are in the log, so the relay and the projections are woken (not left to a poll).
-        self.committed = committed
         self.db = db
         self.registry = registry
         self.source = source
@@ -147,7 +143,9 @@ class Consumer:
         # the handler is then called one event at a time within the batch's transaction.
         self.event_context = event_context
         self.poll_timeout_ms = poll_timeout_ms
-        # Test seam: runs after the database commit and before the offset commit.
+        # Runs after the database commit and before the offset commit: the runtime wakes
+        # its relay and projections there (the batch's events are in the log); tests
+        # crash or pause there.
         self.after_db_commit = after_db_commit
         # Instrumentation: (seconds, events) of each handler call and of each batch
         # transaction (inbox, handler, commit); they observe, they change nothing.
@@ -201,8 +199,6 @@ class Consumer:
             records = [r for tp_records in batches.values() for r in tp_records]
             try:
                 await self.process(records)
-                if self.committed is not None:
-                    self.committed()
                 if self.after_db_commit is not None:
                     await self.after_db_commit(records)
                 offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items() if recs}

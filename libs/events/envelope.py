@@ -111,13 +111,6 @@ class Envelope(NamedTuple):
         kwargs.setdefault("traceparent", self.traceparent)
         return Envelope.new(**kwargs)
 
-    def stored(self, stream_version: int, schema_version: int, position: int) -> Envelope:
-        """This event as the store wrote it (one tuple, not a chain of ``_replace``)."""
-        return _new_tuple(Envelope, (
-            self[0], self[1], self[2], self[3], self[4], self[5], stream_version,
-            schema_version, self[8], self[9], self[10], self[11], self[12], position,
-        ))
-
     def with_stream_version(self, version: int, position: int = 0) -> Envelope:
         return self._replace(stream_version=version, position=position)
 

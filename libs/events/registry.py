@@ -43,6 +43,8 @@ ValueUpcaster = Callable[[Envelope], Envelope]
 
 _TYPE = itemgetter(Envelope._fields.index("type"))
 _SCHEMA_VERSION = itemgetter(Envelope._fields.index("schema_version"))
+_TYPE_AND_VERSION = itemgetter(Envelope._fields.index("type"),
+                               Envelope._fields.index("schema_version"))
 
 
 class EventPayload(BaseModel):
@@ -124,11 +126,6 @@ class EventRegistry:
     # -- queries ----------------------------------------------------------------
     def knows(self, event_type: str) -> bool:
         return event_type in self._latest
-
-    @property
-    def latest_versions(self) -> dict[str, int]:
-        """Each known type's latest schema version (read-only: do not modify)."""
-        return self._latest
 
     def latest_version(self, event_type: str) -> int:
         try:
@@ -256,9 +253,25 @@ class EventRegistry:
             envelope = fn(envelope)
         return envelope
 
+    def upcast_page(self, events: list[Envelope], stored: list[str]) -> list[Envelope]:
+        """:meth:`upcast` for a page of events read together, ``stored`` their payloads'
+        JSON texts: the schema steps only when some (type, version) of the page is not
+        its type's latest (one C-level pass finds out), and each value upcaster only for
+        the events whose stored text has its marker."""
+        latest = self._latest
+        if any(latest.get(t) != v for t, v in set(map(_TYPE_AND_VERSION, events))):
+            events = [self.upcast_schema(e) for e in events]
+        for fn, marker, _ in self._values.values():
+            if marker is None:
+                events = [fn(e) for e in events]
+            else:
+                events = [fn(e) if marker in text else e
+                          for e, text in zip(events, stored, strict=True)]
+        return events
+
     def upcast_schema(self, envelope: Envelope) -> Envelope:
         """:meth:`upcast` without the value upcasters: the per (type, version) steps only
-        (the event store applies the value upcasters itself, to the events whose stored
+        (:meth:`upcast_page` applies the value upcasters to a page's events whose stored
         text has their marker)."""
         latest = self.latest_version(envelope.type)
         version = envelope.schema_version

@@ -252,8 +252,6 @@ _NOT_AT_VERSION = ("the stream is not at that version, or its last event was wri
                    "transaction younger than this one")
 _new_tuple = tuple.__new__
 _STREAM_ID = itemgetter(Envelope._fields.index("stream_id"))
-_TYPE_AND_VERSION = itemgetter(Envelope._fields.index("type"),
-                               Envelope._fields.index("schema_version"))
 
 
 def _sqlite_time(t: datetime) -> str:
@@ -358,8 +356,8 @@ class EventStore:
             if "event_id" in str(exc):
                 raise InvalidEventError(f"an event id is already stored: {exc}") from exc
             raise ConcurrencyError(stream_id, expected_version, "stream has moved on") from exc
-        # The stored events, each built once as a tuple in Envelope's field order (what
-        # Envelope.stored does, inlined: a batch pays it per event).
+        # The stored events, each built once as a tuple in Envelope's field order (not a
+        # chain of ``_replace``: a batch pays it per event).
         return [
             _new_tuple(Envelope, (e[0], e[1], e[2], e[3], e[4], e[5], v, sv, e[8], e[9],
                                   e[10], e[11], e[12], positions[v]))
@@ -600,16 +598,6 @@ class EventStore:
                 for _, pos, eid, sid, sv, typ, schv, tm, data, src, subj, corr, caus, tp in rows
             ]
         if upcast and decode_data:
-            registry = self.registry
-            latest = registry.latest_versions
-            if any(latest.get(t) != v for t, v in set(map(_TYPE_AND_VERSION, events))):
-                up = registry.upcast_schema
-                events = [up(e) for e in events]
-            for fn, marker in registry.value_upcasters:
-                if marker is None:
-                    events = [fn(e) for e in events]
-                    continue
-                # the data's text is the row's 9th column (_COLUMNS after the xid)
-                for i in [i for i, row in enumerate(rows) if marker in row[8]]:
-                    events[i] = fn(events[i])
+            # the data's text is the row's 9th column (_COLUMNS after the xid)
+            events = self.registry.upcast_page(events, [row[8] for row in rows])
         return events

@@ -37,7 +37,6 @@ class LogTailer:
         self.linger_seconds = linger_seconds
         self._wake = asyncio.Event()
         self._stopping = False
-        self.steps = 0  # pages read (for the tests and the benchmarks)
 
     async def step(self) -> int:
         """Handle one page of the log; return how many events it held."""
@@ -58,7 +57,6 @@ class LogTailer:
         while not self._stopping:
             try:
                 n = await self.step()
-                self.steps += 1
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import cache
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -26,6 +27,7 @@ def dead_letter_topic(consumer: str) -> str:
 SHARED_PREFIXES = ("ops",)
 
 
+@cache  # asked per consumed record; the topics are few
 def producer_of(topic: str, namespace: str = "") -> str | None:
     """The service whose events ``topic`` carries (``<namespace><service>.events``), or
     None for a topic that is no service's events topic (the kernel's tests use their own)."""

@@ -55,15 +55,11 @@ class Admission:
         self.limits = limits or Limits()
         self.in_flight = 0
         self.waiters: deque[asyncio.Future] = deque()
-        self.admitted = 0  # counters since start (exported by libs.runtime.metrics)
-        self.shed = 0
+        self.shed = 0  # requests shed since start (exported by libs.runtime.metrics)
 
     @property
     def queued(self) -> int:
         return len(self.waiters)
-
-    def configure(self, limits: Limits) -> None:
-        self.limits = limits
 
     async def acquire(self) -> bool:
         """Wait for a slot: True once this request holds one (release it after), False
@@ -71,7 +67,6 @@ class Admission:
         limit = self.limits.max_in_flight
         if limit <= 0 or (self.in_flight < limit and not self.waiters):
             self.in_flight += 1
-            self.admitted += 1
             return True
         if len(self.waiters) >= self.limits.max_queue or self.limits.max_wait <= 0:
             self.shed += 1
@@ -83,7 +78,6 @@ class Admission:
                 await slot
         except TimeoutError:
             if slot.done() and not slot.cancelled():  # handed a slot as the wait ran out
-                self.admitted += 1
                 return True
             self._forget(slot)
             self.shed += 1
@@ -94,7 +88,6 @@ class Admission:
             else:
                 self._forget(slot)
             raise
-        self.admitted += 1
         return True
 
     def release(self) -> None:

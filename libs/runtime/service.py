@@ -254,7 +254,7 @@ class ServiceRuntime:
                 event_context=consumer_span(sub.name),
                 event_types=sub.event_types,
                 namespace=self.ns,
-                committed=self.committed,
+                after_db_commit=self._after_consumer_commit,
                 **self.prometheus.consumer_hooks(sub.name),
             )
             await consumer.start(spawn=self.supervise)
@@ -300,6 +300,9 @@ class ServiceRuntime:
             pause = min(pause * 2, RESTART_PAUSE_MAX)
             worker.restarts += 1
             worker.down_since = None
+
+    async def _after_consumer_commit(self, _records: list[Any]) -> None:
+        self.committed()
 
     def committed(self) -> None:
         """Call after a handler's transaction commits: wake the relay and the projections."""

@@ -83,21 +83,21 @@ async def wait_ready(port_map: dict[str, int], deadline_s: float = 120,
             await asyncio.sleep(0.5)
     if pending:
         raise RuntimeError(f"not ready after {deadline_s:.0f}s: {', '.join(pending)}")
-    if what == "services":
-        say("supervisor", "all five services are ready; Ctrl-C stops everything")
+    say("supervisor", f"all five {what} are ready; Ctrl-C stops everything")
 
 
 WORKER_PORT_OFFSET = 100
 
 
-async def start_service(name: str, port: int, env: dict[str, str], color: str,
+async def start_service(service: str, label: str, port: int, env: dict[str, str], color: str,
                         pumps: list) -> asyncio.subprocess.Process:
+    """One uvicorn process of ``service`` on ``port``, its output prefixed with ``label``."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "uvicorn", f"services.{name.split('-')[0]}.main:app",
+        sys.executable, "-m", "uvicorn", f"services.{service}.main:app",
         "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
         cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
-    pumps.append(asyncio.create_task(pump(name, proc.stdout, color)))
+    pumps.append(asyncio.create_task(pump(label, proc.stdout, color)))
     return proc
 
 
@@ -132,9 +132,11 @@ async def main(db: str, with_infra: bool, base_port: int, split: bool = False) -
         # any API process of the service starts (two migrations at once could collide).
         workers = {f"{name}-worker": port + WORKER_PORT_OFFSET
                    for name, port in port_map.items()}
-        for i, (name, port) in enumerate(workers.items()):
-            procs[name] = await start_service(name, port, {**env, "SERVICE_ROLE": "worker"},
-                                              COLORS[i], pumps)
+        for i, (name, (label, port)) in enumerate(zip(SERVICES, workers.items(),
+                                                      strict=True)):
+            procs[label] = await start_service(name, label, port,
+                                               {**env, "SERVICE_ROLE": "worker"}, COLORS[i],
+                                               pumps)
         try:
             await wait_ready(workers, ready_seconds, what="workers")
         except RuntimeError as exc:
@@ -145,7 +147,7 @@ async def main(db: str, with_infra: bool, base_port: int, split: bool = False) -
             return 1
     for i, name in enumerate(SERVICES):
         procs[name] = await start_service(
-            name, port_map[name], {**env, "SERVICE_ROLE": "api"} if split else env,
+            name, name, port_map[name], {**env, "SERVICE_ROLE": "api"} if split else env,
             COLORS[i], pumps)
 
     stop = asyncio.Event()

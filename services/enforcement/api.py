@@ -292,12 +292,11 @@ async def activate_policy(body: SimulateIn, request: Request, principal: Operato
     return out
 
 
-@router.post("/policies/simulate", tags=["policies"])
-async def simulate(body: SimulateIn, principal: Operator, deps: Deps) -> handlers.SimulationOut:
+@router.post("/policies/simulate", tags=["policies"], response_model=handlers.SimulationOut)
+async def simulate(body: SimulateIn, principal: Operator, deps: Deps) -> rules.Simulation:
     """Replay the confirmed violations through a candidate policy: which measures would
     differ. Appends and publishes nothing."""
-    simulation = await handlers.simulate(deps, candidate_policy(body))
-    return handlers.SimulationOut.model_validate(simulation.model_dump())
+    return await handlers.simulate(deps, candidate_policy(body))
 
 
 # -- the sweep --------------------------------------------------------------------------------

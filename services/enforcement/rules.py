@@ -22,7 +22,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from libs.events.contracts._common import Capability
-from libs.events.contracts.enforcement import BanSeverity, Measure
+from libs.events.contracts.enforcement import BanSeverity, CommercialCategory, Measure
+
+Category = int | CommercialCategory  # an Art. 18 category 1-10, or an Art. 14 one
 
 ART18 = tuple(range(1, 11))
 COMMERCIAL = ("false_advertising", "exaggerated_publicity", "commercial_fraud", "copyright")

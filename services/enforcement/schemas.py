@@ -9,13 +9,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from libs.domain import Line, Text
-from libs.events.contracts.enforcement import CommercialCategory, Evidence
+from libs.events.contracts.enforcement import Evidence
 from libs.runtime.problems import ProblemError
 
 from .handlers import NewComplaint, NewViolation
-from .rules import MeasurePolicy
-
-Category = int | CommercialCategory
+from .rules import Category, MeasurePolicy
 
 
 class Body(BaseModel):

@@ -8,12 +8,14 @@ import asyncio
 import csv
 import hashlib
 import io
+import re
 import statistics
 import zipfile
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Annotated, Any, BinaryIO, Literal
 
 import orjson
@@ -22,17 +24,15 @@ from sqlalchemy import text
 
 from libs.domain import NotFoundError
 from libs.events.checkpoints import load_checkpoint
-from libs.events.contracts.enforcement import CommercialCategory
 from libs.events.db import Tx
 
-from .rules import CATEGORY_LABELS, MEASURE_LABELS, category_key
+from .rules import CATEGORY_LABELS, MEASURE_LABELS, Category, category_key
 
 VIOLATIONS, MEASURES, CASES = "enforcement_violations", "enforcement_measures", "enforcement_cases"
 BLACKLISTS = "enforcement_blacklists"
 _PAGE = text("SELECT key, doc FROM projection_documents WHERE projection = :p "
              "AND key > :after ORDER BY key LIMIT :limit")
 _GET = text("SELECT doc FROM projection_documents WHERE projection = :p AND key = :key")
-Category = int | CommercialCategory  # an Art. 18 category 1-10, or an Art. 14 one
 
 
 async def page(tx: Tx, projection: str, *, after: str = "", limit: int = 50
@@ -522,12 +522,18 @@ def _cell(value: Any) -> Any:
     return "" if value is None else _sheet_safe(value)
 
 
+@cache
+def _illegal_characters() -> re.Pattern[str]:
+    # openpyxl is imported when a sheet is first written, not at the service's start-up
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    return ILLEGAL_CHARACTERS_RE
+
+
 def _sheet_safe(value: Any) -> Any:
     """A value a worksheet can hold: the control characters it cannot (openpyxl's
     IllegalCharacterError: a report or filing with one answered 500) become U+FFFD."""
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value) if isinstance(value, str) else value
+    return _illegal_characters().sub("\ufffd", value) if isinstance(value, str) else value
 
 
 def to_csv(report: dict[str, Any]) -> dict[str, bytes]:

@@ -68,16 +68,6 @@ class Deps(ServiceDeps):
 
 
 # -- results ------------------------------------------------------------------------------
-class Registered(BaseModel):
-    """A registration accepted: pending verification, or held for a reviewer."""
-
-    outcome: Literal["registered"] = "registered"
-    account_id: str
-    status: str
-    extra_verification_required: bool
-    reasons: list[str]
-
-
 class RegistrationAccepted(BaseModel):
     """:class:`Registered` as ``POST /v1/accounts`` answers it (202, ``Location``: the
     account): pending verification, or held for a reviewer for ``reasons``."""
@@ -86,6 +76,13 @@ class RegistrationAccepted(BaseModel):
     status: str = Field(description="pending_verification or held_for_review")
     extra_verification_required: bool
     reasons: list[str]
+
+
+class Registered(RegistrationAccepted):
+    """A registration accepted: pending verification, or held for a reviewer (the handler's
+    result, kept for the ``Idempotency-Key``; the answer drops ``outcome``)."""
+
+    outcome: Literal["registered"] = "registered"
 
 
 class RegistrationRefused(BaseModel):

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from libs.events import Database, EventStore
+from libs.events.contracts.registration import Organization
 from libs.runtime.responses import Page
 
 from .domain import stream_of
@@ -60,13 +61,6 @@ class ProfileView(BaseModel):
     avatar_url: str | None = None
 
 
-class OrganizationView(BaseModel):
-    business_name: str
-    registered_address: str
-    primary_business: str
-    business_scope: str
-
-
 class Ban(BaseModel):
     """A re-registration ban on the identity and phone (A8.3); ``until`` null: permanent."""
 
@@ -100,7 +94,7 @@ class AccountView(BaseModel):
     owner: OwnerView
     profile: ProfileView
     pending_profile_changes: list[str]
-    organization: OrganizationView | None
+    organization: Organization | None  # as the registration event carries it
     contact_masked: str
     capabilities: dict[str, bool]
     suspensions: dict[str, str] = Field(description="suspension id -> reason")

@@ -119,13 +119,13 @@ async def check_identities(deps: Deps, *, now: datetime | None = None,
 
     while True:
         async with deps.db.connect() as conn:
-            due = await identity_checks_due(conn, now or deps.clock(), limit=page)
-        due = [c for c in due if c.account_id not in tried]  # each once per run
+            found = await identity_checks_due(conn, now or deps.clock(), limit=page)
+        due = [c for c in found if c.account_id not in tried]  # each once per run
         if not due:
             break
         tried.update(c.account_id for c in due)
         await asyncio.gather(*(one(c.account_id) for c in due))
-        if len(due) < page:
+        if len(found) < page:  # the last page (not: the last page of new ones)
             break
     if outcomes:
         log.info("identity checks: %d (%s)", len(outcomes),

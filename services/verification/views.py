@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from libs.domain import NotFoundError
 from libs.events import Streams
+from libs.events.contracts.registration import Profile
 from libs.events.contracts.verification import Finding, ProtectedLogo
 from libs.events.db import Tx
 from libs.runtime.pii import Sealer, open_identity
@@ -113,17 +114,9 @@ class IdentityState(BaseModel):
     phone_masked: str
 
 
-class ProfileView(BaseModel):
-    name: str
-    description: str
-    avatar_sha256: str
-    avatar_phash: str | None = None
-    avatar_url: str | None = None
-
-
 class ProfileState(BaseModel):
     status: str = Field(description="pending, passed or mismatch")
-    current: ProfileView
+    current: Profile  # as the registration event carries it
     findings: list[Finding]  # as the events carry them (A8.2)
 
 

@@ -26,13 +26,13 @@ import pytest
 import sqlalchemy as sa
 
 from libs.events.migrate import upgrade
+from libs.events.topics import SERVICES
 from libs.runtime.auth import ROLES, issue_token
 from libs.runtime.limits import LIMIT_KEY, SETTING_OF_CLASS, fastapi_routing
 from libs.runtime.settings import DEV_AUTH_SECRET
 from tests.conftest import PG_PORT, create_database, drop_database
 from tests.registration_support import body as registration_body
 
-SERVICES = ("registration", "verification", "transfer", "credit", "enforcement")
 MB = 1024 * 1024
 CHUNK = 256 * 1024
 EVERY_ROLE = {"Authorization": "Bearer " + issue_token(
