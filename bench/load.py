@@ -20,6 +20,9 @@ activation delay p50/p99 (``AccountActivated``'s time minus ``AccountRegistratio
 in each account's own stream), and the reconciliation: every 202 registered once and
 activated exactly once in registration's log, verified exactly once in verification's, and
 ``active`` in registration's view; no registration appended for an answer that was not 202.
+Also the CPU a registration costs the whole system: each service's processes, the
+PostgreSQL backends of its database and the Kafka broker, from ``/proc`` over the step
+(sending and settling), per accepted registration (the load client excluded).
 
 Usage::
 
@@ -323,6 +326,55 @@ async def reconcile(system: System, accepted: list[str], unanswered: int,
     return rec
 
 
+# -- CPU -----------------------------------------------------------------------------------------
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(system: System) -> dict[str, float]:
+    """CPU time (user + system, from /proc) used so far by the system's parts: each
+    service's processes (``registration``, or ``registration-worker`` when split), the
+    PostgreSQL backends of its database (``pg:registration``), and the Kafka broker
+    (``kafka``: shared with anything else using it). A step's difference over the
+    registrations it accepted is the CPU a registration costs the whole system."""
+    databases = {dsn.rsplit("/", 1)[1]: s for s, dsn in system.dsns.items()}
+    worker_ports = {str(system.base_port + 100 + i): s for i, s in enumerate(SERVICES)}
+    used: dict[str, float] = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                words = f.read().decode(errors="replace").split("\0")
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        part = None
+        if words[0].startswith("postgres:") and len(words[0].split()) > 3:
+            service = databases.get(words[0].split()[3])
+            part = service and f"pg:{service}"
+        elif "kafka.Kafka" in words:
+            part = "kafka"
+        else:
+            app = next((w for w in words if w.startswith("services.") and w.endswith(":app")),
+                       None)
+            if app is not None and app.split(".")[1] in system.dsns:
+                port = words[words.index("--port") + 1] if "--port" in words else ""
+                part = app.split(".")[1] + ("-worker" if port in worker_ports else "")
+        if part:
+            used[part] = used.get(part, 0.0) + (int(fields[11]) + int(fields[12])) / _TICK
+    return used
+
+
+def cpu_per_registration(before: dict[str, float], after: dict[str, float], accepted: int
+                         ) -> dict[str, float]:
+    """Milliseconds of CPU per accepted registration, by part (a process that ended in
+    between is not counted), and their ``total``."""
+    per = {part: 1000 * (after[part] - before.get(part, 0.0)) / max(accepted, 1)
+           for part in sorted(after)}
+    return {**per, "total": sum(per.values())}
+
+
 # -- one step ------------------------------------------------------------------------------------
 async def step(system: System, token: str, rate: float, duration: float, seed: int,
                max_connections: int, timeout: float, settle: float) -> dict:
@@ -331,6 +383,7 @@ async def step(system: System, token: str, rate: float, duration: float, seed: i
     requests = [http_request(f"{host}:{port}", token, b) for b in bodies(n, seed)]
     before = frozenset(await submitted_streams(system))
     client = OpenLoop(host, port, max_connections, timeout)
+    cpu_before = cpu_seconds(system)
     print(f"load: {rate:g}/s for {duration:g} s ({n} registrations)...", file=sys.stderr,
           flush=True)
     seconds = await client.run(requests, rate)
@@ -350,6 +403,7 @@ async def step(system: System, token: str, rate: float, duration: float, seed: i
             break
         await asyncio.sleep(0.5)
     drained = time.monotonic() - waited_from
+    cpu = cpu_per_registration(cpu_before, cpu_seconds(system), len(ok))
     unanswered = sum(a.status == 0 for a in answers)
     rec = await reconcile(system, accepted, unanswered, before)
     return {
@@ -360,7 +414,7 @@ async def step(system: System, token: str, rate: float, duration: float, seed: i
         "connections": client.open, "http": percentiles([a.latency for a in ok]),
         "http_503": percentiles([a.latency for a in shed]),
         "activation": rec["activation"], "drained_after_s": drained,
-        "reconciliation": rec, "reconciled": rec["ok"],
+        "reconciliation": rec, "reconciled": rec["ok"], "cpu_ms_per_registration": cpu,
     }
 
 
@@ -370,7 +424,7 @@ def fmt_ms(v: float | None) -> str:
 
 def table(results: list[dict]) -> str:
     lines = ["| rate | accepted/s | 503 | other | HTTP p50 / p99 | activation p50 / p99 "
-             "| reconciled |", "|---|---|---|---|---|---|---|"]
+             "| CPU/registration | reconciled |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
         rec = r["reconciliation"]
         verdict = ("yes" if r["reconciled"] else
@@ -380,7 +434,20 @@ def table(results: list[dict]) -> str:
             f"| {r['rate']:g}/s | {r['accepted_per_s']:,.0f}/s | {r['shed_503']} | "
             f"{sum(r['other'].values()) + r['not_sent']} | {fmt_ms(r['http'].get('p50'))} / "
             f"{fmt_ms(r['http'].get('p99'))} | {fmt_ms(r['activation'].get('p50'))} / "
-            f"{fmt_ms(r['activation'].get('p99'))} | {verdict} |")
+            f"{fmt_ms(r['activation'].get('p99'))} | "
+            f"{r['cpu_ms_per_registration']['total']:.1f} ms | {verdict} |")
+    return "\n".join(lines)
+
+
+def cpu_table(results: list[dict]) -> str:
+    """Each step's CPU per accepted registration, by part of the system."""
+    parts = sorted({p for r in results for p in r["cpu_ms_per_registration"]} - {"total"})
+    lines = ["| rate | " + " | ".join(parts) + " | total |",
+             "|---|" + "---|" * (len(parts) + 1)]
+    for r in results:
+        cpu = r["cpu_ms_per_registration"]
+        lines.append(f"| {r['rate']:g}/s | " + " | ".join(
+            f"{cpu.get(p, 0.0):.2f}" for p in parts) + f" | {cpu['total']:.1f} |")
     return "\n".join(lines)
 
 
@@ -404,6 +471,8 @@ async def main(a: argparse.Namespace) -> list[dict]:
     finally:
         await stop_system(system, a.admin_dsn, keep=a.keep)
     print(table(results))
+    print("\nCPU per accepted registration (ms; /proc, the load client excluded):")
+    print(cpu_table(results))
     return results
 
 
