@@ -7,7 +7,9 @@ bodies) while ``py-spy record`` samples the server. Printed: requests/s, and the
 by share of the server's samples, inclusive and own (``--top``). py-spy is in the ``bench``
 extra; it needs ptrace rights (root, or ``kernel.yama.ptrace_scope=0``).
 
-Usage: ``python -m bench.profile_registration [--count 3000] [--top 40]``
+``--gil`` samples only while the server runs Python (holds the GIL): its CPU, without the
+time its event loop waits. Usage:
+``python -m bench.profile_registration [--count 3000] [--top 40] [--gil]``
 """
 
 from __future__ import annotations
@@ -55,10 +57,10 @@ def summarise(raw: str, top: int) -> str:
     return "\n".join(out)
 
 
-def _py_spy(pid: int, out: Path) -> subprocess.Popen:
+def _py_spy(pid: int, out: Path, gil: bool = False) -> subprocess.Popen:
     exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     return subprocess.Popen([exe, "record", "-p", str(pid), "--format", "raw", "-o", str(out),
-                             "--rate", "250", "--nonblocking"],
+                             "--rate", "250", "--nonblocking", *(["--gil"] if gil else [])],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -82,7 +84,7 @@ async def main(a: argparse.Namespace) -> None:
         out = Path(tempfile.mkdtemp()) / "stacks.txt"
         try:
             await _run_load(base, 300, 100, seed=3)  # warm-up
-            spy = _py_spy(proc.pid, out)
+            spy = _py_spy(proc.pid, out, gil=a.gil)
             await asyncio.sleep(1.0)
             figures = await _run_load(base, a.count, 0, seed=4)
             spy.send_signal(subprocess.signal.SIGINT)
@@ -105,6 +107,8 @@ if __name__ == "__main__":
                                 description=__doc__.splitlines()[0])
     p.add_argument("--count", type=int, default=3000)
     p.add_argument("--top", type=int, default=40)
+    p.add_argument("--gil", action="store_true",
+                   help="sample only while the server holds the GIL (its CPU, not its waits)")
     p.add_argument("--admin-dsn", default=os.environ.get("LOAD_ADMIN_DSN", ADMIN_DSN))
     asyncio.run(main(p.parse_args()))
     sys.exit(0)
