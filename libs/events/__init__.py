@@ -29,7 +29,7 @@ from .checkpoints import load_checkpoint, reset_checkpoint, save_checkpoint
 from .consumer import Consumer, each
 from .db import Database
 from .deadletters import DeadLetter, list_dead_letters, redrive
-from .envelope import Envelope, new_event_id
+from .envelope import Envelope, new_event_id, new_id
 from .errors import (
     AppendOnlyViolationError,
     ConcurrencyError,
@@ -76,6 +76,7 @@ __all__ = [
     "list_dead_letters",
     "load_checkpoint",
     "new_event_id",
+    "new_id",
     "redrive",
     "reset_checkpoint",
     "save_checkpoint",

@@ -8,7 +8,6 @@ Handlers return results (pydantic models) and raise ``libs.domain`` errors.
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from libs.domain import InvalidCommandError, NotFoundError
-from libs.events import Envelope, EventPayload, Streams, transact
+from libs.events import Envelope, EventPayload, Streams, new_id, transact
 from libs.events.contracts.credit import (
     CreditFactRecorded,
     CreditOverridden,
@@ -224,7 +223,7 @@ async def ingest_metrics(deps: Deps, batch: MetricsBatch, *, key: str | None, di
         per_account: dict[str, list[EventPayload]] = {}
         anomalies = []
         for s, v in found:
-            anomaly_id = str(uuid.uuid4())
+            anomaly_id = new_id()
             per_account.setdefault(s.account_id, []).append(TrafficAnomalyDetected(
                 account_id=s.account_id, anomaly_id=anomaly_id, kind=v.kind, metric=v.metric,
                 window_start=s.at - rules.HOUR, window_end=s.at,
@@ -243,7 +242,7 @@ async def ingest_metrics(deps: Deps, batch: MetricsBatch, *, key: str | None, di
             if without:
                 forced[account_id] = without
                 per_account.setdefault(account_id, []).append(ForcedFollowsCounted(
-                    account_id=account_id, count_id=str(uuid.uuid4()), without_consent=without,
+                    account_id=account_id, count_id=new_id(), without_consent=without,
                     total=len(follows), window_start=min(f.at for f in follows),
                     window_end=max(f.at for f in follows), legal_basis=["A12.2"]))
         levels: dict[str, str] = {}
@@ -294,7 +293,7 @@ async def override(deps: Deps, account_id: str, *, points: int, reason: str, by:
         if profile is None:
             raise NotFoundError(f"no credit profile for account {account_id}",
                                 code="credit-profile-not-found", title="No such profile")
-        payload = CreditOverridden(account_id=account_id, override_id=str(uuid.uuid4()),
+        payload = CreditOverridden(account_id=account_id, override_id=new_id(),
                                    points=points, reason=reason, by=by, expires_at=expires_at,
                                    legal_basis=["A13.1"])
         after_, events = await _rescore(deps, tx, account_id, [payload], state=profile,

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 
 from libs.domain import DomainError, InvalidCommandError, NotFoundError
-from libs.events import Envelope, Streams, transact
+from libs.events import Envelope, Streams, new_id, transact
 from libs.events.contracts.enforcement import (
     CaseStep,
     Evidence,
@@ -272,7 +272,7 @@ async def report_violation(deps: Deps, new: NewViolation, *, by: str, key: str |
     """A suspected violation at intake (A18, A14), its province the account's (as
     registration announced it, else as reported)."""
     category = _category(new.category)
-    violation_id = str(uuid.uuid4())
+    violation_id = new_id()
 
     async def work(tx: Tx) -> ViolationOut:
         known = await deps.directory.get(tx, new.account_id)
@@ -330,7 +330,7 @@ async def decide_violation(deps: Deps, violation_id: str, *, confirm: bool, by: 
         d = rules.decide(await policy_in_force(deps, tx), v.category, history, credit, now)
         s = d.step_spec
         decided = MeasureDecided(
-            account_id=v.account_id, measure_id=str(uuid.uuid4()), violation_id=violation_id,
+            account_id=v.account_id, measure_id=new_id(), violation_id=violation_id,
             category=v.category, province=v.province, policy_id=d.policy_id,
             policy_version=d.policy_version, rule=d.rule, step=d.step, prior_violations=d.prior,
             credit_level=credit, measure=s.measure, capabilities=s.capabilities,
@@ -424,7 +424,7 @@ async def complain(deps: Deps, new: NewComplaint, *, key: str | None,
     """A complaint or report from the public (A20.2), due in working days; the contact is
     sealed (and masked for display)."""
     category = _category(new.category) if new.category is not None else None
-    case_id = f"complaint-{uuid.uuid4()}"
+    case_id = f"complaint-{new_id()}"
 
     async def work(tx: Tx) -> CaseOut:
         now = deps.clock()
@@ -496,7 +496,7 @@ async def record_access(deps: Deps, scope: Scope, *, resource: str, query: dict[
     """A regulator's access, granted or refused, recorded as an event (A21.2)."""
     if not scope.regulator:
         return
-    access_id = str(uuid.uuid4())
+    access_id = new_id()
     payload = RegulatorAccessed(
         access_id=access_id, regulator=scope.subject, province=scope.province,
         resource=resource, query={k: str(v) for k, v in query.items() if v is not None},

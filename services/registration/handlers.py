@@ -8,7 +8,6 @@ follow the account's events in the transaction that appends them.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, RootModel
 
 from libs.domain import IllegalTransitionError
-from libs.events import Changed, ConcurrencyError, Envelope, EventStore, Snapshots, Streams
+from libs.events import Changed, ConcurrencyError, Envelope, EventStore, Snapshots, Streams, new_id
 from libs.events.db import Tx
 from libs.runtime.clock import now as utcnow  # UTC; in development a request may name it
 from libs.runtime.deps import ServiceDeps
@@ -131,7 +130,7 @@ async def register(deps: Deps, app: Application, *, key: str | None, digest: str
 
     async def work(tx: Tx) -> _Registration:
         now = deps.clock()
-        account_id = str(uuid.uuid4())
+        account_id = new_id()
         # Counting locks the keys' rows until commit: limits hold under concurrency.
         states = await adapters.count_attempt(tx, keys, now.timestamp())
         rules.check_bans(states, now.timestamp())
@@ -227,7 +226,7 @@ async def change_profile(deps: Deps, account_id: str, change: ProfileChange, *,
     if change.name is not None:
         rules.refuse_same_name(_matches(deps, change.name, deps.policy.similar_refuse),
                                deps.policy)
-    change_id = str(uuid.uuid4())
+    change_id = new_id()
     return await _command(deps, account_id, lambda acc: acc.submit_profile_change(
         change_id=change_id, change=change), key=key, digest=digest, scope="profile")
 

@@ -8,7 +8,6 @@ id>`` (ownership signals). The directory tables change in the same transaction.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,7 +17,7 @@ from pydantic import BaseModel
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from libs.domain import DomainError, InvalidCommandError, NotFoundError
-from libs.events import Envelope, Streams, transact
+from libs.events import Envelope, Streams, new_id, transact
 from libs.events.db import Tx
 from libs.runtime.deps import ServiceDeps
 from libs.runtime.pii import Sealer
@@ -230,7 +229,7 @@ async def apply(deps: Deps, app: Application, *, by: str, key: str | None,
     """An application (A11.2; a grant A17.3): refused at once by the no-trading rules
     (A11.1, with an event), else the transferee goes to verification and followers are
     told."""
-    transfer_id = str(uuid.uuid4())
+    transfer_id = new_id()
 
     async def work(tx: Tx) -> TransferOut:
         now = deps.clock()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import random
-import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from libs.domain import ConflictError, DomainError, NotFoundError
-from libs.events import Envelope, EventPayload, Streams, transact
+from libs.events import Envelope, EventPayload, Streams, new_id, transact
 from libs.events.contracts.registration import (
     AccountRegistrationSubmitted,
     ProfileChangeSubmitted,
@@ -301,7 +300,7 @@ async def _check_account_identity(deps: Deps, account_id: str, *, cause: Envelop
         outcome: IdentityOutcome
         if decision.retryable and now >= pending.review_at:
             events = current.require_identity_review(
-                decision, case_id=str(uuid.uuid4()), attempts=pending.attempts + 1,
+                decision, case_id=new_id(), attempts=pending.attempts + 1,
                 evidence=evidence)
             await forget_identity_check(tx, account_id)
             outcome = "review"
@@ -398,7 +397,7 @@ async def check_transferee_identity(deps: Deps, key: str, *, cause: Envelope | N
 async def submit_qualification(deps: Deps, account_id: str, submission: Submission, *,
                                by: str, key: str | None, digest: str) -> CaseOpened:
     """Keep the document and open a review case for the material (A9.1, A5)."""
-    case_id = str(uuid.uuid4())
+    case_id = new_id()
     m = submission.material
 
     async def work(tx: Tx) -> CaseOpened:
@@ -466,7 +465,7 @@ async def decide_identity_review(deps: Deps, account_id: str, *, approve: bool,
 async def reinspect(deps: Deps, account_id: str, *, reason: str) -> str:
     """One re-inspection (A9.3) in one transaction: the current profile against the current
     registry; ``passed``, or ``failed`` (acting like A8.2)."""
-    rid = str(uuid.uuid4())
+    rid = new_id()
     streams = deps.verifications
 
     async def work(tx: Tx) -> str:
@@ -525,7 +524,7 @@ async def _registry_command(deps: Deps, key: str | None, scope: str, digest: str
 async def add_protected_name(deps: Deps, entry: NewProtectedName, *, key: str | None,
                              digest: str) -> ProtectedNameKept:
     """Protect a name (aliases, logo) for its holder (A8.2)."""
-    protected_id = str(uuid.uuid4())
+    protected_id = new_id()
 
     async def work(tx: Tx) -> ProtectedNameKept:
         await deps.protected_names.decide(tx, protected_id,

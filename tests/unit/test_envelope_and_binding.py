@@ -9,7 +9,10 @@ from cloudevents.core.bindings.kafka import KafkaMessage, from_binary, to_binary
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from libs.events import Envelope, InvalidEventError
+import time
+import uuid
+
+from libs.events import Envelope, InvalidEventError, new_event_id, new_id
 from libs.events.kafka_binding import event_type_of, from_kafka, to_kafka
 
 T0 = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
@@ -19,6 +22,22 @@ def sample(**kw) -> Envelope:
     return Envelope.new(type="registration.AccountRegistered", data={"name": "茶馆", "n": 1},
                         stream_id="acc-1", source="/services/registration", time=T0,
                         **kw).with_stream_version(4, 17)
+
+
+def test_new_ids_are_uuid7_in_creation_order_and_unique():
+    before = int(time.time() * 1000)
+    ids = [new_id() if n % 2 else new_event_id() for n in range(5000)]
+    after = int(time.time() * 1000)
+    parsed = [uuid.UUID(i) for i in ids]
+    assert all(str(u) == i for u, i in zip(parsed, ids, strict=True))  # canonical text
+    assert {u.version for u in parsed} == {7}
+    assert {u.variant for u in parsed} == {uuid.RFC_4122}
+    # Ids made one after the other sort one after the other, as text (what the indexes
+    # compare): each insert lands on the unique index's right edge.
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    millis = [u.int >> 80 for u in parsed]  # the 48-bit Unix time in milliseconds
+    assert before <= min(millis) and max(millis) <= after
 
 
 def test_new_event_starts_its_own_causal_chain_and_caused_events_continue_it():
