@@ -68,6 +68,8 @@ def _explain(kind: str, exc: stdnum_errors.ValidationError) -> IdentityNumberErr
 def half_width(kind: str, number: str) -> str:
     """``number`` with full-width forms (U+FF01-FF5E, the ideographic space) read as ASCII;
     any other non-ASCII character is refused with a message saying what to type."""
+    if number.isascii():  # what nearly every request sends: nothing to read
+        return number
     text = "".join(unicodedata.normalize("NFKC", c)
                    if unicodedata.decomposition(c).startswith("<wide>") else c for c in number)
     odd = next((c for c in text if not c.isascii()), None)
