@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary, to_binary
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
-
-import time
-import uuid
 
 from libs.events import Envelope, InvalidEventError, new_event_id, new_id
 from libs.events.kafka_binding import event_type_of, from_kafka, to_kafka
