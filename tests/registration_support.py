@@ -25,7 +25,11 @@ def social_credit_code() -> str:
 
 
 def phone() -> str:
-    return f"139{uuid.uuid4().int % 10**8:08d}"
+    """A fresh mobile number that means nothing to the local identity provider: never ending
+    0000 (borrowed), 9999 (unknown) or 1111 (new number). A random one did, once in about
+    3,300 bodies, and failed a test that expected a verified account."""
+    digits = f"139{uuid.uuid4().int % 10**8:08d}"
+    return digits[:-1] + "7" if digits[-4:] in ("0000", "9999", "1111") else digits
 
 
 def unique_name(prefix: str = "账号") -> str:
