@@ -361,3 +361,19 @@ async def test_A11_1_suspected_trading_from_transfer_is_reported_once_under_art_
     assert (reported["category"], reported["source"], reported["province"]) == (8, "transfer",
                                                                                 "440000")
     assert "A11.1" in reported["legal_basis"] and rows[0][1] == suspected.id
+
+
+@BACKENDS
+async def test_reports_are_stamped_with_the_least_advanced_read_model_in_log_order(deps):
+    """A report's ``event_position`` is where the slowest of its read models stands, in log
+    order (xid, then position): a smaller position in a younger transaction is further."""
+    from libs.events import LogCursor
+    from libs.events.checkpoints import save_checkpoint
+
+    cursors = {views.VIOLATIONS: LogCursor(100, 5), views.MEASURES: LogCursor(90, 7),
+               views.CASES: LogCursor(95, 1)}
+    async with deps.db.transaction() as tx:
+        for name, cursor in cursors.items():
+            await save_checkpoint(tx, f"projection:{name}", cursor)
+    async with deps.db.connect() as conn:
+        assert await views.position(conn) == "90:7"
