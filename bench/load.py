@@ -51,6 +51,7 @@ import asyncpg
 import orjson
 
 from libs.events.topics import SERVICES
+from libs.runtime.supervisor import WORKER_PORT_OFFSET
 
 from .common import percentiles
 
@@ -337,7 +338,8 @@ def cpu_seconds(system: System) -> dict[str, float]:
     (``kafka``: shared with anything else using it). A step's difference over the
     registrations it accepted is the CPU a registration costs the whole system."""
     databases = {dsn.rsplit("/", 1)[1]: s for s, dsn in system.dsns.items()}
-    worker_ports = {str(system.base_port + 100 + i): s for i, s in enumerate(SERVICES)}
+    worker_ports = {str(system.base_port + WORKER_PORT_OFFSET + i)
+                    for i in range(len(SERVICES))}
     used: dict[str, float] = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():

@@ -36,9 +36,7 @@ def new_id() -> str:
     return str(uuid7())
 
 
-def new_event_id() -> str:
-    """A new event id: :func:`new_id`."""
-    return str(uuid7())
+new_event_id = new_id  # an event's id is a new id like any other
 
 
 class Envelope(NamedTuple):

@@ -8,6 +8,8 @@ from typing import Literal, get_origin
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from libs.events.tailer import IDLE_MAX_SECONDS, LINGER_SECONDS
+
 DEV_AUTH_SECRET = "development-only-auth-secret-change-me"
 DEV_PII_KEY = "development-only-pii-key-change-me"
 
@@ -72,8 +74,9 @@ class ServiceSettings(BaseSettings):
     # The relay and the projection runners (libs.events.tailer, ADR 0037): how long a commit's
     # nudge waits to gather more commits into the same page, and the longest wait between
     # polls of an idle log.
-    tailer_linger_seconds: float = Field(0.01, ge=0, le=1, validation_alias="TAILER_LINGER_SECONDS")
-    tailer_idle_max_seconds: float = Field(1.0, ge=0.05, le=60,
+    tailer_linger_seconds: float = Field(LINGER_SECONDS, ge=0, le=1,
+                                         validation_alias="TAILER_LINGER_SECONDS")
+    tailer_idle_max_seconds: float = Field(IDLE_MAX_SECONDS, ge=0.05, le=60,
                                            validation_alias="TAILER_IDLE_MAX_SECONDS")
 
     def admission_limits(self):

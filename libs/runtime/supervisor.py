@@ -130,10 +130,10 @@ async def main(db: str, with_infra: bool, base_port: int, split: bool = False) -
     if split:
         # The workers first: each migrates its database and creates its topics before
         # any API process of the service starts (two migrations at once could collide).
-        workers = {f"{name}-worker": port + WORKER_PORT_OFFSET
-                   for name, port in port_map.items()}
-        for i, (name, (label, port)) in enumerate(zip(SERVICES, workers.items(),
-                                                      strict=True)):
+        workers: dict[str, int] = {}
+        for i, name in enumerate(SERVICES):
+            label, port = f"{name}-worker", port_map[name] + WORKER_PORT_OFFSET
+            workers[label] = port
             procs[label] = await start_service(name, label, port,
                                                {**env, "SERVICE_ROLE": "worker"}, COLORS[i],
                                                pumps)

@@ -15,6 +15,7 @@ import pytest
 from stdnum.cn import ric, uscc
 
 from tests.conftest import eventually
+from tests.registration_support import phone as fresh_phone
 
 pytestmark = pytest.mark.kafka
 
@@ -37,11 +38,10 @@ def social_credit_code() -> str:
 
 
 def phone(ending: str | None = None) -> str:
-    digits = f"139{uuid.uuid4().int % 10**8:08d}"
-    if ending:
-        return digits[:-len(ending)] + ending
-    # the local provider's conventions: 0000 borrowed, 9999 unknown, 1111 new number
-    return digits[:-1] + "7" if digits[-4:] in ("0000", "9999", "1111") else digits
+    """A fresh number with no meaning to the local provider, or ending with ``ending``
+    (its conventions: 0000 borrowed, 9999 unknown, 1111 new number)."""
+    digits = fresh_phone()
+    return digits[:-len(ending)] + ending if ending else digits
 
 
 def tag() -> str:

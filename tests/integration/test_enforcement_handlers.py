@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import text
 
 from libs.domain import ConflictError, ForbiddenError, InvalidCommandError
-from libs.events import Consumer, Envelope
+from libs.events import Consumer, Envelope, LogCursor
+from libs.events.checkpoints import save_checkpoint
 from libs.events.contracts import all_contracts
 from libs.events.contracts.enforcement import Evidence
 from libs.events.kafka_binding import to_kafka
@@ -367,9 +368,6 @@ async def test_A11_1_suspected_trading_from_transfer_is_reported_once_under_art_
 async def test_reports_are_stamped_with_the_least_advanced_read_model_in_log_order(deps):
     """A report's ``event_position`` is where the slowest of its read models stands, in log
     order (xid, then position): a smaller position in a younger transaction is further."""
-    from libs.events import LogCursor
-    from libs.events.checkpoints import save_checkpoint
-
     cursors = {views.VIOLATIONS: LogCursor(100, 5), views.MEASURES: LogCursor(90, 7),
                views.CASES: LogCursor(95, 1)}
     async with deps.db.transaction() as tx:

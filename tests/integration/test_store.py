@@ -34,6 +34,21 @@ def noted(stream: str, n: int, time: datetime = T0) -> Envelope:
                         time=time)
 
 
+async def write_v1_row(db, stream: str, data_json: str) -> None:
+    """A test.Renamed row at schema version 1, as an older release wrote it, straight into
+    the table (version 1 of ``stream``)."""
+    old = Envelope.new(type="test.Renamed", data={}, stream_id=stream, source="tests",
+                       time=T0, schema_version=1)
+    async with db.transaction() as tx:
+        params = {"id": old.id, "time": old.time if db.is_postgres else old.time.isoformat(),
+                  "data": data_json, "stream": stream}
+        cast = "CAST(:data AS jsonb)" if db.is_postgres else ":data"
+        await tx.execute(text(
+            "INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, time,"
+            f" data, source, subject, correlation_id) VALUES (:id, :stream, 1, 'test.Renamed',"
+            f" 1, :time, {cast}, 'tests', :stream, :id)"), params)
+
+
 @BACKENDS
 async def test_append_assigns_versions_and_reads_back_in_order(db, store):
     async with db.transaction() as tx:
@@ -106,17 +121,7 @@ async def test_invalid_payload_and_unknown_type_are_refused_and_nothing_is_store
 
 @BACKENDS
 async def test_upcaster_applied_on_read(db, store):
-    # A row written by an older release, at schema version 1, straight into the table.
-    old = Envelope.new(type="test.Renamed", data={"name": "Tea House"}, stream_id="acc-9",
-                       source="tests", time=T0, schema_version=1)
-    async with db.transaction() as tx:
-        params = {"id": old.id, "time": old.time if db.is_postgres else old.time.isoformat(),
-                  "data": '{"name": "Tea House"}'}
-        cast = "CAST(:data AS jsonb)" if db.is_postgres else ":data"
-        await tx.execute(text(
-            "INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, time,"
-            f" data, source, subject, correlation_id) VALUES (:id, 'acc-9', 1, 'test.Renamed',"
-            f" 1, :time, {cast}, 'tests', 'acc-9', :id)"), params)
+    await write_v1_row(db, "acc-9", '{"name": "Tea House"}')
     async with db.connect() as conn:
         [event] = await store.read_stream(conn, "acc-9")
         assert event.schema_version == 2
@@ -152,16 +157,7 @@ async def test_a_value_upcaster_applies_on_every_upcasting_read_path(db, store):
 
     registry.add_value_upcaster("rename", renamed, marker='"old:')
     reading = EventStore(registry, dialect=db.dialect)
-    old = Envelope.new(type="test.Renamed", data={}, stream_id="acc-v", source="tests",
-                       time=T0, schema_version=1)
-    async with db.transaction() as tx:  # at schema version 1, as an older release wrote it
-        params = {"id": old.id, "time": old.time if db.is_postgres else old.time.isoformat(),
-                  "data": '{"name": "old:Tea House"}'}
-        cast = "CAST(:data AS jsonb)" if db.is_postgres else ":data"
-        await tx.execute(text(
-            "INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, time,"
-            f" data, source, subject, correlation_id) VALUES (:id, 'acc-v', 1, 'test.Renamed',"
-            f" 1, :time, {cast}, 'tests', 'acc-v', :id)"), params)
+    await write_v1_row(db, "acc-v", '{"name": "old:Tea House"}')
     async with db.transaction() as tx:
         await store.append(tx, "acc-v", 1, [
             Envelope.new(type="test.Renamed", data={"name": "old:Inn", "normalised": "inn"},
