@@ -20,7 +20,7 @@ from .openapi import document_errors
 from .problems import install_problem_handlers
 from .service import ServiceRuntime
 from .settings import ServiceSettings
-from .tracing import configure_tracing, instrument_app
+from .tracing import configure_tracing, telemetry_config
 
 
 # Dependencies are coroutines: FastAPI runs a plain function in its thread pool on every
@@ -69,13 +69,13 @@ def create_app(
     # /docs and /redoc from assets in the fastapi-offline package, not a CDN: they work on a
     # machine without internet access (docs/decisions/0034-schemathesis-and-offline-docs.md).
     app = FastAPIOffline(title=title, description=description, version="0.1.0",
-                         lifespan=lifespan, swagger_ui_parameters={"validatorUrl": None})
+                         lifespan=lifespan, swagger_ui_parameters={"validatorUrl": None},
+                         telemetry=telemetry_config())
     # uvicorn has configured its loggers by the time it imports the app: from here on no
     # access log line carries a query string (a client may put an ID number in one).
     redact_access_log()
     install_problem_handlers(app)
     document_errors(app)
-    instrument_app(app)
     app.add_middleware(DevelopmentClock)
     # Before any route reads a body: 401/403 first, body caps, NUL refused (ADR 0030).
     app.add_middleware(RequestGuard, runtime_of=lambda: getattr(app.state, "runtime", None),
