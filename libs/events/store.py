@@ -102,6 +102,30 @@ _PG_APPEND = text(
     """
 )
 
+# Many new streams at once (a group commit of commands that each start a stream, e.g.
+# registrations): every row carries its own stream and version. A stream that exists
+# already fails the unique (stream_id, stream_version) constraint, as with _PG_APPEND at 0.
+_PG_APPEND_NEW_STREAMS = text(
+    """
+    INSERT INTO events (xid, event_id, stream_id, stream_version, type, schema_version, time,
+                        data, source, subject, correlation_id, causation_id, traceparent)
+    SELECT pg_current_xact_id(), r.event_id, r.stream_id, r.stream_version, r.type,
+           r.schema_version, r.time, CAST(r.data AS jsonb), r.source, r.subject,
+           r.correlation_id, r.causation_id, r.traceparent
+    FROM unnest(CAST(:event_ids AS text[]), CAST(:stream_ids AS text[]),
+                CAST(:versions AS integer[]), CAST(:types AS text[]),
+                CAST(:schema_versions AS integer[]), CAST(:times AS timestamptz[]),
+                CAST(:datas AS text[]), CAST(:sources AS text[]), CAST(:subjects AS text[]),
+                CAST(:correlation_ids AS text[]), CAST(:causation_ids AS text[]),
+                CAST(:traceparents AS text[]))
+         WITH ORDINALITY AS r(event_id, stream_id, stream_version, type, schema_version,
+                              time, data, source, subject, correlation_id, causation_id,
+                              traceparent, ord)
+    ORDER BY r.ord
+    RETURNING position, stream_id, stream_version
+    """
+)
+
 # The one-event form of the same statement: scalar parameters are cheaper to bind and
 # plan than arrays, and most commands append one event.
 _PG_APPEND_ONE = text(
@@ -364,6 +388,67 @@ class EventStore:
             for v, e, sv in zip(range(expected_version + 1, expected_version + 1 + len(events)),
                                 events, schema_versions, strict=True)
         ]
+
+    async def append_new_streams(self, conn: Tx, streams: Sequence[Sequence[Envelope]]
+                                 ) -> list[list[Envelope]]:
+        """Start several streams at once, each with its events (the first at version 1): one
+        statement on PostgreSQL for what would be one :meth:`append` at version 0 each.
+
+        For a group commit of commands that each begin a new stream. The envelopes keep the
+        ``traceparent`` they carry: the callers stamped their own (each command its
+        request's span). Raises :class:`ConcurrencyError` when any of the streams exists
+        (nothing is appended then), :class:`InvalidEventError` or
+        :class:`UnknownEventTypeError` when a payload breaks its contract.
+        """
+        batches = [list(events) for events in streams if events]
+        for events in batches:
+            stream_id = events[0].stream_id
+            if any(e.stream_id != stream_id for e in events):
+                e = next(e for e in events if e.stream_id != stream_id)
+                raise InvalidEventError(f"event {e.id} belongs to stream {e.stream_id!r}, "
+                                        f"not {stream_id!r}")
+        if len({events[0].stream_id for events in batches}) != len(batches):
+            raise InvalidEventError("a stream is started twice in one batch")
+        if not self.pg:
+            return [await self.append(conn, events[0].stream_id, 0, events)
+                    for events in batches]
+        flat = [e for events in batches for e in events]
+        if not flat:
+            return []
+        datas = [orjson.dumps(e.data) for e in flat]
+        schema_versions = self.registry.check_json_batch(flat, datas)
+        versions = [v for events in batches for v in range(1, len(events) + 1)]
+        try:
+            rows = await conn.fetch(_PG_APPEND_NEW_STREAMS, {
+                "event_ids": [e.id for e in flat],
+                "stream_ids": [e.stream_id for e in flat],
+                "versions": versions,
+                "types": [e.type for e in flat],
+                "schema_versions": schema_versions,
+                "times": [e.time for e in flat],
+                "datas": [d.decode() for d in datas],
+                "sources": [e.source for e in flat],
+                "subjects": [e.subject for e in flat],
+                "correlation_ids": [e.correlation_id for e in flat],
+                "causation_ids": [e.causation_id for e in flat],
+                "traceparents": [e.traceparent for e in flat],
+            })
+        except _PG_DUPLICATES as exc:
+            if "event_id" in str(exc):
+                raise InvalidEventError(f"an event id is already stored: {exc}") from exc
+            raise ConcurrencyError(_STREAM_ID(flat[0]), 0,
+                                   f"one of the {len(batches)} streams exists") from exc
+        positions = {(r[1], r[2]): r[0] for r in rows}
+        stored = [
+            _new_tuple(Envelope, (e[0], e[1], e[2], e[3], e[4], e[5], v, sv, e[8], e[9],
+                                  e[10], e[11], e[12], positions[e[5], v]))
+            for e, v, sv in zip(flat, versions, schema_versions, strict=True)]
+        out: list[list[Envelope]] = []
+        i = 0
+        for events in batches:
+            out.append(stored[i:i + len(events)])
+            i += len(events)
+        return out
 
     async def _append_pg(self, conn: Tx, stream_id, expected, events, schema_versions, datas
                          ) -> dict[int, int]:

@@ -51,6 +51,17 @@ _KEEP = text("INSERT INTO idempotency_keys (scope, key, fingerprint, status, bod
              "ON CONFLICT (scope, key) DO NOTHING RETURNING 1")
 _REMEMBER = text("UPDATE idempotency_keys SET status = :status, body = :body "
                  "WHERE scope = :scope AND key = :key")
+# The same for many keys of one scope at once (a group commit; PostgreSQL).
+_CLAIM_MANY = text(
+    "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at) "
+    "SELECT CAST(:scope AS text), u.k, u.f, 0, '', CAST(:created_at AS timestamptz) "
+    "FROM unnest(CAST(:keys AS text[]), CAST(:fingerprints AS text[])) AS u(k, f) "
+    "ORDER BY u.k ON CONFLICT (scope, key) DO NOTHING RETURNING key")
+_REMEMBER_MANY = text(
+    "UPDATE idempotency_keys AS i SET status = u.s, body = u.b "
+    "FROM unnest(CAST(:keys AS text[]), CAST(:statuses AS integer[]), "
+    "CAST(:bodies AS text[])) AS u(k, s, b) "
+    "WHERE i.scope = CAST(:scope AS text) AND i.key = u.k")
 
 
 class Answer(NamedTuple):
@@ -116,6 +127,27 @@ async def remember(tx: Tx, *, scope: str, key: str, answer: Any,
                    codec: _Codec | None = None) -> None:
     status, body = (codec or _Codec()).encode(answer)
     await tx.execute(_REMEMBER, {"scope": scope, "key": key, "status": status, "body": body})
+
+
+async def claim_many(tx: Tx, *, scope: str, keys: list[tuple[str, str]]) -> set[str]:
+    """:func:`claim` for many distinct ``(key, digest)`` of one scope in one statement
+    (PostgreSQL): the keys taken. A key held by a concurrent request is waited for, then
+    not taken; its request must recall the answer (:func:`run_idempotent` does)."""
+    rows = await tx.fetch(_CLAIM_MANY, {
+        "scope": scope, "keys": [k for k, _ in keys], "fingerprints": [d for _, d in keys],
+        "created_at": datetime.now(UTC)})
+    return {r[0] for r in rows}
+
+
+async def remember_many(tx: Tx, *, scope: str, answers: list[tuple[str, Any]],
+                        result: Any = None) -> None:
+    """:func:`remember` for many ``(key, answer)`` claimed in this transaction
+    (PostgreSQL); ``result`` as for :func:`run_idempotent`."""
+    codec = _Codec(result)
+    encoded = [codec.encode(answer) for _, answer in answers]
+    await tx.execute(_REMEMBER_MANY, {
+        "scope": scope, "keys": [k for k, _ in answers],
+        "statuses": [status for status, _ in encoded], "bodies": [body for _, body in encoded]})
 
 
 async def run_idempotent(

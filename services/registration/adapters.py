@@ -35,9 +35,10 @@ _ON_CONFLICT = """
 # a phone but not an identity cannot deadlock.
 _COUNT_PG = text(f"""
     INSERT INTO registration_keys AS r (key, kind, accounts, win_start, win_count, win_seconds)
-    SELECT u.k, u.kd, u.inc, CAST(:now AS double precision), 1, u.win
+    SELECT u.k, u.kd, u.inc, u.now, 1, u.win
     FROM unnest(CAST(:keys AS text[]), CAST(:kinds AS text[]), CAST(:incs AS integer[]),
-                CAST(:wins AS double precision[])) AS u(k, kd, inc, win)
+                CAST(:wins AS double precision[]), CAST(:nows AS double precision[]))
+         AS u(k, kd, inc, win, now)
     ORDER BY u.k
     {_ON_CONFLICT}
     {_RETURNING}
@@ -81,16 +82,26 @@ async def count_attempt(tx: Tx, keys: Sequence[tuple[str, str, int, float]], now
                         ) -> list[KeyState]:
     """Count one attempt on each ``(key, kind, accounts increment, window seconds)``, lock
     the keys' rows until commit, and return their state including this attempt."""
-    keys = sorted(keys)
+    return await count_attempts(tx, [(keys, now)])
+
+
+async def count_attempts(tx: Tx, attempts: Sequence[tuple[Sequence[tuple[str, str, int, float]],
+                                                          float]]) -> list[KeyState]:
+    """:func:`count_attempt` for several registrations at once, each ``(keys, now)`` with
+    its own clock, in one statement on PostgreSQL (a group commit: writer.py). Their keys
+    must be distinct: a row is counted once per statement."""
+    rows_in = sorted((k, kd, inc, win, now) for keys, now in attempts
+                     for k, kd, inc, win in keys)
     if tx.dialect == "postgresql":
         rows = await tx.fetch(_COUNT_PG, {
-            "now": now, "keys": [k[0] for k in keys], "kinds": [k[1] for k in keys],
-            "incs": [k[2] for k in keys], "wins": [float(k[3]) for k in keys]})
+            "keys": [r[0] for r in rows_in], "kinds": [r[1] for r in rows_in],
+            "incs": [r[2] for r in rows_in], "wins": [float(r[3]) for r in rows_in],
+            "nows": [r[4] for r in rows_in]})
     else:
         rows = [await tx.fetchrow(_COUNT_SQLITE, {"key": k, "kind": kd, "inc": inc,
                                                    "now": now, "win": float(win)})
-                for k, kd, inc, win in keys]
-    names = [k[0] for k in keys]
+                for k, kd, inc, win, now in rows_in]
+    names = [r[0] for r in rows_in]
     found = (await tx.fetch(_BANS_OF_PG, {"keys": names}) if tx.dialect == "postgresql"
              else await tx.fetch(_BANS_OF_SQLITE, {"keys": json.dumps(names)}))
     bans = {r[0]: (r[1], bool(r[2])) for r in found}

@@ -19,6 +19,7 @@ from .policies import POLICIES
 from .projections import AccountsProjection
 from .rules import LEGAL, NATURAL, UNINCORPORATED, Limit, Policy, Velocity
 from .settings import Settings
+from .writer import RegistrationWriter
 
 MIGRATIONS = str(Path(__file__).with_name("migrations") / "versions")
 log = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ def bootstrap(settings: Settings | None = None) -> ServiceRuntime:
                     contained_min_length=s.closed_names_contained_min_length),
                 sealer=install_sealer(s, runtime.registry), clock=utcnow,
                 committed=runtime.committed, catch_up=runtime.catch_up_projections)
+    if s.group_commit and runtime.db.dialect == "postgresql":
+        deps.registrations = RegistrationWriter(deps)
 
     async def refresh_names() -> None:
         await deps.names.refresh(deps.db)

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, RootModel
 
@@ -64,6 +64,9 @@ class Deps(ServiceDeps):
     agreement_version: str
     names: ClosedNames
     sealer: Sealer
+    # Registrations committed in groups (writer.RegistrationWriter; PostgreSQL), or None:
+    # each in a transaction of its own.
+    registrations: Any = None
 
 
 # -- results ------------------------------------------------------------------------------
@@ -110,6 +113,32 @@ class AccountChanged(BaseModel):
 
 
 # -- registration -------------------------------------------------------------------------
+@dataclass(kw_only=True)
+class PendingRegistration:
+    """A registration checked and screened, waiting for its transaction: what it counts
+    (``keys``: key, kind, accounts increment, velocity window) and its Idempotency-Key."""
+
+    app: Application
+    matches: list[rules.Match]
+    keys: list[tuple[str, str, int, float]]
+    key: str | None
+    digest: str
+
+
+@dataclass(kw_only=True)
+class DecidedRegistration:
+    """What a registration decided on its counted keys: its account's first events, the
+    keys to uncount (a refusal) and the handler's result."""
+
+    account_id: str
+    payloads: Payloads
+    uncount: list[str]
+    result: _Registration
+
+
+REGISTRATION_SCOPE = "registration.accounts"
+
+
 async def register(deps: Deps, app: Application, *, key: str | None, digest: str
                    ) -> Registered | RegistrationRefused:
     """RegisterAccount (Art. 15): submitted for verification, held for review, or refused."""
@@ -119,41 +148,66 @@ async def register(deps: Deps, app: Application, *, key: str | None, digest: str
         has_organization=app.organization is not None,
         has_representative=app.has_representative, agreement_version=app.agreement_version,
         current_agreement=deps.agreement_version)
-    matches = _matches(deps, app.profile.name, policy.similar_hold)
     id_blind, phone_blind = app.identity.id_number_blind, app.identity.phone_blind
     counted = [(id_blind, "identity", 1), (phone_blind, "phone", 1)]
     if app.device_blind:
         counted.append((app.device_blind, "device", 0))
     if app.network_blind:
         counted.append((app.network_blind, "network", 0))
-    keys = [(k, kind, inc, policy.velocity[kind].window_seconds) for k, kind, inc in counted]
+    pending = PendingRegistration(
+        app=app, matches=_matches(deps, app.profile.name, policy.similar_hold),
+        keys=[(k, kind, inc, policy.velocity[kind].window_seconds) for k, kind, inc in counted],
+        key=key, digest=digest)
+    if deps.registrations is not None:  # group commit (PostgreSQL): writer.py
+        result = await deps.registrations.submit(pending)
+    else:
+        result = await register_alone(deps, pending)
+    return result.root
+
+
+async def register_alone(deps: Deps, pending: PendingRegistration) -> _Registration:
+    """A registration in a transaction of its own (with its Idempotency-Key's)."""
 
     async def work(tx: Tx) -> _Registration:
         now = deps.clock()
-        account_id = new_id()
         # Counting locks the keys' rows until commit: limits hold under concurrency.
-        states = await adapters.count_attempt(tx, keys, now.timestamp())
-        rules.check_bans(states, now.timestamp())
-        verdict = rules.decide_registration(entity_type=app.entity_type, keys=states,
-                                            matches=matches, policy=policy,
-                                            category=app.category)
-        if verdict.outcome == "refuse":  # the attempt counts (A10.3), the account does not
-            await adapters.uncount(tx, [id_blind, phone_blind])
+        states = await adapters.count_attempt(tx, pending.keys, now.timestamp())
+        decided = decide_registration(deps, pending, states, now)
+        if decided.uncount:
+            await adapters.uncount(tx, decided.uncount)
         # A new stream: appended at version 0 without reading it first.
-        await deps.accounts.append(tx, account_id, 0,
-                                   Account.register(account_id, app, verdict))
-        if verdict.outcome == "refuse":
-            return _Registration(RegistrationRefused(
-                account_id=account_id, kind=verdict.kind, code=verdict.code,
-                detail="; ".join(verdict.reasons), legal_basis=list(verdict.legal_basis)))
-        return _Registration(Registered(
-            account_id=account_id,
-            status="held_for_review" if verdict.outcome == "hold" else "pending_verification",
-            extra_verification_required=bool(verdict.extra_verification),
-            reasons=[*verdict.reasons, *verdict.extra_verification]))
+        await deps.accounts.append(tx, decided.account_id, 0, decided.payloads)
+        return decided.result
 
-    result = await deps.command(key, "registration.accounts", digest, work, _Registration)
-    return result.root
+    return await deps.command(pending.key, REGISTRATION_SCOPE, pending.digest, work,
+                              _Registration)
+
+
+def decide_registration(deps: Deps, pending: PendingRegistration,
+                        states: list[rules.KeyState], now: datetime) -> DecidedRegistration:
+    """The rules on a registration's counted keys (their rows locked by this transaction):
+    a ban refuses it with an error (nothing kept); otherwise a new account, registered,
+    held or refused (the attempt counts, the account does not: A10.3)."""
+    app = pending.app
+    rules.check_bans(states, now.timestamp())
+    verdict = rules.decide_registration(entity_type=app.entity_type, keys=states,
+                                        matches=pending.matches, policy=deps.policy,
+                                        category=app.category)
+    account_id = new_id()
+    payloads = Account.register(account_id, app, verdict)
+    if verdict.outcome == "refuse":
+        return DecidedRegistration(
+            account_id=account_id, payloads=payloads,
+            uncount=[app.identity.id_number_blind, app.identity.phone_blind],
+            result=_Registration(RegistrationRefused(
+                account_id=account_id, kind=verdict.kind, code=verdict.code,
+                detail="; ".join(verdict.reasons), legal_basis=list(verdict.legal_basis))))
+    return DecidedRegistration(account_id=account_id, payloads=payloads, uncount=[],
+                               result=_Registration(Registered(
+        account_id=account_id,
+        status="held_for_review" if verdict.outcome == "hold" else "pending_verification",
+        extra_verification_required=bool(verdict.extra_verification),
+        reasons=[*verdict.reasons, *verdict.extra_verification])))
 
 
 def _matches(deps: Deps, name: str, threshold: float) -> list[rules.Match]:

@@ -27,6 +27,9 @@ class CategoryLimit(BaseModel):
 class Settings(ServiceSettings):
     service: str = "registration"
     port: int = 8001
+    # Registrations that arrive together share one transaction (writer.py, ADR 0040);
+    # false: each in its own. Only on PostgreSQL.
+    group_commit: bool = Field(True, validation_alias="REGISTRATION_GROUP_COMMIT")
     # A6: the platform agreement a registration must accept.
     agreement_version: str = Field("2025-01", validation_alias="AGREEMENT_VERSION")
     # A10.1 limits, per entity type: extra verification from `threshold` accounts on,

@@ -19,6 +19,7 @@ from services.registration.api import answer_of
 from services.registration.bootstrap import MIGRATIONS
 from services.registration.handlers import Deps, account_streams
 from services.registration.rules import Policy
+from services.registration.writer import RegistrationWriter
 from tests.conftest import BACKENDS
 from tests.registration_support import body, phone, resident_id
 
@@ -26,13 +27,20 @@ pytestmark = pytest.mark.postgres
 SEALER = Sealer("test-key")
 
 
-@pytest.fixture
-async def deps(database_url):
+@pytest.fixture(params=["alone", "grouped"])
+async def deps(database_url, request):
+    """Each registration in its own transaction, or (PostgreSQL) committed in groups by
+    the writer the service runs (writer.py): every test here holds for both."""
+    if request.param == "grouped" and not database_url.startswith("postgresql"):
+        pytest.skip("group commit is for PostgreSQL")
     await asyncio.to_thread(upgrade, database_url, MIGRATIONS)
     db = Database(database_url, pool_size=20)
     store = EventStore(all_contracts(), dialect=db.dialect)
-    yield Deps(db=db, store=store, accounts=account_streams(store), policy=Policy(),
-               agreement_version="2025-01", names=ClosedNames(), sealer=SEALER)
+    deps = Deps(db=db, store=store, accounts=account_streams(store), policy=Policy(),
+                agreement_version="2025-01", names=ClosedNames(), sealer=SEALER)
+    if request.param == "grouped":
+        deps.registrations = RegistrationWriter(deps)
+    yield deps
     await db.dispose()
 
 
@@ -132,3 +140,66 @@ async def test_A11_2_a_transferred_account_leaves_the_old_owners_count(deps):
         await handlers.when_event(deps, tx, all_contracts().validate(completed))
     again = await register(deps, body(id_number=number))
     assert again.status == 202, again.body  # accepted (perhaps held: 4 attempts in a burst)
+
+
+@BACKENDS
+async def test_concurrent_registrations_share_transactions_and_keep_their_answers(deps):
+    """Group commit: many registrations at once are committed in fewer transactions than
+    registrations, each with its own account, events and kept answer."""
+    bodies = [body() for _ in range(24)]
+    answers = await asyncio.gather(*[register(deps, b, key=f"g-{i}")
+                                     for i, b in enumerate(bodies)])
+    assert [a.status for a in answers] == [202] * 24
+    ids = {a.body["account_id"] for a in answers}
+    assert len(ids) == 24
+    if deps.registrations is not None:
+        assert 0 < deps.registrations.groups < 24  # some shared a transaction
+    async with deps.db.connect() as conn:
+        for a in answers:
+            events = await deps.store.read_stream(conn, f"account-{a.body['account_id']}")
+            assert [e.type for e in events][0] == "registration.AccountRegistrationSubmitted"
+    again = await asyncio.gather(*[register(deps, b, key=f"g-{i}")
+                                   for i, b in enumerate(bodies)])
+    assert again == answers  # each key gives its own first answer
+
+
+@BACKENDS
+async def test_twins_with_one_key_arriving_together_take_effect_once(deps):
+    b = body()
+    answers = await asyncio.gather(*[register(deps, b, key="twin") for _ in range(5)])
+    assert len({a.body["account_id"] for a in answers}) == 1
+    async with deps.db.connect() as conn:
+        from sqlalchemy import text
+
+        count = await conn.fetchval(text("SELECT count(*) FROM events"))
+    assert count == 1
+
+
+@BACKENDS
+async def test_A8_3_a_banned_identity_in_a_group_is_refused_and_the_others_pass(deps):
+    from services.registration import adapters
+
+    banned = body()
+    async with deps.db.transaction() as tx:
+        await adapters.ban(tx, [(first_blind(banned), "identity")], until=None,
+                           measure_id="m-group")
+    others = [body() for _ in range(6)]
+
+    async def attempt(b):
+        try:
+            return await register(deps, b)
+        except ProblemError as exc:
+            return exc
+
+    results = await asyncio.gather(*[attempt(b) for b in [*others[:3], banned, *others[3:]]])
+    refused = results[3]
+    assert isinstance(refused, ProblemError) and refused.code == "registration-banned"
+    assert all(r.status == 202 for i, r in enumerate(results) if i != 3)
+    async with deps.db.connect() as conn:
+        from sqlalchemy import text
+
+        count = await conn.fetchval(text("SELECT count(*) FROM events"))
+        counted = await conn.fetchval(text(
+            "SELECT accounts FROM registration_keys WHERE key = :k"), {"k": first_blind(banned)})
+    assert count == 6  # nothing of the banned registration is kept, not even its count
+    assert counted is None

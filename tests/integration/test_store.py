@@ -443,3 +443,37 @@ async def test_read_all_pauses_the_collector_and_restores_it(db, store):
             assert not gc.isenabled()
         finally:
             gc.enable()
+
+
+@BACKENDS
+async def test_append_new_streams_starts_each_stream_at_version_one(db, store):
+    batches = [[noted(f"new-{k}", i) for i in range(k + 1)] for k in range(3)]
+    async with db.transaction() as tx:
+        stored = await store.append_new_streams(tx, batches)
+    assert [[e.stream_version for e in s] for s in stored] == [[1], [1, 2], [1, 2, 3]]
+    assert [[e.id for e in s] for s in stored] == [[e.id for e in b] for b in batches]
+    assert len({e.position for s in stored for e in s}) == 6
+    async with db.connect() as conn:
+        for k in range(3):
+            events = await store.read_stream(conn, f"new-{k}")
+            assert [(e.stream_version, e.data["n"]) for e in events] == [
+                (i + 1, i) for i in range(k + 1)]
+            assert [e.position for e in events] == [e.position for e in stored[k]]
+
+
+@BACKENDS
+async def test_append_new_streams_refuses_a_stream_that_exists_and_stores_nothing(db, store):
+    async with db.transaction() as tx:
+        await store.append(tx, "taken", 0, [noted("taken", 0)])
+    with pytest.raises(ConcurrencyError):
+        async with db.transaction() as tx:
+            await store.append_new_streams(tx, [[noted("fresh", 0)], [noted("taken", 1)]])
+    with pytest.raises(InvalidEventError):  # one batch, two streams
+        async with db.transaction() as tx:
+            await store.append_new_streams(tx, [[noted("a", 0), noted("b", 1)]])
+    with pytest.raises(InvalidEventError):  # one stream started twice
+        async with db.transaction() as tx:
+            await store.append_new_streams(tx, [[noted("c", 0)], [noted("c", 1)]])
+    async with db.connect() as conn:
+        assert await store.read_stream(conn, "fresh") == []
+        assert [e.data["n"] for e in await store.read_stream(conn, "taken")] == [0]
