@@ -54,6 +54,12 @@ MAX_GROUP = 64
 CONCURRENCY = 1
 
 
+class _CommitFailed(Exception):
+    """The group's ``COMMIT`` failed: whether it took effect is not known, so no member
+    runs again on its own (one without an Idempotency-Key could register twice); each
+    gets the error, as a registration alone would."""
+
+
 @dataclass(eq=False)
 class _Member:
     pending: PendingRegistration
@@ -129,6 +135,11 @@ class RegistrationWriter:
                         m.future.set_result(m.decided.result)
                 self.groups += 1
                 self.deps.committed()
+        except _CommitFailed as exc:
+            for m in group:
+                if not m.future.done():
+                    m.future.set_exception(exc.__cause__ or exc)
+            return
         except Exception as exc:  # noqa: BLE001 - each member gets its own answer alone
             log.debug("registration group of %d rolled back (%s: %s); each runs alone",
                       len(group), type(exc).__name__, exc)
@@ -152,27 +163,40 @@ class RegistrationWriter:
         """One transaction for the group; the members that must run alone (their
         Idempotency-Key held by another request)."""
         deps = self.deps
-        async with deps.db.transaction() as tx:
-            keyed = [(m.pending.key, m.pending.digest) for m in group
-                     if m.pending.key is not None]
-            taken = await claim_many(tx, scope=REGISTRATION_SCOPE, keys=keyed) if keyed \
-                else set()
-            alone = [m for m in group if m.pending.key is not None
-                     and m.pending.key not in taken]
-            members = [m for m in group if m not in alone]
-            if not members:
-                return alone
-            await self._decide(tx, members)
-            refused = [k for m in members for k in m.decided.uncount]
-            if refused:
-                await adapters.uncount(tx, refused)
-            await deps.store.append_new_streams(tx, [
-                m.context.run(self._envelopes, m.decided) for m in members])
-            answers = [(m.pending.key, m.decided.result) for m in members
-                       if m.pending.key is not None]
-            if answers:
-                await remember_many(tx, scope=REGISTRATION_SCOPE, answers=answers,
-                                    result=_Registration)
+        committing = False
+        try:
+            async with deps.db.transaction() as tx:
+                alone = await self._statements(tx, group)
+                committing = True
+        except Exception as exc:
+            if committing:
+                raise _CommitFailed(str(exc)) from exc
+            raise
+        return alone
+
+    async def _statements(self, tx: Tx, group: list[_Member]) -> list[_Member]:
+        """The group's statements; the members left to run alone."""
+        deps = self.deps
+        keyed = [(m.pending.key, m.pending.digest) for m in group
+                 if m.pending.key is not None]
+        taken = await claim_many(tx, scope=REGISTRATION_SCOPE, keys=keyed) if keyed \
+            else set()
+        alone = [m for m in group if m.pending.key is not None
+                 and m.pending.key not in taken]
+        members = [m for m in group if m not in alone]
+        if not members:
+            return alone
+        await self._decide(tx, members)
+        refused = [k for m in members for k in m.decided.uncount]
+        if refused:
+            await adapters.uncount(tx, refused)
+        await deps.store.append_new_streams(tx, [
+            m.context.run(self._envelopes, m.decided) for m in members])
+        answers = [(m.pending.key, m.decided.result) for m in members
+                   if m.pending.key is not None]
+        if answers:
+            await remember_many(tx, scope=REGISTRATION_SCOPE, answers=answers,
+                                result=_Registration)
         return alone
 
     async def _decide(self, tx: Tx, members: list[_Member]) -> None:
