@@ -278,6 +278,18 @@ _new_tuple = tuple.__new__
 _STREAM_ID = itemgetter(Envelope._fields.index("stream_id"))
 
 
+def _column_arrays(events: Sequence[Envelope], schema_versions: list[int], datas: list[str]
+                   ) -> dict[str, list]:
+    """The per-event arrays of the multi-row appends (_PG_APPEND, _PG_APPEND_NEW_STREAMS)."""
+    return {"event_ids": [e.id for e in events], "types": [e.type for e in events],
+            "schema_versions": schema_versions, "times": [e.time for e in events],
+            "datas": datas, "sources": [e.source for e in events],
+            "subjects": [e.subject for e in events],
+            "correlation_ids": [e.correlation_id for e in events],
+            "causation_ids": [e.causation_id for e in events],
+            "traceparents": [e.traceparent for e in events]}
+
+
 def _sqlite_time(t: datetime) -> str:
     # Fixed width, so that text comparison in SQL is time comparison.
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
@@ -420,19 +432,8 @@ class EventStore:
         versions = [v for events in batches for v in range(1, len(events) + 1)]
         try:
             rows = await conn.fetch(_PG_APPEND_NEW_STREAMS, {
-                "event_ids": [e.id for e in flat],
-                "stream_ids": [e.stream_id for e in flat],
-                "versions": versions,
-                "types": [e.type for e in flat],
-                "schema_versions": schema_versions,
-                "times": [e.time for e in flat],
-                "datas": [d.decode() for d in datas],
-                "sources": [e.source for e in flat],
-                "subjects": [e.subject for e in flat],
-                "correlation_ids": [e.correlation_id for e in flat],
-                "causation_ids": [e.causation_id for e in flat],
-                "traceparents": [e.traceparent for e in flat],
-            })
+                "stream_ids": [e.stream_id for e in flat], "versions": versions,
+                **_column_arrays(flat, schema_versions, [d.decode() for d in datas])})
         except _PG_DUPLICATES as exc:
             if "event_id" in str(exc):
                 raise InvalidEventError(f"an event id is already stored: {exc}") from exc
@@ -475,23 +476,9 @@ class EventStore:
             return await self._copy_pg(conn, stream_id, expected, events, schema_versions,
                                        datas)
         else:
-            rows = await conn.fetch(
-                _PG_APPEND,
-                {
-                    "stream_id": stream_id,
-                    "expected": expected,
-                    "event_ids": [e.id for e in events],
-                    "types": [e.type for e in events],
-                    "schema_versions": schema_versions,
-                    "times": [e.time for e in events],
-                    "datas": datas,
-                    "sources": [e.source for e in events],
-                    "subjects": [e.subject for e in events],
-                    "correlation_ids": [e.correlation_id for e in events],
-                    "causation_ids": [e.causation_id for e in events],
-                    "traceparents": [e.traceparent for e in events],
-                },
-            )
+            rows = await conn.fetch(_PG_APPEND, {
+                "stream_id": stream_id, "expected": expected,
+                **_column_arrays(events, schema_versions, datas)})
         positions = {version: position for position, version in rows}
         if not positions:
             raise ConcurrencyError(stream_id, expected, _NOT_AT_VERSION)
