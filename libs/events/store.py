@@ -368,10 +368,7 @@ class EventStore:
             return []
         if expected_version < 0:
             raise ValueError("expected_version must be >= 0")
-        if self.traceparent is not None:
-            tp = self.traceparent()
-            if tp is not None:
-                events = [e._replace(traceparent=tp) for e in events]
+        events = self.stamp(events)
         # Each payload is serialized once (orjson); the same bytes are validated (per event
         # type, the batch at once) and stored.
         dumps = orjson.dumps
@@ -401,24 +398,30 @@ class EventStore:
                                 events, schema_versions, strict=True)
         ]
 
+    def stamp(self, events: Sequence[Envelope]) -> Sequence[Envelope]:
+        """``events`` stamped with the caller's current span, if the store was given a
+        ``traceparent`` and there is one (:meth:`append` stamps what it appends)."""
+        tp = self.traceparent() if self.traceparent is not None else None
+        return [e._replace(traceparent=tp) for e in events] if tp is not None else events
+
     async def append_new_streams(self, conn: Tx, streams: Sequence[Sequence[Envelope]]
                                  ) -> list[list[Envelope]]:
         """Start several streams at once, each with its events (the first at version 1): one
         statement on PostgreSQL for what would be one :meth:`append` at version 0 each.
 
         For a group commit of commands that each begin a new stream. The envelopes keep the
-        ``traceparent`` they carry: the callers stamped their own (each command its
-        request's span). Raises :class:`ConcurrencyError` when any of the streams exists
+        ``traceparent`` they carry: each command stamps its own in its request's context
+        (:meth:`stamp`). Raises :class:`ConcurrencyError` when any of the streams exists
         (nothing is appended then), :class:`InvalidEventError` or
         :class:`UnknownEventTypeError` when a payload breaks its contract.
         """
         batches = [list(events) for events in streams if events]
         for events in batches:
             stream_id = events[0].stream_id
-            if any(e.stream_id != stream_id for e in events):
-                e = next(e for e in events if e.stream_id != stream_id)
-                raise InvalidEventError(f"event {e.id} belongs to stream {e.stream_id!r}, "
-                                        f"not {stream_id!r}")
+            stray = next((e for e in events if e.stream_id != stream_id), None)
+            if stray is not None:
+                raise InvalidEventError(f"event {stray.id} belongs to stream "
+                                        f"{stray.stream_id!r}, not {stream_id!r}")
         if len({events[0].stream_id for events in batches}) != len(batches):
             raise InvalidEventError("a stream is started twice in one batch")
         if not self.pg:

@@ -35,8 +35,9 @@ from .problems import MEDIA_TYPE, problem_type
 
 OVERLOADED = "overloaded"
 
-# Never queued nor shed (exact paths).
-EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# The probes and the scrape (exact paths): never queued nor shed, and never traced
+# (libs.runtime.tracing.telemetry_config).
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ class AdmissionMiddleware:
     configured in the lifespan, from the settings)."""
 
     def __init__(self, app, *, admission_of: Callable[[], Admission | None],
-                 exempt: Collection[str] = EXEMPT_PATHS) -> None:
+                 exempt: Collection[str] = PROBE_PATHS) -> None:
         self.app = app
         self.admission_of = admission_of
         self.exempt = frozenset(exempt)

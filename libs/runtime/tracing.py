@@ -33,6 +33,8 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from opentelemetry.trace import Link, SpanContext, TraceFlags
 
+from .admission import PROBE_PATHS
+
 log = logging.getLogger(__name__)
 
 _configured = False
@@ -127,12 +129,9 @@ def configure_tracing(service: str, *, processors: list[SpanProcessor] | None = 
     _configured = True
 
 
-# Requests whose spans would say nothing: probes and scrapes.
-UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-
-
 def _untraced(scope) -> bool:
-    return scope.get("path") in UNTRACED_PATHS
+    # probes and scrapes: their spans would say nothing
+    return scope.get("path") in PROBE_PATHS
 
 
 def telemetry_config() -> dict:

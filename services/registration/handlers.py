@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, Field, RootModel
 
@@ -37,6 +37,9 @@ from .domain import (
 )
 from .policies import POLICIES, Context
 from .rules import Policy
+
+if TYPE_CHECKING:
+    from .writer import RegistrationWriter
 
 log = logging.getLogger(__name__)
 SOURCE = "/registration"
@@ -66,7 +69,7 @@ class Deps(ServiceDeps):
     sealer: Sealer
     # Registrations committed in groups (writer.RegistrationWriter; PostgreSQL), or None:
     # each in a transaction of its own.
-    registrations: Any = None
+    registrations: RegistrationWriter | None = None
 
 
 # -- results ------------------------------------------------------------------------------

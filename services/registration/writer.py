@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from libs.events.db import Tx
 from libs.runtime.idempotency import claim_many, remember_many
@@ -48,10 +48,9 @@ from .handlers import (
 
 log = logging.getLogger(__name__)
 
-MAX_GROUP = 64
-# Groups being written at once by one process. Two measured worse than one on two cores
+# One group is written at a time per process: two at once measured worse on two cores
 # (smaller groups, more statements per registration: ADR 0040).
-CONCURRENCY = 1
+MAX_GROUP = 64
 
 
 class _CommitFailed(Exception):
@@ -65,20 +64,18 @@ class _Member:
     pending: PendingRegistration
     context: contextvars.Context
     future: asyncio.Future
-    decided: DecidedRegistration | None = field(default=None)
+    decided: DecidedRegistration | None = None
 
 
 class RegistrationWriter:
     """Takes registrations from concurrent requests and commits them in groups: whatever
     arrived while the previous group was being written, up to ``max_group`` (ADR 0040)."""
 
-    def __init__(self, deps: Deps, *, max_group: int = MAX_GROUP,
-                 concurrency: int = CONCURRENCY) -> None:
+    def __init__(self, deps: Deps, *, max_group: int = MAX_GROUP) -> None:
         self.deps = deps
         self.max_group = max_group
-        self.concurrency = concurrency
         self._queue: list[_Member] = []
-        self._writers: set[asyncio.Task] = set()
+        self._writing: asyncio.Task | None = None
         self.groups = 0  # groups committed (tests and diagnostics)
 
     async def submit(self, pending: PendingRegistration) -> _Registration:
@@ -87,12 +84,12 @@ class RegistrationWriter:
         loop = asyncio.get_running_loop()
         member = _Member(pending, contextvars.copy_context(), loop.create_future())
         self._queue.append(member)
-        self._writers = {w for w in self._writers if not w.done() and w.get_loop() is loop}
-        if len(self._writers) < self.concurrency:
+        writing = self._writing
+        if writing is None or writing.done() or writing.get_loop() is not loop:
             # A context of its own: the writer must not carry the first member's clock or
             # span into the others' decisions (each decides in its own, _decide).
-            self._writers.add(asyncio.create_task(self._write_queued(),
-                                                  context=contextvars.Context()))
+            self._writing = asyncio.create_task(self._write_queued(),
+                                                context=contextvars.Context())
         return await asyncio.shield(member.future)
 
     async def _write_queued(self) -> None:
@@ -214,7 +211,4 @@ class RegistrationWriter:
         """The account's first events, stamped with the member's trace (run in its
         context)."""
         deps = self.deps
-        envelopes = deps.accounts.envelopes(decided.account_id, decided.payloads)
-        stamp = deps.store.traceparent
-        tp = stamp() if stamp is not None else None
-        return [e._replace(traceparent=tp) for e in envelopes] if tp else envelopes
+        return deps.store.stamp(deps.accounts.envelopes(decided.account_id, decided.payloads))
