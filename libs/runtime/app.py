@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from .admission import Admission, AdmissionMiddleware
 from .clock import DevelopmentClock
+from .collector import tune
 from .limits import RequestGuard
 from .logs import configure_logging, redact_access_log
 from .metrics import CONTENT_TYPE, HttpMetricsMiddleware
@@ -61,6 +62,8 @@ def create_app(
         configure_tracing(runtime.settings.service)
         app.state.runtime = runtime
         await runtime.start()
+        # What start-up loaded stays for the process's life: no collection walks it again.
+        tune(runtime.settings.gc_thresholds, freeze=runtime.settings.gc_freeze)
         try:
             yield
         finally:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from typing import Literal, get_origin
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, PositiveInt, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from libs.events.tailer import IDLE_MAX_SECONDS, LINGER_SECONDS
+
+from .collector import THRESHOLDS
 
 DEV_AUTH_SECRET = "development-only-auth-secret-change-me"
 DEV_PII_KEY = "development-only-pii-key-change-me"
@@ -78,6 +80,12 @@ class ServiceSettings(BaseSettings):
                                          validation_alias="TAILER_LINGER_SECONDS")
     tailer_idle_max_seconds: float = Field(IDLE_MAX_SECONDS, ge=0.05, le=60,
                                            validation_alias="TAILER_IDLE_MAX_SECONDS")
+
+    # The garbage collector once the service is up (libs.runtime.collector, ADR 0041):
+    # freeze the start-up heap, and the generations' thresholds (CPython's: [700, 10, 10]).
+    gc_freeze: bool = Field(True, validation_alias="GC_FREEZE")
+    gc_thresholds: tuple[PositiveInt, PositiveInt, PositiveInt] = Field(
+        THRESHOLDS, validation_alias="GC_THRESHOLDS")
 
     def admission_limits(self):
         from .admission import Limits
