@@ -10,8 +10,11 @@ Exporters follow the standard ``OTEL_*`` variables:
 - ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES`` add to the resource (the service's
   name is the default); ``OTEL_BSP_*`` tune the batch processor; ``OTEL_SDK_DISABLED=true``.
 
-Spans that are not exported are still created, which keeps ``traceparent`` flowing through
-events at almost no cost. Every consumed event gets a CONSUMER span that continues the
+A process that exports no span records none (:class:`RecordWhenExported`, ADR 0042): its
+spans are still made, with their ids, so ``traceparent`` flows through events and logs as
+before, but unsampled (flag ``00``) and without attributes, events or span processors. An
+exporter added later, as the tests add theirs, turns recording on; ``OTEL_TRACES_SAMPLER``
+replaces this rule with the SDK's own. Every consumed event gets a CONSUMER span that continues the
 producing trace (its parent is the span that decided the event) and also carries a span
 link to that span; every page the relay publishes gets a PRODUCER span linked to the spans
 of the events in it.
@@ -31,6 +34,13 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
 from opentelemetry.trace import Link, SpanContext, TraceFlags
 
 from .admission import PROBE_PATHS
@@ -114,18 +124,62 @@ def span_processors(environ=os.environ) -> list[SpanProcessor]:
     return processors
 
 
+class RecordWhenExported(Sampler):
+    """The SDK's default (``parentbased_always_on``) while the provider has an exporter;
+    until then every span is dropped: a non-recording span that still has its ids, so the
+    trace goes on through ``traceparent`` (unsampled), at a fraction of a recorded span's
+    cost (ADR 0042)."""
+
+    def __init__(self) -> None:
+        self.exporting = False
+        self._recording = ParentBased(ALWAYS_ON)
+
+    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None,
+                      links=None, trace_state=None) -> SamplingResult:
+        if self.exporting:
+            return self._recording.should_sample(parent_context, trace_id, name, kind,
+                                                 attributes, links, trace_state)
+        parent = trace.get_current_span(parent_context).get_span_context()
+        return SamplingResult(Decision.DROP, None, parent.trace_state if parent.is_valid
+                              else None)
+
+    def get_description(self) -> str:
+        return f"RecordWhenExported{{exporting={self.exporting}}}"
+
+
+class _Provider(TracerProvider):
+    """A tracer provider that tells its :class:`RecordWhenExported` sampler when a span
+    processor other than the query redactor (an exporter's) joins."""
+
+    def add_span_processor(self, span_processor: SpanProcessor) -> None:
+        super().add_span_processor(span_processor)
+        if isinstance(self.sampler, RecordWhenExported) and not isinstance(
+                span_processor, QueryRedactor):
+            self.sampler.exporting = True
+
+
+def make_provider(service: str, processors: list[SpanProcessor] | None = None,
+                  environ=os.environ) -> TracerProvider:
+    """A service's tracer provider: resource ``service.name`` = the service unless
+    ``OTEL_SERVICE_NAME`` says otherwise, the query redactor first, then ``processors``
+    (default: the exporters ``OTEL_*`` ask for); spans recorded only once it has an exporter,
+    unless ``OTEL_TRACES_SAMPLER`` names the SDK's sampler to use instead."""
+    attrs = {} if environ.get("OTEL_SERVICE_NAME") else {"service.name": service}
+    # None: the SDK reads OTEL_TRACES_SAMPLER (and its argument) itself
+    sampler = None if environ.get("OTEL_TRACES_SAMPLER") else RecordWhenExported()
+    provider = _Provider(sampler=sampler, resource=Resource.create(attrs))
+    provider.add_span_processor(QueryRedactor())  # first: the exporters see redacted spans
+    for processor in span_processors(environ) if processors is None else processors:
+        provider.add_span_processor(processor)
+    return provider
+
+
 def configure_tracing(service: str, *, processors: list[SpanProcessor] | None = None) -> None:
-    """Install the process's tracer provider (once): resource ``service.name`` = the
-    service unless ``OTEL_SERVICE_NAME`` says otherwise, exporters from ``OTEL_*``."""
+    """Install the process's tracer provider (:func:`make_provider`), once."""
     global _configured
     if _configured or os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return
-    attrs = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": service}
-    provider = TracerProvider(resource=Resource.create(attrs))
-    provider.add_span_processor(QueryRedactor())  # first: the exporters see redacted spans
-    for processor in span_processors() if processors is None else processors:
-        provider.add_span_processor(processor)
-    trace.set_tracer_provider(provider)
+    trace.set_tracer_provider(make_provider(service, processors))
     _configured = True
 
 
