@@ -19,11 +19,19 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Protocol
 
+from aiokafka.partitioner import DefaultPartitioner
+
 from .checkpoints import hold_checkpoint, load_checkpoint, save_checkpoint
 from .db import Database
 from .kafka_binding import to_kafka
 from .store import EventStore
 from .tailer import IDLE_MAX_SECONDS, LINGER_SECONDS, LogTailer
+
+
+# The partition of a key is the one the producer would choose itself (murmur2 of the key,
+# as Kafka's Java clients do): the relay only hashes each stream's key once per page
+# instead of once per event, and passes the partition along.
+_PARTITIONER = DefaultPartitioner()
 
 
 class Producer(Protocol):
@@ -107,13 +115,29 @@ class Relay(LogTailer):
     async def _send(self, page) -> None:
         send = self.producer.send
         topic = self.topic
+        partitions = await self._partitions()
+        chosen: dict[bytes, int] = {}  # a stream's events come together: hash its key once
         pending = []
         for env in page.events:
             key, value, headers = to_kafka(env)
+            partition = None
+            if partitions:
+                partition = chosen.get(key)
+                if partition is None:
+                    partition = chosen[key] = _PARTITIONER(key, partitions, partitions)
             # send() only enqueues; awaiting the delivery futures together lets the
             # producer batch records while keeping their order within each partition.
-            pending.append(await send(topic, value=value, key=key, headers=headers))
+            pending.append(await send(topic, value=value, key=key, headers=headers,
+                                      partition=partition))
         await asyncio.gather(*pending)
+
+    async def _partitions(self) -> list[int] | None:
+        """The topic's partitions, sorted, as the producer's own partitioner takes them
+        (None for a producer that does not say: it partitions each record itself)."""
+        partitions_for = getattr(self.producer, "partitions_for", None)
+        if partitions_for is None:
+            return None
+        return sorted(await partitions_for(self.topic))
 
     def _published(self, page) -> int:
         if not page.events:

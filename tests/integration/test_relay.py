@@ -7,6 +7,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
 from libs.events import Envelope, Relay, reset_checkpoint
 from libs.events.kafka_binding import from_kafka, header_map
@@ -76,6 +77,13 @@ async def test_relay_publishes_every_event_keyed_by_stream_in_version_order(
         assert len({p for p, _ in versions}) == 1, "one stream, one partition"
         assert [v for _, v in versions] == [1, 2, 3, 4]
     assert {from_kafka(r.key, r.value, r.headers).id for r in records} == {e.id for e in stored}
+    # the partition Kafka's own clients would choose for the key (murmur2): the relay picks
+    # it once per stream and page, and keeps the mapping a plain producer has
+    partitions = sorted(await producer.partitions_for(topic))
+    assert len(partitions) == 3
+    for r in records:
+        assert r.partition == DefaultPartitioner()(r.key, partitions, partitions)
+    assert len({r.partition for r in records}) > 1  # 5 streams spread over the partitions
 
 
 @BACKENDS
