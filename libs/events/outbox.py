@@ -27,7 +27,6 @@ from .kafka_binding import to_kafka
 from .store import EventStore
 from .tailer import IDLE_MAX_SECONDS, LINGER_SECONDS, LogTailer
 
-
 # The partition of a key is the one the producer would choose itself (murmur2 of the key,
 # as Kafka's Java clients do): the relay only hashes each stream's key once per page
 # instead of once per event, and passes the partition along.
