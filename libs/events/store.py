@@ -278,6 +278,21 @@ _new_tuple = tuple.__new__
 _STREAM_ID = itemgetter(Envelope._fields.index("stream_id"))
 
 
+def _one_stream(events: Sequence[Envelope], stream_id: str) -> None:
+    """Raise :class:`InvalidEventError` unless every event belongs to ``stream_id``."""
+    if set(map(_STREAM_ID, events)) != {stream_id}:
+        e = next(e for e in events if e.stream_id != stream_id)
+        raise InvalidEventError(f"event {e.id} belongs to stream {e.stream_id!r}, "
+                                f"not {stream_id!r}")
+
+
+def _stored(e: Envelope, version: int, schema_version: int, position: int) -> Envelope:
+    """``e`` as stored, built once as a tuple in Envelope's field order (not a chain of
+    ``_replace``: a batch pays it per event)."""
+    return _new_tuple(Envelope, (e[0], e[1], e[2], e[3], e[4], e[5], version, schema_version,
+                                 e[8], e[9], e[10], e[11], e[12], position))
+
+
 def _column_arrays(events: Sequence[Envelope], schema_versions: list[int], datas: list[str]
                    ) -> dict[str, list]:
     """The per-event arrays of the multi-row appends (_PG_APPEND, _PG_APPEND_NEW_STREAMS)."""
@@ -374,9 +389,7 @@ class EventStore:
         dumps = orjson.dumps
         datas = [dumps(e.data) for e in events]
         schema_versions = self.registry.check_json_batch(events, datas)
-        if set(map(_STREAM_ID, events)) != {stream_id}:
-            e = next(e for e in events if e.stream_id != stream_id)
-            raise InvalidEventError(f"event {e.id} belongs to stream {e.stream_id!r}")
+        _one_stream(events, stream_id)
         texts = [d.decode() for d in datas]
         try:
             if self.pg:
@@ -389,14 +402,10 @@ class EventStore:
             if "event_id" in str(exc):
                 raise InvalidEventError(f"an event id is already stored: {exc}") from exc
             raise ConcurrencyError(stream_id, expected_version, "stream has moved on") from exc
-        # The stored events, each built once as a tuple in Envelope's field order (not a
-        # chain of ``_replace``: a batch pays it per event).
-        return [
-            _new_tuple(Envelope, (e[0], e[1], e[2], e[3], e[4], e[5], v, sv, e[8], e[9],
-                                  e[10], e[11], e[12], positions[v]))
-            for v, e, sv in zip(range(expected_version + 1, expected_version + 1 + len(events)),
-                                events, schema_versions, strict=True)
-        ]
+        return [_stored(e, v, sv, positions[v])
+                for v, e, sv in zip(range(expected_version + 1,
+                                          expected_version + 1 + len(events)),
+                                    events, schema_versions, strict=True)]
 
     def stamp(self, events: Sequence[Envelope]) -> Sequence[Envelope]:
         """``events`` stamped with the caller's current span, if the store was given a
@@ -416,20 +425,16 @@ class EventStore:
         :class:`UnknownEventTypeError` when a payload breaks its contract.
         """
         batches = [list(events) for events in streams if events]
+        if not batches:
+            return []
         for events in batches:
-            stream_id = events[0].stream_id
-            stray = next((e for e in events if e.stream_id != stream_id), None)
-            if stray is not None:
-                raise InvalidEventError(f"event {stray.id} belongs to stream "
-                                        f"{stray.stream_id!r}, not {stream_id!r}")
+            _one_stream(events, events[0].stream_id)
         if len({events[0].stream_id for events in batches}) != len(batches):
             raise InvalidEventError("a stream is started twice in one batch")
         if not self.pg:
             return [await self.append(conn, events[0].stream_id, 0, events)
                     for events in batches]
         flat = [e for events in batches for e in events]
-        if not flat:
-            return []
         datas = [orjson.dumps(e.data) for e in flat]
         schema_versions = self.registry.check_json_batch(flat, datas)
         versions = [v for events in batches for v in range(1, len(events) + 1)]
@@ -443,10 +448,8 @@ class EventStore:
             raise ConcurrencyError(_STREAM_ID(flat[0]), 0,
                                    f"one of the {len(batches)} streams exists") from exc
         positions = {(r[1], r[2]): r[0] for r in rows}
-        stored = [
-            _new_tuple(Envelope, (e[0], e[1], e[2], e[3], e[4], e[5], v, sv, e[8], e[9],
-                                  e[10], e[11], e[12], positions[e[5], v]))
-            for e, v, sv in zip(flat, versions, schema_versions, strict=True)]
+        stored = [_stored(e, v, sv, positions[e[5], v])
+                  for e, v, sv in zip(flat, versions, schema_versions, strict=True)]
         out: list[list[Envelope]] = []
         i = 0
         for events in batches:

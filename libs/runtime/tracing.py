@@ -14,10 +14,11 @@ A process that exports no span records none (:class:`RecordWhenExported`, ADR 00
 spans are still made, with their ids, so ``traceparent`` flows through events and logs as
 before, but unsampled (flag ``00``) and without attributes, events or span processors. An
 exporter added later, as the tests add theirs, turns recording on; ``OTEL_TRACES_SAMPLER``
-replaces this rule with the SDK's own. Every consumed event gets a CONSUMER span that continues the
-producing trace (its parent is the span that decided the event) and also carries a span
-link to that span; every page the relay publishes gets a PRODUCER span linked to the spans
-of the events in it.
+replaces this rule with the SDK's own.
+
+Every consumed event gets a CONSUMER span that continues the producing trace (its parent is
+the span that decided the event) and also carries a span link to that span; every page the
+relay publishes gets a PRODUCER span linked to the spans of the events in it.
 
 URL query strings never reach an exported span (:class:`QueryRedactor`, installed first):
 a client may put a personal number in one, and spans leave the process

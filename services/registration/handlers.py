@@ -205,12 +205,13 @@ def decide_registration(deps: Deps, pending: PendingRegistration,
             result=_Registration(RegistrationRefused(
                 account_id=account_id, kind=verdict.kind, code=verdict.code,
                 detail="; ".join(verdict.reasons), legal_basis=list(verdict.legal_basis))))
-    return DecidedRegistration(account_id=account_id, payloads=payloads, uncount=[],
-                               result=_Registration(Registered(
+    registered = Registered(
         account_id=account_id,
         status="held_for_review" if verdict.outcome == "hold" else "pending_verification",
         extra_verification_required=bool(verdict.extra_verification),
-        reasons=[*verdict.reasons, *verdict.extra_verification])))
+        reasons=[*verdict.reasons, *verdict.extra_verification])
+    return DecidedRegistration(account_id=account_id, payloads=payloads, uncount=[],
+                               result=_Registration(registered))
 
 
 def _matches(deps: Deps, name: str, threshold: float) -> list[rules.Match]:

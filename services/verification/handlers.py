@@ -417,7 +417,7 @@ async def decide_review(deps: Deps, case_id: str, *, approve: bool, reviewer: st
     """Approve or reject a review case; an approval may complete the account's verification."""
 
     async def work(tx: Tx) -> CaseDecision:
-        account_id = await views.case_account(tx, case_id)
+        account_id = (await views.review_case(tx, case_id))["account_id"]
         changed = await deps.verifications.decide(tx, account_id, lambda s: _existing(
             s, account_id).decide_case(case_id=case_id, approve=approve, reviewer=reviewer,
                                        note=note, now=deps.clock()))

@@ -247,27 +247,17 @@ async def everything(tx: Tx, projection: str) -> list[dict[str, Any]]:
             return docs
 
 
-async def case_account(tx: Tx, case_id: str) -> str:
-    """The account a review case belongs to, for a decision on it. The reviewer queue
+async def review_case(tx: Tx, case_id: str) -> dict[str, Any]:
+    """One review case, decided or not (the read model). The reviewer queue
     (``pending_reviews``) and ``review_cases`` are folded from the same events by two
     runners, each at its own pace: a case a reviewer has just seen in the queue may not be
-    in ``review_cases`` yet, so either answers. The decision itself is then taken on the
-    account's own stream."""
+    in ``review_cases`` yet, and the queue's document (the same case, pending) stands in."""
     for projection in ("review_cases", "pending_reviews"):
         case = await get(tx, projection, case_id)
         if case is not None:
-            return case["account_id"]
+            return case
     raise NotFoundError(f"no review case {case_id}", code="review-case-not-found",
                         title="No such review case")
-
-
-async def review_case(tx: Tx, case_id: str) -> dict[str, Any]:
-    """One review case, decided or not (the read model)."""
-    case = await get(tx, "review_cases", case_id)
-    if case is None:
-        raise NotFoundError(f"no review case {case_id}", code="review-case-not-found",
-                            title="No such review case")
-    return case
 
 
 async def review_document(tx: Tx, case_id: str) -> tuple[str, bytes]:

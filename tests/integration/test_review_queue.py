@@ -2,7 +2,8 @@
 
 The queue (``pending_reviews``) and ``review_cases`` are folded from the same events by two
 projection runners, each at its own pace. A decision finds the case's account in whichever
-has it (``views.case_account``); a case in neither is a 404 problem.
+has it (``views.review_case``, which the case's page reads too); a case in neither is a
+404 problem.
 """
 
 from __future__ import annotations
@@ -46,13 +47,13 @@ async def test_A9_1_a_case_in_the_queue_before_review_cases_is_found(database_ur
             await queue.apply(tx, [event])  # the queue's runner is ahead
         async with db.connect() as conn:
             assert await views.get(conn, "review_cases", "case-1") is None
-            assert await views.case_account(conn, "case-1") == "acc-1"
+            assert (await views.review_case(conn, "case-1"))["account_id"] == "acc-1"
         async with db.transaction() as tx:
             await cases.apply(tx, [event])
         async with db.connect() as conn:
-            assert await views.case_account(conn, "case-1") == "acc-1"
+            assert (await views.review_case(conn, "case-1"))["account_id"] == "acc-1"
             with pytest.raises(NotFoundError) as refused:
-                await views.case_account(conn, "case-2")
+                await views.review_case(conn, "case-2")
         assert refused.value.code == "review-case-not-found"
     finally:
         await db.dispose()
