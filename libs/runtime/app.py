@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
+from opentelemetry import context as otel_context
 from pydantic import BaseModel
 
 from .admission import Admission, AdmissionMiddleware
@@ -21,7 +22,7 @@ from .openapi import document_errors
 from .problems import install_problem_handlers
 from .service import ServiceRuntime
 from .settings import ServiceSettings
-from .tracing import configure_tracing, telemetry_config
+from .tracing import configure_tracing, dropped_request_context, telemetry_config
 
 
 # Dependencies are coroutines: FastAPI runs a plain function in its thread pool on every
@@ -35,6 +36,25 @@ async def service_deps(request: Request) -> Any:
     """The handlers' dependencies the bootstrap built (a FastAPI dependency); each service
     names it with its own type: ``Deps = Annotated[Dependencies, Depends(service_deps)]``."""
     return request.app.state.runtime.deps
+
+
+class ServiceApp(FastAPI):
+    """The services' app: FastAPI's telemetry where its span is recorded, and where it would
+    be dropped the same non-recording span made directly (ADR 0043): its ids are what the
+    events a request decides carry on."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        context = dropped_request_context(scope) if scope["type"] == "http" else None
+        if context is None:
+            await super().__call__(scope, receive, send)
+            return
+        scope["fastapi.telemetry"] = None  # FastAPI: nothing of this request to observe
+        token = otel_context.attach(context)
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            otel_context.detach(token)
+            scope.pop("fastapi.telemetry", None)
 
 
 class Health(BaseModel):
@@ -74,6 +94,9 @@ def create_app(
     app = FastAPIOffline(title=title, description=description, version="0.1.0",
                          lifespan=lifespan, swagger_ui_parameters={"validatorUrl": None},
                          telemetry=telemetry_config())
+    # fastapi-offline builds a plain FastAPI; ours is that app with its own __call__ (the
+    # subclass adds no state, so the app changes class in place).
+    app.__class__ = ServiceApp
     # uvicorn has configured its loggers by the time it imports the app: from here on no
     # access log line carries a query string (a client may put an ID number in one).
     redact_access_log()

@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, NamedTuple
+from typing import NamedTuple
 
 import jwt
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Request
+from fastapi.security import HTTPBearer
 
 from libs.identity import PROVINCES
 
@@ -109,40 +109,52 @@ def _decode(secret: str, token: str) -> tuple[Principal, float]:
     return Principal(claims["sub"], roles, province), float(claims["exp"])
 
 
-# The scheme the OpenAPI declares (Swagger UI's Authorize button, the lock on every secured
-# route). ``auto_error=False``: a missing or malformed header is answered by AuthError below,
-# a 401 problem document, never by FastAPI's own 403 ``{"detail": ...}``.
-bearer = HTTPBearer(scheme_name="bearer", bearerFormat="JWT", auto_error=False,
-                    description="A token from `python -m libs.runtime.auth --role ROLE` "
-                                "(development), HS256-signed with AUTH_SECRET.")
+BEARER_DESCRIPTION = ("A token from `python -m libs.runtime.auth --role ROLE` (development), "
+                      "HS256-signed with AUTH_SECRET.")
 
 
-# Dependencies are coroutines: FastAPI runs a plain-function dependency in its thread pool,
-# two thread hops per request that cost more than decoding the token.
-async def current_principal(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-        request: Request) -> Principal:
-    if credentials is None or not credentials.credentials.strip():
+def principal_of(request: Request) -> Principal:
+    """The principal of the request's ``Authorization: Bearer`` token (401 without one)."""
+    scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise AuthError("send 'Authorization: Bearer <token>'")
-    return decode_token(request.app.state.runtime.settings.auth_secret,
-                        credentials.credentials.strip())
+    return decode_token(request.app.state.runtime.settings.auth_secret, token)
 
 
-def require(*roles: str):
-    """A dependency admitting a principal with any of ``roles``; its ``roles`` attribute
-    names them (the role matrix, :mod:`libs.runtime.rolematrix`, is read from it)."""
-    unknown = set(roles) - ROLES
-    if unknown:
-        raise ValueError(f"unknown role(s): {sorted(unknown)}")
+class Admit(HTTPBearer):
+    """The dependency of a route behind the bearer scheme: the principal of the request's
+    token, if it holds one of ``roles`` (401 without a valid token, 403 without a role).
 
-    async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
-        if not principal.has(*roles):
-            raise ForbiddenError(f"this needs one of the roles {sorted(roles)}")
+    It is the scheme itself (an ``HTTPBearer``), so the OpenAPI puts the lock on the route
+    and Swagger UI's Authorize button fills the header, and it is one dependency where a
+    check over a principal over the scheme would be three for FastAPI to solve on every
+    request. ``auto_error=False``: a missing or malformed header is answered by
+    :class:`AuthError`, a 401 problem document, never by FastAPI's own ``{"detail": ...}``.
+    ``roles`` is read by :class:`libs.runtime.limits.RequestGuard` (401/403 before the
+    body) and by the role matrix (:mod:`libs.runtime.rolematrix`)."""
+
+    def __init__(self, roles: frozenset[str]) -> None:
+        unknown = roles - ROLES
+        if unknown:
+            raise ValueError(f"unknown role(s): {sorted(unknown)}")
+        super().__init__(scheme_name="bearer", bearerFormat="JWT", auto_error=False,
+                         description=BEARER_DESCRIPTION)
+        self.roles = roles
+
+    def admitted(self, request: Request) -> Principal:
+        principal = principal_of(request)
+        if not principal.has(*self.roles):
+            raise ForbiddenError(f"this needs one of the roles {sorted(self.roles)}")
         return principal
 
-    # read by libs.runtime.limits.RequestGuard (401/403 before the body) and the role matrix
-    check.roles = frozenset(roles)  # type: ignore[attr-defined]
-    return check
+    async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        return self.admitted(request)
+
+
+def require(*roles: str) -> Admit:
+    """A dependency admitting a principal with any of ``roles`` (:class:`Admit`)."""
+    return Admit(frozenset(roles))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 from fastapi import routing as fastapi_routing
 from starlette.exceptions import HTTPException
 
-from .auth import AuthError, ForbiddenError, current_principal, decode_token
+from .auth import Admit, AuthError, ForbiddenError, decode_token
 from .problems import ProblemError, problem_response
 
 # How a route declares its body class, in its OpenAPI operation (so clients see it too).
@@ -90,11 +90,9 @@ def _describe(route: Any) -> _Route:
     stack = list(dependant.dependencies) if dependant is not None else []
     while stack:
         dep = stack.pop()
-        if dep.call is current_principal:
+        if isinstance(dep.call, Admit):  # several on one route: each must pass
             needs_auth = True
-        admitted = getattr(dep.call, "roles", None)
-        if admitted is not None:  # several require() on one route: each must pass
-            roles.append(admitted)
+            roles.append(dep.call.roles)
         stack.extend(dep.dependencies)
     return _Route(limit_class, needs_auth, roles, route.path)
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import Depends
+from fastapi import Request
 
 from libs.domain import ForbiddenError, NotFoundError
 
-from .auth import NATIONAL, Principal, require
+from .auth import NATIONAL, Admit, Principal
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,16 +77,17 @@ def province_filter(own: str | None, requested: str | None) -> str | None:
     return own
 
 
-def read_scope(*roles: str):
+class AdmitReader(Admit):
+    """:class:`libs.runtime.auth.Admit` giving a read's :class:`ReadScope`; ``scoped`` tells
+    the role matrix that the route's reads are limited to a regulator's province."""
+
+    scoped = True
+
+    async def __call__(self, request: Request) -> ReadScope:  # type: ignore[override]
+        return ReadScope(self.admitted(request))
+
+
+def read_scope(*roles: str) -> AdmitReader:
     """A dependency admitting ``roles`` (as :func:`libs.runtime.auth.require`) and giving the
-    read's :class:`ReadScope`; it exposes ``roles`` and ``scoped`` for the role matrix."""
-    admit = require(*roles)
-
-    # A default, not Annotated: the annotations are strings (PEP 563) and ``admit`` is
-    # local, out of reach of FastAPI's resolution of them.
-    async def scope(principal: Principal = Depends(admit)) -> ReadScope:  # noqa: B008
-        return ReadScope(principal)
-
-    scope.roles = admit.roles  # type: ignore[attr-defined]
-    scope.scoped = True  # type: ignore[attr-defined]
-    return scope
+    read's :class:`ReadScope`."""
+    return AdmitReader(frozenset(roles))

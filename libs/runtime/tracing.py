@@ -32,6 +32,7 @@ import logging
 import os
 
 from opentelemetry import propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
@@ -42,7 +43,7 @@ from opentelemetry.sdk.trace.sampling import (
     Sampler,
     SamplingResult,
 )
-from opentelemetry.trace import Link, SpanContext, TraceFlags
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, TraceFlags
 
 from .admission import PROBE_PATHS
 
@@ -157,6 +158,41 @@ class _Provider(TracerProvider):
         if isinstance(self.sampler, RecordWhenExported) and not isinstance(
                 span_processor, QueryRedactor):
             self.sampler.exporting = True
+
+
+# Headers whose context only OpenTelemetry's own propagators read: a request carrying one
+# takes the framework's path (:func:`dropped_request_context`).
+_PROPAGATED_ELSEWHERE = (b"tracestate", b"baggage")
+
+
+def dropped_request_context(scope, provider=None) -> Context | None:
+    """The context of an HTTP request whose server span would be dropped, made without the
+    framework's telemetry; None where the framework's path must run (ADR 0043).
+
+    While the process's provider records nothing (:class:`RecordWhenExported` without an
+    exporter), FastAPI's server span is a non-recording span whose only use is its ids: the
+    caller's trace id (or a new one), a new span id, flag ``00``. Building its attributes,
+    asking the sampler and the propagators cost more than the span is worth (about a tenth
+    of a registration's CPU in the API process), so this makes the same span directly.
+    None when a span would be recorded (an exporter, ``OTEL_TRACES_SAMPLER``, another
+    provider) or when the request carries ``tracestate`` or ``baggage``. ``provider``: the
+    process's unless given."""
+    provider = provider or trace.get_tracer_provider()
+    sampler = getattr(provider, "sampler", None)
+    if not isinstance(sampler, RecordWhenExported) or sampler.exporting:
+        return None
+    traceparent = None
+    for name, value in scope["headers"]:
+        if name == b"traceparent":
+            traceparent = value
+        elif name in _PROPAGATED_ELSEWHERE:
+            return None
+    ids = provider.id_generator
+    caller = span_context_of(traceparent.decode("latin-1")) if traceparent else None
+    span = NonRecordingSpan(SpanContext(
+        trace_id=caller.trace_id if caller is not None else ids.generate_trace_id(),
+        span_id=ids.generate_span_id(), is_remote=False, trace_flags=TraceFlags(0)))
+    return trace.set_span_in_context(span)
 
 
 def make_provider(service: str, processors: list[SpanProcessor] | None = None,
