@@ -13,6 +13,12 @@ instead of levelling off. :class:`AdmissionMiddleware` bounds that (ADR 0036):
   database work: a shed request costs almost nothing, so the admitted ones keep the
   machine, and their latency stays bounded by the wait plus their own service time.
 
+A request can also be shed for what it would start rather than for the requests around
+it: a :class:`Backlog` is work accepted here that another part of the system has yet to
+finish (registration: accounts awaiting verification's answer, ADR 0044). While the last
+measure of a backlog is at its limit, the requests of its routes are shed the same way:
+an HTTP queue bounds the wait for an answer, a backlog bounds the wait for the outcome.
+
 Operations routes (health, readiness, metrics) are never queued nor shed: an orchestrator
 must see a busy service as alive, and its metrics while it is busy. A request shed here
 did nothing: no state was read or written, so a retry after ``Retry-After`` is safe with
@@ -28,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 from .problems import MEDIA_TYPE, problem_type
@@ -48,15 +54,48 @@ class Limits:
     retry_after: int = 1  # seconds, the Retry-After header of a 503
 
 
+@dataclass
+class Backlog:
+    """Work this service accepted that the system has yet to finish, as ``measure()``
+    counts it; the requests of ``routes`` (method, path) would add to it. At ``limit``
+    (0: none) they are shed, so that what is accepted finishes in bounded time: by
+    Little's law, at most ``limit`` over the rate the system finishes at. ``refresh``
+    runs periodically (``libs.runtime.service.Periodic``); ``size`` is its last count."""
+
+    name: str
+    routes: frozenset[tuple[str, str]]
+    limit: int
+    measure: Callable[[], Awaitable[int]]
+    size: int = 0
+    shed: int = 0  # requests shed for it since start (exported by libs.runtime.metrics)
+
+    @property
+    def full(self) -> bool:
+        return 0 < self.limit <= self.size
+
+    async def refresh(self) -> None:
+        self.size = await self.measure()
+
+
 class Admission:
     """Requests in flight and waiting: a counting semaphore with a bounded FIFO queue whose
-    waits time out. One per app (per process); all state lives on the event loop."""
+    waits time out. One per app (per process); all state lives on the event loop. And the
+    service's backlogs, which shed the requests that would add to a full one."""
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(self, limits: Limits | None = None,
+                 backlogs: list[Backlog] | None = None) -> None:
         self.limits = limits or Limits()
         self.in_flight = 0
         self.waiters: deque[asyncio.Future] = deque()
         self.shed = 0  # requests shed since start (exported by libs.runtime.metrics)
+        self.backlogs: list[Backlog] = backlogs or []
+
+    def full_backlog(self, method: str, path: str) -> Backlog | None:
+        """The full backlog that a ``method`` ``path`` request would add to, if any."""
+        for backlog in self.backlogs:
+            if backlog.full and (method, path) in backlog.routes:
+                return backlog
+        return None
 
     @property
     def queued(self) -> int:
@@ -107,10 +146,11 @@ class Admission:
             pass
 
 
-def overloaded_body(path: str, retry_after: int) -> bytes:
+def overloaded_body(path: str, retry_after: int, why: str = "the service is at capacity"
+                    ) -> bytes:
     return json.dumps({
         "type": problem_type(OVERLOADED), "title": "Overloaded", "status": 503,
-        "detail": f"the service is at capacity; retry after {retry_after} s",
+        "detail": f"{why}; retry after {retry_after} s",
         "instance": path, "code": OVERLOADED, "retry_after": retry_after,
     }).encode()
 
@@ -129,6 +169,14 @@ class AdmissionMiddleware:
         admission = self.admission_of() if scope["type"] == "http" else None
         if admission is None or scope["path"] in self.exempt:
             return await self.app(scope, receive, send)
+        if admission.backlogs:
+            backlog = admission.full_backlog(scope["method"], scope["path"])
+            if backlog is not None:
+                backlog.shed += 1
+                admission.shed += 1
+                return await self._shed(scope, send, admission.limits.retry_after,
+                                        f"{backlog.size} {backlog.name} already (at most "
+                                        f"{backlog.limit})")
         if not await admission.acquire():
             return await self._shed(scope, send, admission.limits.retry_after)
         try:
@@ -137,8 +185,9 @@ class AdmissionMiddleware:
             admission.release()
 
     @staticmethod
-    async def _shed(scope, send, retry_after: int) -> None:
-        body = overloaded_body(scope["path"], retry_after)
+    async def _shed(scope, send, retry_after: int,
+                    why: str = "the service is at capacity") -> None:
+        body = overloaded_body(scope["path"], retry_after, why)
         await send({"type": "http.response.start", "status": 503, "headers": [
             (b"content-type", MEDIA_TYPE.encode()),
             (b"content-length", str(len(body)).encode()),

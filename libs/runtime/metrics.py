@@ -57,6 +57,8 @@ READER_WAIT = "log_reader_wait_seconds"
 HTTP_IN_FLIGHT = "http_server_requests_in_flight"
 HTTP_QUEUED = "http_server_requests_queued"
 HTTP_SHED = "http_server_requests_shed_total"
+BACKLOG = "admission_backlog"
+BACKLOG_SHED = "admission_backlog_shed_total"
 WORKER_RESTARTS = "worker_restarts_total"
 WORKER_UP = "worker_up"
 
@@ -241,14 +243,25 @@ class _KernelCollector:
                                       "not finished)", labels=["service"])
         queued = GaugeMetricFamily(HTTP_QUEUED, "HTTP requests waiting for admission",
                                    labels=["service"])
-        shed = CounterMetricFamily(HTTP_SHED, "HTTP requests shed with 503 (queue full or "
-                                   "wait ran out)", labels=["service"])
+        shed = CounterMetricFamily(HTTP_SHED, "HTTP requests shed with 503 (queue full, "
+                                   "wait ran out, or a full backlog)", labels=["service"])
         in_flight.add_metric([svc], admission.in_flight if admission else 0)
         queued.add_metric([svc], admission.queued if admission else 0)
         shed.add_metric([svc], admission.shed if admission else 0)
         yield in_flight
         yield queued
         yield shed
+        backlog = GaugeMetricFamily(BACKLOG, "Work accepted that the system has yet to finish, "
+                                    "at its last count (e.g. accounts awaiting verification)",
+                                    labels=["service", "backlog"])
+        backlog_shed = CounterMetricFamily(BACKLOG_SHED, "HTTP requests shed with 503 because "
+                                           "the backlog they would add to was full",
+                                           labels=["service", "backlog"])
+        for b in admission.backlogs if admission else ():
+            backlog.add_metric([svc, b.name], b.size)
+            backlog_shed.add_metric([svc, b.name], b.shed)
+        yield backlog
+        yield backlog_shed
         restarts = CounterMetricFamily(WORKER_RESTARTS, "Times the runtime restarted a kernel "
                                        "worker (relay, projection runner, consumer) that died",
                                        labels=["service", "worker"])

@@ -38,7 +38,7 @@ from libs.events.consumer import BatchHandler
 from libs.events.migrate import upgrade
 from libs.events.topics import SERVICES
 
-from .admission import Admission
+from .admission import Admission, Backlog
 from .deps import ServiceDeps
 from .kafka import make_consumer, make_producer, probe_broker
 from .metrics import RuntimeMetrics
@@ -179,20 +179,26 @@ class ServiceRuntime:
         subscriptions: Sequence[Subscription] = (),
         projections: Sequence[DocumentProjection] = (),
         periodic: Sequence[Periodic] = (),
+        backlogs: Sequence[tuple[Backlog, float]] = (),
         on_start: Sequence[Callable[[], Awaitable[Any]]] = (),
         on_stop: Sequence[Callable[[], Awaitable[Any]]] = (),
     ) -> ServiceRuntime:
         """What the service adds to the kernel: its handlers' dependencies (what routes
         and commands receive), the subscriptions to other services' events, its read
-        models, its periodic tasks, steps to run once everything has started, and steps
-        to run at shutdown once requests, consumers and periodic tasks have stopped
-        (while the database is still open)."""
+        models, its periodic tasks, the backlogs its requests are admitted against (each
+        counted again every so many seconds by the processes that serve requests,
+        :class:`libs.runtime.admission.Backlog`), steps to run once everything has
+        started, and steps to run at shutdown once requests, consumers and periodic tasks
+        have stopped (while the database is still open)."""
         if isinstance(deps, ServiceDeps):  # what a request may decide depends on where
             deps.environment = self.settings.environment
         self.deps = deps
         self.subscriptions = subscriptions
         self.projection_defs = projections
-        self.periodic = periodic
+        self.admission.backlogs = [backlog for backlog, _ in backlogs]
+        self.periodic = [*periodic, *(
+            Periodic(f"backlog-{backlog.name}", interval, backlog.refresh, role="api")
+            for backlog, interval in backlogs)]
         self.on_start = on_start
         self.on_stop = on_stop
         return self

@@ -1,18 +1,21 @@
 """The one place where the registration service is wired: settings, database, store,
-adapters, the handlers' dependencies, the subscription, the projection, periodic tasks."""
+adapters, the handlers' dependencies, the subscription, the projection, periodic tasks,
+the backlog new registrations are admitted against."""
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 from libs.events import each, events_topic
 from libs.events.contracts import all_contracts
+from libs.runtime.admission import Backlog
 from libs.runtime.clock import now as utcnow
 from libs.runtime.pii import install_sealer
 from libs.runtime.service import Periodic, ServiceRuntime, Subscription
 
-from . import handlers, sweep
+from . import handlers, sweep, views
 from .adapters import ClosedNames
 from .handlers import Deps, account_streams
 from .policies import POLICIES
@@ -79,6 +82,15 @@ def bootstrap(settings: Settings | None = None) -> ServiceRuntime:
     async def sweep_periodically() -> None:
         await sweep.scheduled(deps)
 
+    async def awaiting() -> int:
+        since = utcnow() - timedelta(seconds=s.awaiting_window_seconds)
+        return await views.awaiting_verification(deps.db, since=since)
+
+    # ADR 0044: what a registration starts is finished by verification, over Kafka; past
+    # what the system finishes, new registrations are shed rather than queued there.
+    activation = Backlog("accounts awaiting verification", frozenset({("POST", "/v1/accounts")}),
+                         s.max_awaiting_verification, awaiting)
+
     return runtime.serve(
         deps,
         subscriptions=[subscription(deps)],
@@ -87,4 +99,5 @@ def bootstrap(settings: Settings | None = None) -> ServiceRuntime:
         periodic=[Periodic("closed-names", s.closed_names_refresh_seconds, refresh_names,
                            role="api"),
                   Periodic("sweep", s.sweep_interval_seconds, sweep_periodically)],
+        backlogs=[(activation, s.awaiting_refresh_seconds)],
         on_start=[load_names])

@@ -72,3 +72,10 @@ class Settings(ServiceSettings):
     closed_names_affixes: list[str] = Field(default_factory=lambda: list(DEFAULT_AFFIXES))
     closed_names_contained_min_length: int = Field(6, ge=0)
     pool_size: int = Field(10, validation_alias="REGISTRATION_POOL_SIZE")
+    # Overload (ADR 0044): new registrations are shed (503 overloaded, Retry-After) while
+    # this many accounts registered in the last `awaiting_window_seconds` await
+    # verification's answer (0: never); counted every `awaiting_refresh_seconds` by each
+    # process that serves requests. REGISTRATION_MAX_AWAITING_VERIFICATION etc.
+    max_awaiting_verification: int = Field(100, ge=0)
+    awaiting_window_seconds: float = Field(300, gt=0)
+    awaiting_refresh_seconds: float = Field(0.5, gt=0)

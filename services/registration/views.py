@@ -33,6 +33,10 @@ _SWEEP = text("""
        OR (due_at IS NOT NULL AND due_at <= :now)
     ORDER BY account_id
 """)
+_AWAITING = text("""
+    SELECT count(*) FROM registration_account_list
+    WHERE status = 'pending_verification' AND last_active_at > :since
+""")
 
 # Fields of the document that are internal state, not part of the account's view.
 _HIDDEN = ("application", "owner", "pending_changes", "version")
@@ -162,6 +166,13 @@ async def sweep_candidates(db: Database, *, now: datetime, inactivity_months: in
         rows = await conn.fetch(_SWEEP, {"cutoff": cutoff.timestamp(),
                                          "now": now.timestamp()})
     return [r[0] for r in rows]
+
+
+async def awaiting_verification(db: Database, *, since: datetime) -> int:
+    """Accounts registered after ``since`` that still await verification's answer: the
+    activation backlog that new registrations are admitted against (ADR 0044)."""
+    async with db.connect() as conn:
+        return await conn.fetchval(_AWAITING, {"since": since.timestamp()})
 
 
 HISTORY_PAGE = 100  # events per page of an account's history, unless asked otherwise

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from libs.events.topics import SERVICES
-from libs.runtime.admission import Admission, Limits
+from libs.runtime.admission import Admission, AdmissionMiddleware, Backlog, Limits
 from libs.runtime.settings import ServiceSettings
 
 
@@ -110,3 +110,54 @@ async def test_every_service_sheds_past_its_limit_and_keeps_its_operations_route
             assert (await http.get("/healthz")).status_code == 200
     finally:
         del app.state.runtime
+
+
+async def test_a_full_backlog_sheds_the_routes_that_add_to_it_and_only_those():
+    size = 0
+
+    async def count() -> int:
+        return size
+
+    backlog = Backlog("accounts awaiting verification", frozenset({("POST", "/v1/accounts")}),
+                      limit=2, measure=count)
+    admission = Admission(Limits(), [backlog])
+    size = 1
+    await backlog.refresh()
+    assert not backlog.full and admission.full_backlog("POST", "/v1/accounts") is None
+    size = 2
+    assert admission.full_backlog("POST", "/v1/accounts") is None  # until it is counted
+    await backlog.refresh()
+    assert backlog.full and admission.full_backlog("POST", "/v1/accounts") is backlog
+    assert admission.full_backlog("GET", "/v1/accounts") is None
+    assert admission.full_backlog("POST", "/v1/accounts/a-1/agreement") is None
+    backlog.limit = 0  # no limit: never full
+    assert not backlog.full
+
+
+async def test_a_request_to_a_full_backlog_is_shed_before_the_app_sees_it():
+    async def count() -> int:
+        return 5
+
+    seen: list[str] = []
+
+    async def app(scope, receive, send) -> None:
+        seen.append(scope["path"])
+        await send({"type": "http.response.start", "status": 202, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    backlog = Backlog("accounts awaiting verification", frozenset({("POST", "/v1/accounts")}),
+                      limit=5, measure=count)
+    await backlog.refresh()
+    admission = Admission(Limits(retry_after=4), [backlog])
+    gate = AdmissionMiddleware(app, admission_of=lambda: admission)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gate),
+                                 base_url="http://svc") as http:
+        shed = await http.post("/v1/accounts", json={})
+        other = await http.post("/v1/accounts/a-1/agreement", json={})
+    assert shed.status_code == 503 and shed.headers["retry-after"] == "4"
+    problem = shed.json()
+    assert problem["code"] == "overloaded" and problem["status"] == 503
+    assert problem["detail"] == ("5 accounts awaiting verification already (at most 5); "
+                                 "retry after 4 s")
+    assert other.status_code == 202 and seen == ["/v1/accounts/a-1/agreement"]
+    assert backlog.shed == 1 and admission.shed == 1
