@@ -15,9 +15,10 @@ raw asyncio streams (httpx costs more CPU than the servers under test on a 2-CPU
 opening connections as the backlog needs, up to ``--max-connections``.
 
 Reported per rate: the accepted rate (202/s over the send window), 503s (shed by the
-admission control, ADR 0036) and other answers, HTTP latency p50/p99 of the 202s, the
-activation delay p50/p99 (``AccountActivated``'s time minus ``AccountRegistrationSubmitted``'s
-in each account's own stream), and the reconciliation: every 202 registered once and
+admission control, ADR 0036, or by registration's activation backlog, ADR 0044) and other
+answers, HTTP latency p50/p99 of the 202s, the activation delay p50/p99
+(``AccountActivated``'s time minus ``AccountRegistrationSubmitted``'s in each account's
+own stream), and the reconciliation: every 202 registered once and
 activated exactly once in registration's log, verified exactly once in verification's, and
 ``active`` in registration's view; no registration appended for an answer that was not 202.
 Also the CPU a registration costs the whole system: each service's processes, the

@@ -77,7 +77,9 @@ async def main(a: argparse.Namespace) -> None:
         await asyncio.to_thread(upgrade, url, MIGRATIONS)
         env = {"REGISTRATION_DATABASE_URL": url, "KAFKA_NAMESPACE": f"prof-{name}.",
                "REGISTRATION_SWEEP_INTERVAL_SECONDS": "0", "LOG_LEVEL": "WARNING",
-               "ENVIRONMENT": "development"}
+               "ENVIRONMENT": "development",
+               # no verification here: the activation backlog (ADR 0044) would fill
+               "REGISTRATION_MAX_AWAITING_VERIFICATION": "0"}
         os.environ.setdefault("ENVIRONMENT", "development")
         proc, base = await _serve("services.registration.main:app", env, "/readyz",
                                   workers=1)
