@@ -82,12 +82,14 @@ class System:
 
 @contextmanager
 def running_system(postgres_server: str, kafka_bootstrap: str, base_port: int,
-                   prefix: str = "e2e", split: bool = False) -> Iterator[System]:
+                   prefix: str = "e2e", split: bool = False,
+                   settings: dict[str, str] | None = None) -> Iterator[System]:
     """The five services under the supervisor on ``base_port``..``base_port + 4``, each on a
     fresh database, in their own topic namespace; stopped (SIGTERM) and dropped after.
-    ``split``: each service as a worker and an API process (``make run SPLIT=1``)."""
+    ``split``: each service as a worker and an API process (``make run SPLIT=1``);
+    ``settings``: environment variables of the services (``REGISTRATION_...``)."""
     names = {s: asyncio.run(create_database(postgres_server, f"{prefix}_{s}")) for s in SERVICES}
-    env = dict(os.environ)
+    env = {**os.environ, **(settings or {})}
     for service, db in names.items():
         env[f"{service.upper()}_DATABASE_URL"] = (
             f"postgresql+asyncpg://postgres@127.0.0.1:{PG_PORT}/{db}")
