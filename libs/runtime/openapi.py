@@ -14,7 +14,10 @@ Which operation declares which status:
 * 404, every operation with a path parameter or that changes state (the thing it names,
   in its path or its body, may not exist);
 * 409 (a conflict, an Idempotency-Key reused for another request), 413 (a body over the
-  limit) and 429 (a domain rate limit), every operation that changes state.
+  limit) and 429 (a domain rate limit), every operation that changes state;
+* 503 ``overloaded`` with ``Retry-After``, every operation but the probes: admission
+  control sheds any request past the service's capacity (ADR 0036), and registration's
+  ``POST /v1/accounts`` past its activation backlog (ADR 0044).
 
 A status a route declares itself (``responses=`` on the route) is left as it is.
 """
@@ -26,6 +29,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from .admission import PROBE_PATHS
 from .problems import MEDIA_TYPE, Problem
 
 PROBLEM_REF = "#/components/schemas/Problem"
@@ -39,7 +43,11 @@ DESCRIPTIONS = {
     413: "The request body is too large (problem details)",
     422: "The request is not valid (problem details, with each field's error)",
     429: "Rate limited (problem details)",
+    503: "Overloaded: nothing was done; retry after the Retry-After header's seconds "
+         "(problem details, code overloaded)",
 }
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying",
+                               "schema": {"type": "integer", "minimum": 1}}}
 UNSAFE = {"post", "put", "patch", "delete"}
 METHODS = UNSAFE | {"get", "head", "options", "trace"}
 
@@ -57,8 +65,11 @@ def downloads(*media_types: str, json: dict[str, Any] | None = None) -> dict[int
 
 
 def problem_response(status: int) -> dict[str, Any]:
-    return {"description": DESCRIPTIONS[status],
-            "content": {MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}}}
+    response = {"description": DESCRIPTIONS[status],
+                "content": {MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}}}
+    if status == 503:
+        response["headers"] = RETRY_AFTER
+    return response
 
 
 def error_statuses(path: str, method: str, operation: dict[str, Any]) -> list[int]:
@@ -70,6 +81,8 @@ def error_statuses(path: str, method: str, operation: dict[str, Any]) -> list[in
         statuses.append(404)
     if method in UNSAFE:
         statuses += [409, 413, 429]
+    if path not in PROBE_PATHS:
+        statuses.append(503)
     return sorted(statuses)
 
 

@@ -74,6 +74,12 @@ def test_openapi_declares_every_error_answer_as_problem_details(service):
             if int(status) >= 400 and path != "/readyz":
                 assert answer["content"] == {MEDIA_TYPE: {"schema": PROBLEM}}, (
                     f"{method} {path} {status}")
+        # any request but a probe may be shed (ADR 0036, ADR 0044): the 503 and when to
+        # come back
+        if path in ("/healthz", "/readyz", "/metrics"):
+            assert path == "/readyz" or "503" not in responses, f"{method} {path}"
+        else:
+            assert "Retry-After" in responses["503"]["headers"], f"{method} {path}"
 
 
 @pytest.mark.parametrize("service", SERVICES)
