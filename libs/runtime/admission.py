@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from .problems import MEDIA_TYPE, problem_type
 
 OVERLOADED = "overloaded"
+AT_CAPACITY = "the service is at capacity"  # why a request was shed, unless a backlog says
 
 # The probes and the scrape (exact paths): never queued nor shed, and never traced
 # (libs.runtime.tracing.telemetry_config).
@@ -146,8 +147,7 @@ class Admission:
             pass
 
 
-def overloaded_body(path: str, retry_after: int, why: str = "the service is at capacity"
-                    ) -> bytes:
+def overloaded_body(path: str, retry_after: int, why: str = AT_CAPACITY) -> bytes:
     return json.dumps({
         "type": problem_type(OVERLOADED), "title": "Overloaded", "status": 503,
         "detail": f"{why}; retry after {retry_after} s",
@@ -185,8 +185,7 @@ class AdmissionMiddleware:
             admission.release()
 
     @staticmethod
-    async def _shed(scope, send, retry_after: int,
-                    why: str = "the service is at capacity") -> None:
+    async def _shed(scope, send, retry_after: int, why: str = AT_CAPACITY) -> None:
         body = overloaded_body(scope["path"], retry_after, why)
         await send({"type": "http.response.start", "status": 503, "headers": [
             (b"content-type", MEDIA_TYPE.encode()),

@@ -113,12 +113,18 @@ BEARER_DESCRIPTION = ("A token from `python -m libs.runtime.auth --role ROLE` (d
                       "HS256-signed with AUTH_SECRET.")
 
 
-def principal_of(request: Request) -> Principal:
-    """The principal of the request's ``Authorization: Bearer`` token (401 without one)."""
-    scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+def bearer_token(authorization: str) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header's value (401 without one)."""
+    scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise AuthError("send 'Authorization: Bearer <token>'")
+    return token
+
+
+def principal_of(request: Request) -> Principal:
+    """The principal of the request's ``Authorization: Bearer`` token (401 without one)."""
+    token = bearer_token(request.headers.get("authorization") or "")  # 401 first
     return decode_token(request.app.state.runtime.settings.auth_secret, token)
 
 

@@ -30,7 +30,7 @@ from typing import Any
 from fastapi import routing as fastapi_routing
 from starlette.exceptions import HTTPException
 
-from .auth import Admit, AuthError, ForbiddenError, decode_token
+from .auth import Admit, AuthError, ForbiddenError, bearer_token, decode_token
 from .problems import ProblemError, problem_response
 
 # How a route declares its body class, in its OpenAPI operation (so clients see it too).
@@ -235,11 +235,8 @@ def _refusal(scope, secret: str, roles: list[frozenset[str]]) -> ProblemError | 
         if name == b"authorization":
             header = value
             break
-    scheme, _, token = header.decode("latin-1").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return AuthError("send 'Authorization: Bearer <token>'")
     try:
-        principal = decode_token(secret, token.strip())
+        principal = decode_token(secret, bearer_token(header.decode("latin-1")))
     except AuthError as exc:
         return exc
     for admitted in roles:

@@ -195,10 +195,12 @@ class ServiceRuntime:
         self.deps = deps
         self.subscriptions = subscriptions
         self.projection_defs = projections
-        self.admission.backlogs = [backlog for backlog, _ in backlogs]
+        # A backlog without a limit sheds nothing: it is neither checked nor counted.
+        gated = [(backlog, interval) for backlog, interval in backlogs if backlog.limit > 0]
+        self.admission.backlogs = [backlog for backlog, _ in gated]
         self.periodic = [*periodic, *(
             Periodic(f"backlog-{backlog.name}", interval, backlog.refresh, role="api")
-            for backlog, interval in backlogs)]
+            for backlog, interval in gated)]
         self.on_start = on_start
         self.on_stop = on_stop
         return self
