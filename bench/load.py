@@ -178,8 +178,14 @@ class OpenLoop:
 
     async def _connection(self, due: float):
         while True:
-            if self.idle:
-                return self.idle.pop()
+            while self.idle:
+                conn = self.idle.pop()
+                if not conn[0].at_eof():
+                    return conn
+                # the server closed it while idle (uvicorn's keep-alive timeout): a request
+                # written to it would get no answer, so it is dropped before, not after
+                self.open -= 1
+                conn[1].close()
             if self.open < self.max_connections:
                 self.open += 1
                 try:

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from libs.events.tailer import IDLE_MAX_SECONDS, LINGER_SECONDS
 
 from .collector import THRESHOLDS
+from .kafka import FETCH_MAX_WAIT_MS, FETCH_MIN_BYTES
 
 DEV_AUTH_SECRET = "development-only-auth-secret-change-me"
 DEV_PII_KEY = "development-only-pii-key-change-me"
@@ -46,6 +47,12 @@ class ServiceSettings(BaseSettings):
     # (the e2e suite runs its own namespace so earlier runs' events never reach it).
     kafka_namespace: str = Field("", validation_alias="KAFKA_NAMESPACE")
     topic_partitions: int = Field(3, validation_alias="KAFKA_TOPIC_PARTITIONS")
+    # The consumers' fetches (ADR 0045): answered once they hold this many bytes, or after
+    # this many milliseconds; 1 byte answers every record at once (aiokafka's default).
+    kafka_fetch_min_bytes: int = Field(FETCH_MIN_BYTES, ge=1,
+                                       validation_alias="KAFKA_FETCH_MIN_BYTES")
+    kafka_fetch_max_wait_ms: int = Field(FETCH_MAX_WAIT_MS, ge=0, le=500,
+                                         validation_alias="KAFKA_FETCH_MAX_WAIT_MS")
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
     var_dir: str = Field("var", validation_alias="VAR_DIR")
     # Development defaults so that `make run` works as is; refused outside development.
