@@ -15,7 +15,8 @@ Public API (everything a service needs to be event-sourced, nothing domain-speci
 - :class:`Relay` — the transactional outbox's publisher to ``<service>.events``.
 - :class:`Consumer`, :func:`each` — consumer group with inbox, retries and dead letters;
   :func:`list_dead_letters`, :func:`redrive`.
-- :class:`DocumentProjection`, :class:`ProjectionRunner` — rebuildable read models.
+- :class:`DocumentProjection`, :class:`ProjectionRunner` — rebuildable read models;
+  :class:`ProjectionsRunner` keeps several with one read of each page.
 - :func:`upgrade` — Alembic migrations (kernel tables: :mod:`libs.events.migrations`).
 - :func:`ensure_topics`, :func:`events_topic` — topics on the broker.
 - :mod:`libs.events.kafka_binding` — the CloudEvents Kafka binding.
@@ -39,7 +40,7 @@ from .errors import (
 )
 from .migrate import upgrade
 from .outbox import Relay
-from .projections import DocumentProjection, ProjectionRunner, canonical_json
+from .projections import DocumentProjection, ProjectionRunner, ProjectionsRunner, canonical_json
 from .registry import EventPayload, EventRegistry
 from .snapshots import Snapshot, Snapshots
 from .store import START, EventStore, LogCursor, LogPage
@@ -63,6 +64,7 @@ __all__ = [
     "LogCursor",
     "LogPage",
     "ProjectionRunner",
+    "ProjectionsRunner",
     "Snapshot",
     "Snapshots",
     "Streams",

@@ -20,6 +20,21 @@ _SAVE = text(
 )
 _DELETE = text("DELETE FROM checkpoints WHERE name = :name")
 _HOLD = text("SELECT pg_try_advisory_xact_lock(hashtextextended(CAST(:name AS text), 0))")
+# The same for several names at once: every lock is tried (an aggregate reads every row), and
+# the locks taken are released with the transaction whatever the answer.
+_HOLD_MANY = text("SELECT bool_and(pg_try_advisory_xact_lock(hashtextextended(n, 0))) "
+                  "FROM unnest(CAST(:names AS text[])) AS n")
+_LOAD_MANY = text("SELECT name, xid, position FROM checkpoints "
+                  "WHERE name = ANY(CAST(:names AS text[]))")
+_SAVE_MANY = text(
+    """
+    INSERT INTO checkpoints (name, xid, position, updated_at)
+    SELECT n, CAST(:xid AS bigint), CAST(:position AS bigint), CAST(:now AS timestamptz)
+    FROM unnest(CAST(:names AS text[])) AS n
+    ON CONFLICT (name) DO UPDATE
+      SET xid = excluded.xid, position = excluded.position, updated_at = excluded.updated_at
+    """
+)
 
 
 async def hold_checkpoint(tx: Tx, name: str) -> bool:
@@ -52,3 +67,32 @@ async def save_checkpoint(conn: Tx, name: str, cursor: LogCursor) -> None:
 
 async def reset_checkpoint(conn: Tx, name: str) -> None:
     await conn.execute(_DELETE, {"name": name})
+
+
+# -- several checkpoints advanced together (libs.events.projections.ProjectionsRunner) ------
+
+async def hold_checkpoints(tx: Tx, names: list[str]) -> bool:
+    """:func:`hold_checkpoint` for every one of ``names``, in one statement: True only
+    when this transaction holds them all."""
+    if tx.dialect != "postgresql":
+        return True
+    return bool(await tx.fetchval(_HOLD_MANY, {"names": names}))
+
+
+async def load_checkpoints(conn: Tx, names: list[str]) -> dict[str, LogCursor]:
+    """The saved cursor of each of ``names`` (the start of the log for one never saved)."""
+    if conn.dialect != "postgresql":
+        return {name: await load_checkpoint(conn, name) for name in names}
+    rows = await conn.fetch(_LOAD_MANY, {"names": names})
+    saved = {row[0]: LogCursor(int(row[1]), int(row[2])) for row in rows}
+    return {name: saved.get(name, START) for name in names}
+
+
+async def save_checkpoints(conn: Tx, names: list[str], cursor: LogCursor) -> None:
+    """Advance every one of ``names`` to ``cursor``."""
+    if conn.dialect != "postgresql":
+        for name in names:
+            await save_checkpoint(conn, name, cursor)
+        return
+    await conn.execute(_SAVE_MANY, {"names": names, "xid": cursor.xid,
+                                    "position": cursor.position, "now": datetime.now(UTC)})

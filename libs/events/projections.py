@@ -22,7 +22,15 @@ from typing import Any
 import orjson
 from sqlalchemy import bindparam, text
 
-from .checkpoints import hold_checkpoint, load_checkpoint, reset_checkpoint, save_checkpoint
+from .checkpoints import (
+    hold_checkpoint,
+    hold_checkpoints,
+    load_checkpoint,
+    load_checkpoints,
+    reset_checkpoint,
+    save_checkpoint,
+    save_checkpoints,
+)
 from .db import Database, Tx
 from .envelope import Envelope
 from .store import EventStore, LogCursor
@@ -183,6 +191,65 @@ class ProjectionRunner(LogTailer):
             await self.projection.reset(tx)
             await reset_checkpoint(tx, self.checkpoint)
         return await self.catch_up()
+
+
+class ProjectionsRunner(LogTailer):
+    """Keeps several projections of one service up to date with one read of each page.
+
+    Each projection keeps its own checkpoint (``projection:<name>``, as a
+    :class:`ProjectionRunner` would), so operators' tools, rebuilds and the lag read them
+    as before. One step holds them all, reads one page after the lowest of them, folds it
+    into every projection at that cursor and advances their checkpoints together, in one
+    transaction: the page is read and decoded once, not once per projection
+    (docs/decisions/0046-one-tailer-for-a-service-s-projections.md). A projection ahead of
+    the others (rebuilt meanwhile) is left alone until the others reach it; once all are
+    at the end of the log they move as one.
+    """
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        store: EventStore,
+        projections: list[DocumentProjection],
+        batch_size: int = 1000,
+        idle_seconds: float = 0.05,
+        idle_max_seconds: float = IDLE_MAX_SECONDS,
+        linger_seconds: float = LINGER_SECONDS,
+    ) -> None:
+        if not projections:
+            raise ValueError("a projections runner needs at least one projection")
+        super().__init__(name="projections", batch_size=batch_size, idle_seconds=idle_seconds,
+                         idle_max_seconds=idle_max_seconds, linger_seconds=linger_seconds)
+        self.db = db
+        self.store = store
+        self.projections = list(projections)
+        self.checkpoints = [checkpoint_of(p.name) for p in self.projections]
+
+    async def step(self) -> int:
+        """Fold one page into the projections at the lowest checkpoint; the events read."""
+        async with self.db.transaction() as tx:
+            if not await hold_checkpoints(tx, self.checkpoints):
+                return 0  # another worker is folding this page
+            await tx.plan_per_execution()
+            cursors = await load_checkpoints(tx, self.checkpoints)
+            lowest = min(cursors.values(), key=lambda c: (c.xid, c.position))
+            behind = [(p, name) for p, name in zip(self.projections, self.checkpoints,
+                                                    strict=True) if cursors[name] == lowest]
+            page = await self.store.read_all(tx, lowest, limit=self.batch_size)
+            if not page.events:
+                return 0
+            for projection, _ in behind:
+                await projection.apply(tx, page.events)
+            await save_checkpoints(tx, [name for _, name in behind], page.cursor)
+        return len(page.events)
+
+    async def catch_up(self) -> int:
+        """Apply pages until the log has nothing more to give; returns the events read."""
+        total = 0
+        while n := await self.step():
+            total += n
+        return total
 
 
 # -- shadow rebuilds (acctctl replay; docs/decisions/0016-operations-tool.md) ------------

@@ -28,7 +28,7 @@ from libs.events import (
     DocumentProjection,
     EventRegistry,
     EventStore,
-    ProjectionRunner,
+    ProjectionsRunner,
     Relay,
     dead_letter_topic,
     ensure_topics,
@@ -159,7 +159,7 @@ class ServiceRuntime:
         self.producer = None
         self.relay: Relay | None = None
         self.consumers: list[Consumer] = []
-        self.runners: list[ProjectionRunner] = []
+        self.runners: list[ProjectionsRunner] = []
         self._tasks: list[asyncio.Task] = []
         self._background: list[asyncio.Task] = []
         # The HTTP requests in flight and waiting (libs.runtime.admission): the app's
@@ -245,10 +245,11 @@ class ServiceRuntime:
                            observe_publish=self.prometheus.relay_hook(),
                            page_context=relay_span(self.topic), **tailing)
         self.supervise("relay", self.relay.run)
-        for p in self.projection_defs:
-            runner = ProjectionRunner(db=self.db, store=self.store, projection=p, **tailing)
+        if self.projection_defs:  # one tailer folds each page into all of them (ADR 0046)
+            runner = ProjectionsRunner(db=self.db, store=self.store,
+                                       projections=self.projection_defs, **tailing)
             self.runners.append(runner)
-            self.supervise(f"projection:{p.name}", runner.run)
+            self.supervise(runner.name, runner.run)
         for sub in self.subscriptions:
             consumer = Consumer(
                 name=sub.name,
@@ -326,8 +327,9 @@ class ServiceRuntime:
     async def catch_up_projections(self) -> None:
         """Bring the read models up to the log now: before a sweep reads them, or in a
         command run outside the app (where no runner is running)."""
-        runners = self.runners or [ProjectionRunner(db=self.db, store=self.store, projection=p)
-                                   for p in self.projection_defs]
+        runners = self.runners or ([ProjectionsRunner(db=self.db, store=self.store,
+                                                      projections=self.projection_defs)]
+                                   if self.projection_defs else [])
         for runner in runners:
             await runner.catch_up()
 

@@ -63,7 +63,7 @@ async def test_readiness_names_a_dead_consumer_and_recovers_once_it_is_restarted
         assert status == 200, checks
         expected = {"database", "kafka", "relay",
                     *(f"consumer:{c.name}" for c in runtime.consumers),
-                    *(f"projection:{r.projection.name}" for r in runtime.runners)}
+                    *(r.name for r in runtime.runners)}
         assert expected <= set(checks), checks
         assert runtime.consumers, f"{service} subscribes to other services' events"
 
