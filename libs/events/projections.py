@@ -178,13 +178,6 @@ class ProjectionRunner(LogTailer):
             await save_checkpoint(tx, self.checkpoint, page.cursor)
         return len(page.events)
 
-    async def catch_up(self) -> int:
-        """Apply pages until the log has nothing more to give; returns the events read."""
-        total = 0
-        while n := await self.step():
-            total += n
-        return total
-
     async def rebuild(self) -> int:
         """Drop the read model and its checkpoint and fold the whole log again."""
         async with self.db.transaction() as tx:
@@ -243,13 +236,6 @@ class ProjectionsRunner(LogTailer):
                 await projection.apply(tx, page.events)
             await save_checkpoints(tx, [name for _, name in behind], page.cursor)
         return len(page.events)
-
-    async def catch_up(self) -> int:
-        """Apply pages until the log has nothing more to give; returns the events read."""
-        total = 0
-        while n := await self.step():
-            total += n
-        return total
 
 
 # -- shadow rebuilds (acctctl replay; docs/decisions/0016-operations-tool.md) ------------

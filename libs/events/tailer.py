@@ -42,6 +42,13 @@ class LogTailer:
         """Handle one page of the log; return how many events it held."""
         raise NotImplementedError
 
+    async def catch_up(self) -> int:
+        """Handle pages until the log has nothing more to give; returns the events read."""
+        total = 0
+        while n := await self.step():
+            total += n
+        return total
+
     def nudge(self) -> None:
         """New events were committed: do not wait for the next poll."""
         self._wake.set()

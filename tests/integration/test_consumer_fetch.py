@@ -8,6 +8,7 @@ and a burst arrives in batches rather than record by record.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 import pytest
@@ -33,27 +34,30 @@ async def _records(consumer, want: int, deadline_s: float = 20.0) -> list[list]:
     return answers
 
 
-async def test_a_lone_record_on_a_quiet_topic_arrives_despite_the_minimum_bytes(kafka_bootstrap):
-    topic = await fresh_topic(kafka_bootstrap, "fetch")
-    consumer = make_consumer(kafka_bootstrap, f"fetch-{uuid.uuid4().hex[:8]}", [topic])
-    producer = await started_producer(kafka_bootstrap)
+@contextlib.asynccontextmanager
+async def _topic_with_both_ends(bootstrap: str):
+    """A fresh topic, a started producer and a started consumer (the kernel's settings)."""
+    topic = await fresh_topic(bootstrap, "fetch")
+    consumer = make_consumer(bootstrap, f"fetch-{uuid.uuid4().hex[:8]}", [topic])
+    producer = await started_producer(bootstrap)
     await consumer.start()
     try:
-        assert consumer._fetch_min_bytes == FETCH_MIN_BYTES > 1000  # far more than a record
-        await producer.send_and_wait(topic, b'{"one": "record"}', key=b"k")
-        answers = await _records(consumer, 1)
-        assert [r.value for batch in answers for r in batch] == [b'{"one": "record"}']
+        yield topic, producer, consumer
     finally:
         await consumer.stop()
         await producer.stop()
 
 
+async def test_a_lone_record_on_a_quiet_topic_arrives_despite_the_minimum_bytes(kafka_bootstrap):
+    async with _topic_with_both_ends(kafka_bootstrap) as (topic, producer, consumer):
+        assert consumer._fetch_min_bytes == FETCH_MIN_BYTES > 1000  # far more than a record
+        await producer.send_and_wait(topic, b'{"one": "record"}', key=b"k")
+        answers = await _records(consumer, 1)
+        assert [r.value for batch in answers for r in batch] == [b'{"one": "record"}']
+
+
 async def test_a_burst_arrives_in_batches(kafka_bootstrap):
-    topic = await fresh_topic(kafka_bootstrap, "fetch")
-    consumer = make_consumer(kafka_bootstrap, f"fetch-{uuid.uuid4().hex[:8]}", [topic])
-    producer = await started_producer(kafka_bootstrap)
-    await consumer.start()
-    try:
+    async with _topic_with_both_ends(kafka_bootstrap) as (topic, producer, consumer):
         await _wait_assigned(consumer)
         # 300 records sent one by one, each acknowledged before the next (as a relay's
         # pages trickle in): without the minimum, a fetch would answer nearly every one
@@ -63,9 +67,6 @@ async def test_a_burst_arrives_in_batches(kafka_bootstrap):
         answers = await reading
         assert sum(map(len, answers)) == 300
         assert len(answers) < 150, f"{len(answers)} answers for 300 records"
-    finally:
-        await consumer.stop()
-        await producer.stop()
 
 
 async def _wait_assigned(consumer, deadline_s: float = 20.0) -> None:
