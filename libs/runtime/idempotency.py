@@ -49,8 +49,15 @@ _CLAIM = text("INSERT INTO idempotency_keys (scope, key, fingerprint, status, bo
 _KEEP = text("INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at) "
              "VALUES (:scope, :key, :fingerprint, :status, :body, :created_at) "
              "ON CONFLICT (scope, key) DO NOTHING RETURNING 1")
-_REMEMBER = text("UPDATE idempotency_keys SET status = :status, body = :body "
-                 "WHERE scope = :scope AND key = :key")
+# The answer of a key claimed in this transaction. An upsert rather than an UPDATE: the
+# arbiter index finds the claimed row, whatever the table's size. An UPDATE's plan is
+# a choice, and the generic plan PostgreSQL caches for a connection's prepared statement
+# after five executions is chosen on the table's size then: made on a near-empty table
+# it scans the whole table, and keeps doing so as the table grows, until an ANALYZE.
+_REMEMBER = text(
+    "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at) "
+    "VALUES (:scope, :key, :fingerprint, :status, :body, :created_at) "
+    "ON CONFLICT (scope, key) DO UPDATE SET status = excluded.status, body = excluded.body")
 # The same for many keys of one scope at once (a group commit; PostgreSQL).
 _CLAIM_MANY = text(
     "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at) "
@@ -58,10 +65,11 @@ _CLAIM_MANY = text(
     "FROM unnest(CAST(:keys AS text[]), CAST(:fingerprints AS text[])) AS u(k, f) "
     "ORDER BY u.k ON CONFLICT (scope, key) DO NOTHING RETURNING key")
 _REMEMBER_MANY = text(
-    "UPDATE idempotency_keys AS i SET status = u.s, body = u.b "
-    "FROM unnest(CAST(:keys AS text[]), CAST(:statuses AS integer[]), "
-    "CAST(:bodies AS text[])) AS u(k, s, b) "
-    "WHERE i.scope = CAST(:scope AS text) AND i.key = u.k")
+    "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at) "
+    "SELECT CAST(:scope AS text), u.k, u.f, u.s, u.b, CAST(:created_at AS timestamptz) "
+    "FROM unnest(CAST(:keys AS text[]), CAST(:fingerprints AS text[]), "
+    "CAST(:statuses AS integer[]), CAST(:bodies AS text[])) AS u(k, f, s, b) "
+    "ON CONFLICT (scope, key) DO UPDATE SET status = excluded.status, body = excluded.body")
 
 
 class Answer(NamedTuple):
@@ -123,10 +131,13 @@ async def claim(tx: Tx, *, scope: str, key: str, digest: str) -> bool:
     return row is not None
 
 
-async def remember(tx: Tx, *, scope: str, key: str, answer: Any,
+async def remember(tx: Tx, *, scope: str, key: str, digest: str, answer: Any,
                    codec: _Codec | None = None) -> None:
+    """Keep ``answer`` for ``key``, claimed in this transaction with ``digest``."""
     status, body = (codec or _Codec()).encode(answer)
-    await tx.execute(_REMEMBER, {"scope": scope, "key": key, "status": status, "body": body})
+    await tx.execute(_REMEMBER, {"scope": scope, "key": key, "fingerprint": digest,
+                                 "status": status, "body": body,
+                                 "created_at": datetime.now(UTC)})
 
 
 async def claim_many(tx: Tx, *, scope: str, keys: list[tuple[str, str]]) -> set[str]:
@@ -139,15 +150,17 @@ async def claim_many(tx: Tx, *, scope: str, keys: list[tuple[str, str]]) -> set[
     return {r[0] for r in rows}
 
 
-async def remember_many(tx: Tx, *, scope: str, answers: list[tuple[str, Any]],
+async def remember_many(tx: Tx, *, scope: str, answers: list[tuple[str, str, Any]],
                         result: Any = None) -> None:
-    """:func:`remember` for many ``(key, answer)`` claimed in this transaction
-    (PostgreSQL); ``result`` as for :func:`run_idempotent`."""
+    """:func:`remember` for many ``(key, digest, answer)`` claimed in this transaction, in
+    one statement (PostgreSQL); ``result`` as for :func:`run_idempotent`."""
     codec = _Codec(result)
-    encoded = [codec.encode(answer) for _, answer in answers]
+    encoded = [codec.encode(answer) for _, _, answer in answers]
     await tx.execute(_REMEMBER_MANY, {
-        "scope": scope, "keys": [k for k, _ in answers],
-        "statuses": [status for status, _ in encoded], "bodies": [body for _, body in encoded]})
+        "scope": scope, "keys": [k for k, _, _ in answers],
+        "fingerprints": [d for _, d, _ in answers],
+        "statuses": [status for status, _ in encoded], "bodies": [body for _, body in encoded],
+        "created_at": datetime.now(UTC)})
 
 
 async def run_idempotent(
@@ -179,7 +192,8 @@ async def run_idempotent(
                     continue  # the holder rolled back between our two statements: claim again
                 answer = await work(tx)
                 if key is not None:
-                    await remember(tx, scope=scope, key=key, answer=answer, codec=codec)
+                    await remember(tx, scope=scope, key=key, digest=digest, answer=answer,
+                                   codec=codec)
                 return answer
         except ConcurrencyError:
             conflicts += 1

@@ -189,7 +189,7 @@ class RegistrationWriter:
             await adapters.uncount(tx, refused)
         await deps.store.append_new_streams(tx, [
             m.context.run(self._envelopes, m.decided) for m in members])
-        answers = [(m.pending.key, m.decided.result) for m in members
+        answers = [(m.pending.key, m.pending.digest, m.decided.result) for m in members
                    if m.pending.key is not None]
         if answers:
             await remember_many(tx, scope=REGISTRATION_SCOPE, answers=answers,
