@@ -113,6 +113,9 @@ def fingerprint(*parts: Any) -> str:
 
 async def recall(tx: Tx, *, scope: str, key: str, digest: str, codec: _Codec | None = None
                  ) -> Any:
+    """The answer kept for ``key`` (None if there is none), in a transaction: the look-up is
+    planned for its key (ADR 0047), as a retry storm on a grown table must not scan it."""
+    await tx.plan_per_execution()
     row = await tx.fetchrow(_RECALL, {"scope": scope, "key": key})
     if row is None:
         return None
@@ -223,8 +226,8 @@ async def run_once(
     if key is None:
         return await run()
     codec = _Codec(result)
-    async with db.connect() as conn:
-        stored = await recall(conn, scope=scope, key=key, digest=digest, codec=codec)
+    async with db.transaction() as tx:
+        stored = await recall(tx, scope=scope, key=key, digest=digest, codec=codec)
     if stored is not None:
         return stored
     answer = await run()

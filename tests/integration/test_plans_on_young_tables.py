@@ -55,7 +55,8 @@ async def _grow(db: Database, table_sql: str, rows: int) -> None:
         await tx.conn.execute(table_sql.format(rows=rows))
 
 
-async def test_a_kept_answer_is_written_by_key_however_much_the_table_has_grown(database_url):
+async def test_a_kept_answer_is_written_and_read_by_key_however_much_the_table_grew(
+        database_url):
     db = Database(database_url, pool_size=1)  # one connection: its plans are the ones read
 
     async def work(tx) -> Answer:
@@ -74,15 +75,17 @@ async def test_a_kept_answer_is_written_by_key_however_much_the_table_has_grown(
                 async with db.connect() as conn:
                     await conn.conn.execute("ANALYZE idempotency_keys")
             # past the five custom plans after the statistics changed
-            await run_idempotent(db, f"early-{i}", scope="things",
-                                 digest=fingerprint(i), work=work)
+            for _ in range(2):  # the command, then a retry that recalls its answer
+                await run_idempotent(db, f"early-{i}", scope="things",
+                                     digest=fingerprint(i), work=work)
             await group(f"early-{i}")
         await _grow(db, "INSERT INTO idempotency_keys "
                         "(scope, key, fingerprint, status, body, created_at) "
                         "SELECT 'things', 'other-' || n, 'f', 202, '{{}}', now() "
                         "FROM generate_series(1, {rows}) AS n", 5000)
-        await run_idempotent(db, "late", scope="things", digest=fingerprint("late"),
-                             work=work)
+        for _ in range(2):
+            await run_idempotent(db, "late", scope="things", digest=fingerprint("late"),
+                                 work=work)
         await group("late")
         async with db.connect() as conn:
             statements = await _prepared(conn, "idempotency_keys")
@@ -94,6 +97,9 @@ async def test_a_kept_answer_is_written_by_key_however_much_the_table_has_grown(
                 plan = await _plan(conn, name, types)
                 # no read of the table at all: the unique index's conflict check finds the row
                 assert not re.search(r"Scan .*\bon idempotency_keys\b", plan), (sql, plan)
+            # a retry's look-up of the kept answer: planned for its key every time
+            recalls = [s for s in statements if s[1].lstrip().startswith("SELECT")]
+            assert [(g, c >= 17) for *_, g, c in recalls] == [(0, True)], recalls
     finally:
         await db.dispose()
 
