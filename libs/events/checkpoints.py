@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import text
 
-from .db import Tx
+from .db import CUSTOM_PLANS_SETTING, Tx
 from .store import START, LogCursor
 
 _LOAD = text("SELECT xid, position FROM checkpoints WHERE name = :name")
@@ -19,11 +19,16 @@ _SAVE = text(
     """
 )
 _DELETE = text("DELETE FROM checkpoints WHERE name = :name")
-_HOLD = text("SELECT pg_try_advisory_xact_lock(hashtextextended(CAST(:name AS text), 0))")
+# A tailer's transaction reads the log after its cursor: the hold also asks, in the same
+# round trip, for every later statement of the transaction to be planned for its
+# parameters (Tx.plan_per_execution: a generic plan cached on a young log scans all of it,
+# ADR 0047).
+_HOLD = text("SELECT pg_try_advisory_xact_lock(hashtextextended(CAST(:name AS text), 0)), "
+             + CUSTOM_PLANS_SETTING)
 # The same for several names at once: every lock is tried (an aggregate reads every row), and
 # the locks taken are released with the transaction whatever the answer.
-_HOLD_MANY = text("SELECT bool_and(pg_try_advisory_xact_lock(hashtextextended(n, 0))) "
-                  "FROM unnest(CAST(:names AS text[])) AS n")
+_HOLD_MANY = text("SELECT bool_and(pg_try_advisory_xact_lock(hashtextextended(n, 0))), "
+                  "min(" + CUSTOM_PLANS_SETTING + ") FROM unnest(CAST(:names AS text[])) AS n")
 _LOAD_MANY = text("SELECT name, xid, position FROM checkpoints "
                   "WHERE name = ANY(CAST(:names AS text[]))")
 _SAVE_MANY = text(
@@ -46,10 +51,12 @@ async def hold_checkpoint(tx: Tx, name: str) -> bool:
     twice. A transaction-scoped advisory lock makes one of them do each step and the others
     idle; it is released at commit or rollback, so a crashed worker never holds it. SQLite
     is single-process (and serializes writers anyway).
+
+    The rest of ``tx`` is planned per execution, as :meth:`Tx.plan_per_execution` asks.
     """
     if tx.dialect != "postgresql":
         return True
-    return bool(await tx.fetchval(_HOLD, {"name": name}))
+    return bool((await tx.fetchrow(_HOLD, {"name": name}))[0])
 
 
 async def load_checkpoint(conn: Tx, name: str) -> LogCursor:
@@ -76,7 +83,7 @@ async def hold_checkpoints(tx: Tx, names: list[str]) -> bool:
     when this transaction holds them all."""
     if tx.dialect != "postgresql":
         return True
-    return bool(await tx.fetchval(_HOLD_MANY, {"names": names}))
+    return bool((await tx.fetchrow(_HOLD_MANY, {"names": names}))[0])
 
 
 async def load_checkpoints(conn: Tx, names: list[str]) -> dict[str, LogCursor]:

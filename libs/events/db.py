@@ -72,7 +72,9 @@ def _pg(stmt: ClauseElement) -> tuple[str, tuple[str, ...]]:
 # statistics of its first executions, often on empty tables, where a sequential scan
 # wins; kept on a pooled connection it then scans a grown table on every batch. Batch
 # transactions ask for a custom plan per execution: planning is cheap next to a batch.
-CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
+# As an expression, for a statement that asks in the same round trip (hold_checkpoint).
+CUSTOM_PLANS_SETTING = "set_config('plan_cache_mode', 'force_custom_plan', true)"
+CUSTOM_PLANS = text("SELECT " + CUSTOM_PLANS_SETTING)
 
 
 class PgTx:

@@ -88,9 +88,6 @@ class Relay(LogTailer):
         async with self.db.transaction() as tx:
             if not await hold_checkpoint(tx, self.name):
                 return 0
-            # The page's plan is made for its cursor, as the projections' (the generic plan
-            # cached on a young, near-empty log is a sequential scan of the whole table).
-            await tx.plan_per_execution()
             page = await self._page(tx)
             if page.events:
                 await self._publish(page)

@@ -169,7 +169,6 @@ class ProjectionRunner(LogTailer):
         async with self.db.transaction() as tx:
             if not await hold_checkpoint(tx, self.checkpoint):
                 return 0  # another worker is folding this page
-            await tx.plan_per_execution()
             cursor = await load_checkpoint(tx, self.checkpoint)
             page = await self.store.read_all(tx, cursor, limit=self.batch_size)
             if not page.events:
@@ -224,7 +223,6 @@ class ProjectionsRunner(LogTailer):
         async with self.db.transaction() as tx:
             if not await hold_checkpoints(tx, self.checkpoints):
                 return 0  # another worker is folding this page
-            await tx.plan_per_execution()
             cursors = await load_checkpoints(tx, self.checkpoints)
             lowest = min(cursors.values(), key=lambda c: (c.xid, c.position))
             behind = [(p, name) for p, name in zip(self.projections, self.checkpoints,

@@ -41,35 +41,32 @@ IdempotencyKey = Annotated[
 
 _RECALL = text("SELECT fingerprint, status, body FROM idempotency_keys "
                "WHERE scope = :scope AND key = :key")
+# Every write of a key is an INSERT of its whole row; they differ in the row's status and
+# body and in what a conflict on (scope, key) does.
+_INSERT = "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at) "
+_ANSWERED = "VALUES (:scope, :key, :fingerprint, :status, :body, :created_at) "
+# The answer of a key claimed in this transaction: an upsert rather than an UPDATE, as the
+# arbiter index finds the claimed row whatever the table's size. An UPDATE's plan is a
+# choice, and the generic plan PostgreSQL caches for a connection's prepared statement
+# after five executions is chosen on the table's size then: made on a near-empty table it
+# scans the whole table, and keeps doing so as the table grows, until an ANALYZE.
+_KEEP_ANSWER = ("ON CONFLICT (scope, key) DO UPDATE "
+                "SET status = excluded.status, body = excluded.body")
 # A concurrent twin's INSERT waits on the first one's uncommitted row; once that commits,
 # DO NOTHING returns no row and the twin reads the committed answer instead.
-_CLAIM = text("INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at) "
-              "VALUES (:scope, :key, :fingerprint, 0, '', :created_at) "
+_CLAIM = text(_INSERT + "VALUES (:scope, :key, :fingerprint, 0, '', :created_at) "
               "ON CONFLICT (scope, key) DO NOTHING RETURNING 1")
-_KEEP = text("INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at) "
-             "VALUES (:scope, :key, :fingerprint, :status, :body, :created_at) "
-             "ON CONFLICT (scope, key) DO NOTHING RETURNING 1")
-# The answer of a key claimed in this transaction. An upsert rather than an UPDATE: the
-# arbiter index finds the claimed row, whatever the table's size. An UPDATE's plan is
-# a choice, and the generic plan PostgreSQL caches for a connection's prepared statement
-# after five executions is chosen on the table's size then: made on a near-empty table
-# it scans the whole table, and keeps doing so as the table grows, until an ANALYZE.
-_REMEMBER = text(
-    "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at) "
-    "VALUES (:scope, :key, :fingerprint, :status, :body, :created_at) "
-    "ON CONFLICT (scope, key) DO UPDATE SET status = excluded.status, body = excluded.body")
+_KEEP = text(_INSERT + _ANSWERED + "ON CONFLICT (scope, key) DO NOTHING RETURNING 1")
+_REMEMBER = text(_INSERT + _ANSWERED + _KEEP_ANSWER)
 # The same for many keys of one scope at once (a group commit; PostgreSQL).
 _CLAIM_MANY = text(
-    "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at) "
-    "SELECT CAST(:scope AS text), u.k, u.f, 0, '', CAST(:created_at AS timestamptz) "
+    _INSERT + "SELECT CAST(:scope AS text), u.k, u.f, 0, '', CAST(:created_at AS timestamptz) "
     "FROM unnest(CAST(:keys AS text[]), CAST(:fingerprints AS text[])) AS u(k, f) "
     "ORDER BY u.k ON CONFLICT (scope, key) DO NOTHING RETURNING key")
 _REMEMBER_MANY = text(
-    "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at) "
-    "SELECT CAST(:scope AS text), u.k, u.f, u.s, u.b, CAST(:created_at AS timestamptz) "
+    _INSERT + "SELECT CAST(:scope AS text), u.k, u.f, u.s, u.b, CAST(:created_at AS timestamptz) "
     "FROM unnest(CAST(:keys AS text[]), CAST(:fingerprints AS text[]), "
-    "CAST(:statuses AS integer[]), CAST(:bodies AS text[])) AS u(k, f, s, b) "
-    "ON CONFLICT (scope, key) DO UPDATE SET status = excluded.status, body = excluded.body")
+    "CAST(:statuses AS integer[]), CAST(:bodies AS text[])) AS u(k, f, s, b) " + _KEEP_ANSWER)
 
 
 class Answer(NamedTuple):
