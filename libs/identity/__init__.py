@@ -19,6 +19,7 @@ verification service's multi-factor check.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import date
 from functools import cache
@@ -132,19 +133,36 @@ def social_credit_code(number: str) -> str:
         raise _explain("social-credit-code", exc) from None
 
 
+# A mobile number as nearly every request sends it: 11 digits, bare or after +86.
+_PLAIN_MOBILE = re.compile(r"(?:\+86)?(1[0-9]{10})")
+_MOBILE_TYPES = (phonenumbers.PhoneNumberType.MOBILE,
+                 phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+
+
 def mobile_number(number: str) -> str:
-    """A mainland mobile number in E.164 (``+8613800138000``), or :class:`IdentityNumberError`."""
-    try:
-        parsed = phonenumbers.parse(number, "CN")
-    except phonenumbers.NumberParseException:
-        raise IdentityNumberError("invalid-mobile-number",
-                                  "the mobile number cannot be parsed") from None
-    kind = phonenumbers.number_type(parsed)
-    if (parsed.country_code != 86 or not phonenumbers.is_valid_number(parsed)
-            or kind not in (phonenumbers.PhoneNumberType.MOBILE,
-                            phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)):
+    """A mainland mobile number in E.164 (``+8613800138000``), or :class:`IdentityNumberError`.
+
+    The plain forms (``13800138000``, ``+8613800138000``) skip ``phonenumbers.parse``,
+    whose normalising passes are most of the cost: they are the number it would give
+    (country code 86, the 11 digits), and the type is read from its metadata either way
+    (tests/unit/test_identity_numbers.py compares the two paths over every 5-digit prefix).
+    ``number_type`` is ``UNKNOWN`` for a number that is not valid, which is the test
+    ``is_valid_number`` makes, so it is not made twice.
+    """
+    plain = _PLAIN_MOBILE.fullmatch(number)
+    if plain is not None:
+        parsed = phonenumbers.PhoneNumber(country_code=86, national_number=int(plain[1]))
+    else:
+        try:
+            parsed = phonenumbers.parse(number, "CN")
+        except phonenumbers.NumberParseException:
+            raise IdentityNumberError("invalid-mobile-number",
+                                      "the mobile number cannot be parsed") from None
+    if parsed.country_code != 86 or phonenumbers.number_type(parsed) not in _MOBILE_TYPES:
         raise IdentityNumberError("invalid-mobile-number",
                                   "the number is not a mainland China mobile number")
+    if plain is not None:
+        return "+86" + plain[1]
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 

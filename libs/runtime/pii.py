@@ -171,7 +171,7 @@ class Sealer:
     def blind(self, kind: str, value: str) -> str:
         """A stable keyed digest of ``value`` (upper-cased, trimmed) for equality look-ups."""
         msg = f"{kind}:{value.strip().upper()}".encode()
-        return hmac.new(self._blind_key, msg, hashlib.sha256).hexdigest()[:32]
+        return hmac.digest(self._blind_key, msg, "sha256").hex()[:32]
 
 
 class LegacySealedValues:
