@@ -1,6 +1,6 @@
-"""The consumers' batched fetches (ADR 0045), against the real broker.
+"""The consumers' batched fetches (ADRs 0045 and 0048), against the real broker.
 
-A fetch waits for ``KAFKA_FETCH_MIN_BYTES`` (64 KiB) or ``KAFKA_FETCH_MAX_WAIT_MS`` (25 ms),
+A fetch waits for ``KAFKA_FETCH_MIN_BYTES`` (64 KiB) or ``KAFKA_FETCH_MAX_WAIT_MS`` (100 ms),
 whichever comes first: a lone record on a quiet topic still arrives (the wait bounds it),
 and a burst arrives in batches rather than record by record.
 """
