@@ -161,8 +161,6 @@ def mobile_number(number: str) -> str:
     if parsed.country_code != 86 or phonenumbers.number_type(parsed) not in _MOBILE_TYPES:
         raise IdentityNumberError("invalid-mobile-number",
                                   "the number is not a mainland China mobile number")
-    if plain is not None:
-        return "+86" + plain[1]
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 

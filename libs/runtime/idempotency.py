@@ -52,17 +52,19 @@ _ANSWERED = "VALUES (:scope, :key, :fingerprint, :status, :body, :created_at) "
 # scans the whole table, and keeps doing so as the table grows, until an ANALYZE.
 _KEEP_ANSWER = ("ON CONFLICT (scope, key) DO UPDATE "
                 "SET status = excluded.status, body = excluded.body")
+# A key written only if it is not there yet (a claim, or a sweep's answer kept once).
+_IF_ABSENT = "ON CONFLICT (scope, key) DO NOTHING RETURNING "
 # A concurrent twin's INSERT waits on the first one's uncommitted row; once that commits,
 # DO NOTHING returns no row and the twin reads the committed answer instead.
 _CLAIM = text(_INSERT + "VALUES (:scope, :key, :fingerprint, 0, '', :created_at) "
-              "ON CONFLICT (scope, key) DO NOTHING RETURNING 1")
-_KEEP = text(_INSERT + _ANSWERED + "ON CONFLICT (scope, key) DO NOTHING RETURNING 1")
+              + _IF_ABSENT + "1")
+_KEEP = text(_INSERT + _ANSWERED + _IF_ABSENT + "1")
 _REMEMBER = text(_INSERT + _ANSWERED + _KEEP_ANSWER)
 # The same for many keys of one scope at once (a group commit; PostgreSQL).
 _CLAIM_MANY = text(
     _INSERT + "SELECT CAST(:scope AS text), u.k, u.f, 0, '', CAST(:created_at AS timestamptz) "
     "FROM unnest(CAST(:keys AS text[]), CAST(:fingerprints AS text[])) AS u(k, f) "
-    "ORDER BY u.k ON CONFLICT (scope, key) DO NOTHING RETURNING key")
+    "ORDER BY u.k " + _IF_ABSENT + "key")
 _REMEMBER_MANY = text(
     _INSERT + "SELECT CAST(:scope AS text), u.k, u.f, u.s, u.b, CAST(:created_at AS timestamptz) "
     "FROM unnest(CAST(:keys AS text[]), CAST(:fingerprints AS text[]), "

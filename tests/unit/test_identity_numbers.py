@@ -6,6 +6,8 @@ hold the fast path to what the full parse answers.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import random
 
 import phonenumbers
@@ -72,9 +74,6 @@ def test_a8_1_plain_forms_answer_what_the_full_parse_answers_for_every_5_digit_p
 
 
 def test_blind_index_is_the_hmac_sha256_hex_prefix_it_always_was():
-    import hashlib
-    import hmac
-
     sealer = Sealer("a-test-secret-of-enough-length-000")
     root = hashlib.sha256(b"a-test-secret-of-enough-length-000").digest()
     key = hmac.new(root, b"blind", hashlib.sha256).digest()
