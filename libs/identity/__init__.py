@@ -90,6 +90,21 @@ def address_code_listed(code: str) -> bool:
     return len(code) == 6 and code.isdigit() and {"province", "county"} <= found
 
 
+# The form nearly every request sends (18 ASCII characters, the last a digit or X): already
+# compact. python-stdnum's ``compact`` cleans it character by character, and its
+# ``get_birth_date`` compacts it again: two thirds of the check's time.
+_COMPACT_RESIDENT_ID = re.compile(r"[0-9]{17}[0-9X]")
+
+
+def _birth_date(value: str) -> date:
+    """The birth date of a compact resident id (``ric.get_birth_date`` without compacting
+    it again)."""
+    try:
+        return date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+    except ValueError:
+        raise stdnum_errors.InvalidComponent() from None
+
+
 def resident_id(number: str, *, today: date | None = None) -> str:
     """The compact, validated resident identity number, or :class:`IdentityNumberError`.
 
@@ -100,14 +115,15 @@ def resident_id(number: str, *, today: date | None = None) -> str:
     """
     bad = "invalid-resident-id"
     try:
-        value = ric.compact(half_width("resident-id", number))
+        value = (number if _COMPACT_RESIDENT_ID.fullmatch(number)
+                 else ric.compact(half_width("resident-id", number)))
         if len(value) != 18:
             raise stdnum_errors.InvalidLength()
         if not value[:-1].isdigit() or not (value[-1].isdigit() or value[-1] == "X"):
             raise stdnum_errors.InvalidFormat()
         if value[-1] != ric.calc_check_digit(value):
             raise stdnum_errors.InvalidChecksum()
-        born = ric.get_birth_date(value)
+        born = _birth_date(value)
     except stdnum_errors.ValidationError as exc:
         raise _explain("resident-id", exc) from None
     if born > (today or date.today()):

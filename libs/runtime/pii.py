@@ -31,14 +31,14 @@ import hashlib
 import hmac
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
 
 from libs.events.contracts._common import SealedIdentity
 
@@ -56,6 +56,9 @@ LEGACY_BLIND_KEY_ID = "v1"  # the blind index key as derived before ADR 0033 (ke
 class SealError(ValueError):
     """A sealed value that cannot be opened here: malformed, sealed under a key id this
     service does not hold, or sealed for another subject or under another key."""
+
+
+_SEAL_SALT = b"public-accounts/pii"
 
 
 def _hkdf(secret: str, salt: bytes, info: bytes) -> bytes:
@@ -88,7 +91,12 @@ class Sealer:
             self._blind_key = hmac.new(root, b"blind", hashlib.sha256).digest()
         else:
             self._blind_key = _hkdf(secret, b"pii-blind", blind_key_id.encode())
+        # HKDF is extract (secret and salt: once per key id) then expand (per subject):
+        # a subject's key is the expand step alone, the same bytes as the whole HKDF.
+        self._prks = {kid: HKDF.extract(hashes.SHA256(), _SEAL_SALT, s.encode())
+                      for kid, s in self._secrets.items()}
         self._aead = lru_cache(maxsize=4096)(self._derive)
+        self._blind_mac = hmac.new(self._blind_key, digestmod=hashlib.sha256)
 
     @classmethod
     def from_settings(cls, settings: Any) -> Sealer:
@@ -99,7 +107,7 @@ class Sealer:
 
     def _derive(self, key_id: str, subject: str) -> AESGCM:
         info = b"pii-seal\x00" + key_id.encode() + b"\x00" + subject.encode()
-        return AESGCM(_hkdf(self._secrets[key_id], b"public-accounts/pii", info))
+        return AESGCM(HKDFExpand(hashes.SHA256(), 32, info).derive(self._prks[key_id]))
 
     @staticmethod
     def _aad(key_id: str, subject: str) -> bytes:
@@ -109,12 +117,26 @@ class Sealer:
         """``value`` encrypted for ``subject`` under the current key id."""
         return self._seal(value, subject, os.urandom(_NONCE))
 
+    def sealing_for(self, subject: str) -> Callable[[str], str]:
+        """:meth:`seal` for one subject, its key and associated data made once: for the
+        several values of one identity."""
+        sealing = self._sealing(subject)
+        return lambda value: sealing(value, os.urandom(_NONCE))
+
     def _seal(self, value: str, subject: str, nonce: bytes) -> str:
+        return self._sealing(subject)(value, nonce)
+
+    def _sealing(self, subject: str) -> Callable[[str, bytes], str]:
         if not subject:
             raise ValueError("a sealed value needs its data subject")
-        sealed = self._aead(self.key_id, subject).encrypt(
-            nonce, value.encode(), self._aad(self.key_id, subject))
-        return f"{_FORMAT}:{self.key_id}:" + base64.urlsafe_b64encode(nonce + sealed).decode()
+        encrypt = self._aead(self.key_id, subject).encrypt
+        aad, head = self._aad(self.key_id, subject), f"{_FORMAT}:{self.key_id}:"
+
+        def seal(value: str, nonce: bytes) -> str:
+            sealed = encrypt(nonce, value.encode(), aad)
+            return head + base64.urlsafe_b64encode(nonce + sealed).decode()
+
+        return seal
 
     def open(self, token: str, *, subject: str) -> str:
         """The value sealed in ``token`` for ``subject``; :class:`SealError` if it cannot be.
@@ -170,8 +192,9 @@ class Sealer:
 
     def blind(self, kind: str, value: str) -> str:
         """A stable keyed digest of ``value`` (upper-cased, trimmed) for equality look-ups."""
-        msg = f"{kind}:{value.strip().upper()}".encode()
-        return hmac.digest(self._blind_key, msg, "sha256").hex()[:32]
+        mac = self._blind_mac.copy()  # keyed once: a copy skips the key's two blocks
+        mac.update(f"{kind}:{value.strip().upper()}".encode())
+        return mac.hexdigest()[:32]
 
 
 class LegacySealedValues:
@@ -217,7 +240,7 @@ class LegacySealedValues:
         self.sealer = sealer
         root = hashlib.sha256(sealer._legacy_secret.encode()).digest()
         self._legacy = AESGCM(hmac.new(root, b"seal", hashlib.sha256).digest())
-        self._nonce_key = _hkdf(sealer._secrets[sealer.key_id], b"public-accounts/pii",
+        self._nonce_key = _hkdf(sealer._secrets[sealer.key_id], _SEAL_SALT,
                                 b"pii-v1-upcast-nonce\x00" + sealer.key_id.encode())
 
     def install(self, registry: EventRegistry) -> LegacySealedValues:
@@ -356,10 +379,7 @@ def seal_identity(sealer: Sealer, *, organization: bool, number: str, name: str,
     an identity (a registrant, a transferee) yields the same blind indexes. Every value is
     sealed for the identity's ``id_number_blind`` (ADR 0033), which travels beside it."""
     subject = sealer.blind("id_number", number)  # the identity's own blind index
-
-    def seal(value: str) -> str:
-        return sealer.seal(value, subject=subject)
-
+    seal = sealer.sealing_for(subject)
     return SealedIdentity(
         id_kind="uscc" if organization else "resident_id",
         id_number_sealed=seal(number), id_number_blind=subject,

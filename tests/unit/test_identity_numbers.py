@@ -1,7 +1,8 @@
-"""A8.1: mainland mobile numbers, checked with phonenumbers' metadata (libs/identity).
+"""A8.1: mainland mobile numbers and resident identity numbers (libs/identity).
 
-The plain forms (11 digits, bare or after +86) skip ``phonenumbers.parse``; these tests
-hold the fast path to what the full parse answers.
+The plain mobile forms (11 digits, bare or after +86) skip ``phonenumbers.parse``, and a
+resident id already in its compact form skips python-stdnum's ``compact``; these tests hold
+each fast path to what the full path answers.
 """
 
 from __future__ import annotations
@@ -9,11 +10,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
+from datetime import date
 
 import phonenumbers
 import pytest
+from stdnum import exceptions as stdnum_errors
+from stdnum.cn import ric
 
-from libs.identity import IdentityNumberError, mobile_number
+from libs.identity import (
+    EARLIEST_BIRTH,
+    IdentityNumberError,
+    address_code_listed,
+    half_width,
+    mobile_number,
+    resident_id,
+)
 from libs.runtime.pii import Sealer
 
 
@@ -79,3 +90,88 @@ def test_blind_index_is_the_hmac_sha256_hex_prefix_it_always_was():
     key = hmac.new(root, b"blind", hashlib.sha256).digest()
     expected = hmac.new(key, b"phone:+8613800138000", hashlib.sha256).hexdigest()[:32]
     assert sealer.blind("phone", " +8613800138000 ") == expected
+
+
+TODAY = date(2026, 12, 2)
+
+
+def _resident_id_in_full(number: str) -> tuple[str, str]:
+    """What the check answered before the fast path (python-stdnum's compact, and its birth
+    date, on every number): ("ok", the value) or ("refused", the cause)."""
+    try:
+        value = ric.compact(half_width("resident-id", number))
+        if len(value) != 18:
+            raise stdnum_errors.InvalidLength()
+        if not value[:-1].isdigit() or not (value[-1].isdigit() or value[-1] == "X"):
+            raise stdnum_errors.InvalidFormat()
+        if value[-1] != ric.calc_check_digit(value):
+            raise stdnum_errors.InvalidChecksum()
+        born = ric.get_birth_date(value)
+    except IdentityNumberError:
+        return "refused", "not ASCII"
+    except stdnum_errors.ValidationError as exc:
+        return "refused", type(exc).__name__
+    if born > TODAY or born < EARLIEST_BIRTH or not address_code_listed(value[:6]):
+        return "refused", "date or region"
+    return "ok", value
+
+
+_CAUSES = {
+    "has the wrong length": "InvalidLength",
+    "has characters that are not allowed where they are": "InvalidFormat",
+    "fails its check character": "InvalidChecksum",
+    "has an impossible birth date or an unknown region": "InvalidComponent",
+    "contains": "not ASCII",
+    "birth date in the future": "date or region",
+    "birth date before 1900": "date or region",
+    "address code": "date or region",
+}
+
+
+def _resident_id_now(number: str) -> tuple[str, str]:
+    try:
+        return "ok", resident_id(number, today=TODAY)
+    except IdentityNumberError as exc:
+        assert exc.code == "invalid-resident-id"
+        return "refused", next(v for k, v in _CAUSES.items() if k in exc.detail)
+
+
+def _with_check_character(body: str) -> str:
+    return body + ric.calc_check_digit(body + "0")
+
+
+def test_a8_1_compact_resident_ids_answer_what_the_full_path_answers():
+    rng = random.Random(15)
+    numbers = []
+    for _ in range(4000):
+        region = rng.choice(["110105", "440300", "310101", "999999", "000000", "440000"])
+        born = f"{rng.randint(1880, 2030)}{rng.randint(0, 13):02d}{rng.randint(0, 32):02d}"
+        body = region + born + f"{rng.randint(0, 999):03d}"
+        good = _with_check_character(body)
+        numbers += [good, good[:-1] + rng.choice("0123456789X"), good.lower(), f" {good} ",
+                    good[:-1], good + "1", good.replace(good[3], "\uff11", 1), good + "é",
+                    good[:9] + "-" + good[9:]]
+    outcomes = {"ok": 0, "refused": 0}
+    for number in numbers:
+        expected, got = _resident_id_in_full(number), _resident_id_now(number)
+        assert got == expected, number
+        outcomes[got[0]] += 1
+    assert outcomes["ok"] > 1000 and outcomes["refused"] > 10000  # both answers covered
+
+
+@pytest.mark.parametrize("number", ["11010519491231002X", "11010519491231002x",
+                                    " 11010519491231002X ", "１１０１０５１９４９１２３１００２Ｘ"])
+def test_a8_1_a_resident_id_in_any_usual_form_becomes_its_compact_form(number):
+    assert resident_id(number) == "11010519491231002X"
+
+
+@pytest.mark.parametrize(("number", "detail"), [
+    ("110105194912310021", "fails its check character"),
+    ("1101051949123100", "has the wrong length"),
+    ("11010519491331002" + ric.calc_check_digit("110105194913310020"),
+     "impossible birth date"),
+    ("99999919491231002" + ric.calc_check_digit("999999194912310020"), "address code"),
+])
+def test_a8_1_a_compact_resident_id_that_is_wrong_is_refused_with_its_reason(number, detail):
+    with pytest.raises(IdentityNumberError, match=detail):
+        resident_id(number)

@@ -16,7 +16,9 @@ from datetime import UTC, datetime
 from typing import get_args
 
 import pytest
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from libs.events import Envelope
 from libs.events.contracts import all_contracts
@@ -51,6 +53,41 @@ def test_round_trip_names_the_key_id_and_hides_the_value():
     token = sealer.seal("张三", subject=A)
     assert token.startswith("v2:k7:") and "张三" not in token
     assert sealer.open(token, subject=A) == "张三"
+
+
+def adr_0033_seal(secret: str, key_id: str, subject: str, value: str) -> str:
+    """A ``v2:`` value made by the whole HKDF as ADR 0033 writes it, without the Sealer."""
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"public-accounts/pii",
+               info=b"pii-seal\x00" + key_id.encode() + b"\x00" + subject.encode()
+               ).derive(secret.encode())
+    nonce = os.urandom(12)
+    aad = f"v2:{key_id}:".encode() + b"\x00" + subject.encode()
+    return f"v2:{key_id}:" + base64.urlsafe_b64encode(
+        nonce + AESGCM(key).encrypt(nonce, value.encode(), aad)).decode()
+
+
+@pytest.mark.parametrize("subject", [A, B, "case-1"])
+def test_the_sealers_keys_are_adr_0033s_hkdf(subject):
+    # The sealer extracts once per key id and expands per subject: the same keys as the
+    # whole HKDF, both ways and for every way of sealing (one value, or an identity's).
+    sealer = Sealer(KEY, key_id="k3", retired={"k1": OTHER})
+    for kid, secret in (("k3", KEY), ("k1", OTHER)):
+        assert sealer.open(adr_0033_seal(secret, kid, subject, "张三"), subject=subject) == "张三"
+    for token in (sealer.seal("13800138000", subject=subject),
+                  sealer.sealing_for(subject)("13800138000")):
+        body = base64.urlsafe_b64decode(token.removeprefix("v2:k3:"))
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"public-accounts/pii",
+                   info=b"pii-seal\x00k3\x00" + subject.encode()).derive(KEY.encode())
+        aad = b"v2:k3:\x00" + subject.encode()
+        assert AESGCM(key).decrypt(body[:12], body[12:], aad) == b"13800138000"
+
+
+def test_an_identitys_values_get_a_nonce_each():
+    seal = Sealer(KEY).sealing_for(A)
+    tokens = [seal("13800138000") for _ in range(50)]
+    assert len({base64.urlsafe_b64decode(t[6:])[:12] for t in tokens}) == 50
+    with pytest.raises(ValueError, match="subject"):
+        Sealer(KEY).sealing_for("")
 
 
 def test_a_value_sealed_for_subject_a_does_not_open_as_subject_b():
