@@ -115,7 +115,7 @@ class Sealer:
 
     def seal(self, value: str, *, subject: str) -> str:
         """``value`` encrypted for ``subject`` under the current key id."""
-        return self._seal(value, subject, os.urandom(_NONCE))
+        return self._sealing(subject)(value, os.urandom(_NONCE))
 
     def sealing_for(self, subject: str) -> Callable[[str], str]:
         """:meth:`seal` for one subject, its key and associated data made once: for the
@@ -123,10 +123,9 @@ class Sealer:
         sealing = self._sealing(subject)
         return lambda value: sealing(value, os.urandom(_NONCE))
 
-    def _seal(self, value: str, subject: str, nonce: bytes) -> str:
-        return self._sealing(subject)(value, nonce)
-
     def _sealing(self, subject: str) -> Callable[[str, bytes], str]:
+        """Sealing for ``subject`` with a given nonce (random in :meth:`seal`; the legacy
+        upcaster's is deterministic)."""
         if not subject:
             raise ValueError("a sealed value needs its data subject")
         encrypt = self._aead(self.key_id, subject).encrypt
@@ -260,7 +259,7 @@ class LegacySealedValues:
         key_id = self.sealer.key_id
         nonce = hmac.new(self._nonce_key, key_id.encode() + b"\x00" + subject.encode()
                          + b"\x00" + token.encode(), hashlib.sha256).digest()[:_NONCE]
-        return self.sealer._seal(value, subject, nonce)
+        return self.sealer._sealing(subject)(value, nonce)
 
     def __call__(self, envelope: Envelope) -> Envelope:
         data = envelope.data

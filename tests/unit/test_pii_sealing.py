@@ -55,15 +55,21 @@ def test_round_trip_names_the_key_id_and_hides_the_value():
     assert sealer.open(token, subject=A) == "张三"
 
 
-def adr_0033_seal(secret: str, key_id: str, subject: str, value: str) -> str:
-    """A ``v2:`` value made by the whole HKDF as ADR 0033 writes it, without the Sealer."""
+def adr_0033_key(secret: str, key_id: str, subject: str) -> tuple[AESGCM, bytes]:
+    """A subject's cipher and associated data by the whole HKDF as ADR 0033 writes them,
+    without the Sealer."""
     key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"public-accounts/pii",
                info=b"pii-seal\x00" + key_id.encode() + b"\x00" + subject.encode()
                ).derive(secret.encode())
+    return AESGCM(key), f"v2:{key_id}:".encode() + b"\x00" + subject.encode()
+
+
+def adr_0033_seal(secret: str, key_id: str, subject: str, value: str) -> str:
+    """A ``v2:`` value sealed with :func:`adr_0033_key`."""
+    aead, aad = adr_0033_key(secret, key_id, subject)
     nonce = os.urandom(12)
-    aad = f"v2:{key_id}:".encode() + b"\x00" + subject.encode()
     return f"v2:{key_id}:" + base64.urlsafe_b64encode(
-        nonce + AESGCM(key).encrypt(nonce, value.encode(), aad)).decode()
+        nonce + aead.encrypt(nonce, value.encode(), aad)).decode()
 
 
 @pytest.mark.parametrize("subject", [A, B, "case-1"])
@@ -73,13 +79,11 @@ def test_the_sealers_keys_are_adr_0033s_hkdf(subject):
     sealer = Sealer(KEY, key_id="k3", retired={"k1": OTHER})
     for kid, secret in (("k3", KEY), ("k1", OTHER)):
         assert sealer.open(adr_0033_seal(secret, kid, subject, "张三"), subject=subject) == "张三"
+    aead, aad = adr_0033_key(KEY, "k3", subject)
     for token in (sealer.seal("13800138000", subject=subject),
                   sealer.sealing_for(subject)("13800138000")):
         body = base64.urlsafe_b64decode(token.removeprefix("v2:k3:"))
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"public-accounts/pii",
-                   info=b"pii-seal\x00k3\x00" + subject.encode()).derive(KEY.encode())
-        aad = b"v2:k3:\x00" + subject.encode()
-        assert AESGCM(key).decrypt(body[:12], body[12:], aad) == b"13800138000"
+        assert aead.decrypt(body[:12], body[12:], aad) == b"13800138000"
 
 
 def test_an_identitys_values_get_a_nonce_each():
