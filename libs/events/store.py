@@ -89,14 +89,15 @@ _PG_APPEND = text(
          WITH ORDINALITY AS r(event_id, type, schema_version, time, data, source, subject,
                               correlation_id, causation_id, traceparent, ord)
     -- Appending after version N requires version N to exist (so no holes) and to have
-    -- been written by an older transaction than ours, so that (xid, position) order
-    -- keeps every stream in version order. Appending to a new stream (N = 0) relies on
-    -- the unique (stream_id, stream_version) constraint alone.
+    -- been written by an older transaction than ours or by ours (a later statement of one
+    -- transaction takes larger positions), so that (xid, position) order keeps every
+    -- stream in version order. Appending to a new stream (N = 0) relies on the unique
+    -- (stream_id, stream_version) constraint alone.
     WHERE CAST(:expected AS integer) = 0 OR EXISTS (
         SELECT 1 FROM events e
         WHERE e.stream_id = CAST(:stream_id AS text)
           AND e.stream_version = CAST(:expected AS integer)
-          AND e.xid < pg_current_xact_id())
+          AND e.xid <= pg_current_xact_id())
     ORDER BY r.ord
     RETURNING position, stream_version
     """
@@ -141,7 +142,7 @@ _PG_APPEND_ONE = text(
         SELECT 1 FROM events e
         WHERE e.stream_id = CAST(:stream_id AS text)
           AND e.stream_version = CAST(:expected AS integer)
-          AND e.xid < pg_current_xact_id())
+          AND e.xid <= pg_current_xact_id())
     RETURNING position, stream_version
     """
 )
@@ -158,12 +159,12 @@ _PG_COPY_COLUMNS = ("event_id", "stream_id", "stream_version", "type", "schema_v
                     "traceparent")
 
 # The expected-version check of _PG_APPEND, on its own, before the COPY: version N exists
-# and was written by an older transaction than ours (this call gives ours its xid if it
-# has none yet). Nothing is inserted when it fails, as with the single statement; a
+# and was written by an older transaction than ours or by ours (this call gives ours its
+# xid if it has none yet). Nothing is inserted when it fails, as with the single statement; a
 # concurrent append of N + 1 after the check fails the COPY on the unique constraint.
 _PG_PREDECESSOR = text(
     """
-    SELECT e.xid < pg_current_xact_id() FROM events e
+    SELECT e.xid <= pg_current_xact_id() FROM events e
     WHERE e.stream_id = CAST(:stream_id AS text) AND e.stream_version = CAST(:expected AS integer)
     """
 )

@@ -137,6 +137,36 @@ async def test_A13_1_a_confirmed_violation_lowers_the_level_explained_and_kept_o
 
 
 @BACKENDS
+async def test_A13_1_two_facts_of_one_account_in_one_batch_share_its_transaction(deps):
+    """A fetch often carries an account's registration and its verification together: both
+    facts go on the account's stream in the batch's one transaction, the second after the
+    first (the store lets a transaction append after its own events), with no fallback to
+    one transaction per event."""
+    acc = f"acc-{uuid.uuid4().hex[:6]}"
+    batches: list[int] = []
+    broker = FakeBroker()
+    consumer = Consumer(name="credit-inbound", db=deps.db, registry=CONTRACTS,
+                        source=broker.consumer("credit-inbound", "t"),
+                        handler=boot.subscription(deps).handler,
+                        dead_letter_producer=broker.producer(),
+                        observe_batch=lambda _seconds, n: batches.append(n))
+    verified = env("verification.IdentityVerified", acc, IdentityVerified(
+        account_id=acc, level="three_factor", factors=["id", "phone", "face"], provider="p",
+        legal_basis=["A8.1"]).to_data())
+    records = []
+    for offset, e in enumerate([registered(acc), verified]):
+        key, value, headers = to_kafka(CONTRACTS.validate(e)._replace(stream_version=1))
+        records.append(FakeRecord(e.type.split(".")[0] + ".events", 0, offset, key, value,
+                                  list(headers)))
+    await consumer.process(records)
+    assert batches == [2]
+    events = await stream(deps, f"credit-account-{acc}")
+    assert [(e.type.split(".")[1], e.data.get("kind")) for e in events] == [
+        ("CreditFactRecorded", "registered"), ("CreditFactRecorded", "verification")]
+    assert [e.stream_version for e in events] == [1, 2]
+
+
+@BACKENDS
 async def test_A13_2_strikes_blacklist_every_account_of_the_identity(deps):
     idn = "11010519491231002X"
     a1, a2 = f"acc-{uuid.uuid4().hex[:6]}", f"acc-{uuid.uuid4().hex[:6]}"

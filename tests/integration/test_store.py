@@ -405,6 +405,24 @@ async def test_batch_append_after_an_event_of_a_younger_transaction_is_refused(
         assert await store.stream_version(conn, "acc-y") == 2
 
 
+@BATCH_SIZES
+async def test_a_transaction_appends_to_a_stream_it_already_appended_to(db, store, size):
+    """One transaction may append after its own events (a consumer's batch carrying two
+    events of one account, each appended by its handler): its later statement takes larger
+    positions, so the log keeps the stream in version order. Only another transaction's
+    younger event is refused (the test above)."""
+    async with db.transaction() as tx:
+        await store.append(tx, "acc-s", 0, [noted("acc-s", 0)])
+        await store.append(tx, "acc-s", 1, [noted("acc-s", 1 + i) for i in range(size)])
+        await store.append(tx, "acc-s", 1 + size, [noted("acc-s", 1 + size)])
+    async with db.connect() as conn:
+        assert await store.stream_version(conn, "acc-s") == size + 2
+        log = [e for e in (await store.read_all(conn, limit=1000)).events
+               if e.stream_id == "acc-s"]
+    assert [e.data["n"] for e in log] == list(range(size + 2))
+    assert [e.stream_version for e in log] == list(range(1, size + 3))
+
+
 # -- read_all (ADR 0035): the collector is paused while a page is read, then resumed -------
 class _WatchingTx:
     """A Tx that records whether the cyclic collector ran during each fetch."""
