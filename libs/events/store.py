@@ -73,6 +73,18 @@ _COLUMNS = (
     "source, subject, correlation_id, causation_id, traceparent"
 )
 
+# Appending after version N requires version N to exist (so no holes) and to have been
+# written by an older transaction than ours or by ours (a later statement of one transaction
+# takes larger positions), so that (xid, position) order keeps every stream in version
+# order. Appending to a new stream (N = 0) relies on the unique (stream_id, stream_version)
+# constraint alone. The append statements ask whether such a row exists; the COPY's check
+# (_PG_PREDECESSOR) reads the condition off the row.
+_WRITTEN_BY_OURS_OR_OLDER = "e.xid <= pg_current_xact_id()"
+_PREDECESSOR_ROW = """FROM events e
+        WHERE e.stream_id = CAST(:stream_id AS text)
+          AND e.stream_version = CAST(:expected AS integer)"""
+_PREDECESSOR = f"{_PREDECESSOR_ROW}\n          AND {_WRITTEN_BY_OURS_OR_OLDER}"
+
 _PG_APPEND = text(
     """
     INSERT INTO events (xid, event_id, stream_id, stream_version, type, schema_version, time,
@@ -88,16 +100,7 @@ _PG_APPEND = text(
                 CAST(:traceparents AS text[]))
          WITH ORDINALITY AS r(event_id, type, schema_version, time, data, source, subject,
                               correlation_id, causation_id, traceparent, ord)
-    -- Appending after version N requires version N to exist (so no holes) and to have
-    -- been written by an older transaction than ours or by ours (a later statement of one
-    -- transaction takes larger positions), so that (xid, position) order keeps every
-    -- stream in version order. Appending to a new stream (N = 0) relies on the unique
-    -- (stream_id, stream_version) constraint alone.
-    WHERE CAST(:expected AS integer) = 0 OR EXISTS (
-        SELECT 1 FROM events e
-        WHERE e.stream_id = CAST(:stream_id AS text)
-          AND e.stream_version = CAST(:expected AS integer)
-          AND e.xid <= pg_current_xact_id())
+    WHERE CAST(:expected AS integer) = 0 OR EXISTS (SELECT 1 """ + _PREDECESSOR + """)
     ORDER BY r.ord
     RETURNING position, stream_version
     """
@@ -138,11 +141,7 @@ _PG_APPEND_ONE = text(
            CAST(:time AS timestamptz), CAST(:data AS jsonb), CAST(:source AS text),
            CAST(:subject AS text), CAST(:correlation_id AS text), CAST(:causation_id AS text),
            CAST(:traceparent AS text)
-    WHERE CAST(:expected AS integer) = 0 OR EXISTS (
-        SELECT 1 FROM events e
-        WHERE e.stream_id = CAST(:stream_id AS text)
-          AND e.stream_version = CAST(:expected AS integer)
-          AND e.xid <= pg_current_xact_id())
+    WHERE CAST(:expected AS integer) = 0 OR EXISTS (SELECT 1 """ + _PREDECESSOR + """)
     RETURNING position, stream_version
     """
 )
@@ -160,14 +159,9 @@ _PG_COPY_COLUMNS = ("event_id", "stream_id", "stream_version", "type", "schema_v
 
 # The expected-version check of _PG_APPEND, on its own, before the COPY: version N exists
 # and was written by an older transaction than ours or by ours (this call gives ours its
-# xid if it has none yet). Nothing is inserted when it fails, as with the single statement; a
-# concurrent append of N + 1 after the check fails the COPY on the unique constraint.
-_PG_PREDECESSOR = text(
-    """
-    SELECT e.xid <= pg_current_xact_id() FROM events e
-    WHERE e.stream_id = CAST(:stream_id AS text) AND e.stream_version = CAST(:expected AS integer)
-    """
-)
+# xid if it has none yet). Nothing is inserted when it fails, as with the single statement;
+# a concurrent append of N + 1 after the check fails the COPY on the unique constraint.
+_PG_PREDECESSOR = text("SELECT " + _WRITTEN_BY_OURS_OR_OLDER + " " + _PREDECESSOR_ROW)
 # The positions the identity column gave the rows just copied (not contiguous when other
 # transactions insert at the same time, so they are read back).
 _PG_COPIED = text(

@@ -88,15 +88,16 @@ class Sealer:
         self._legacy_secret = (retired or {}).get(LEGACY_KEY_ID, secret)
         if blind_key_id == LEGACY_BLIND_KEY_ID:
             root = hashlib.sha256(secret.encode()).digest()
-            self._blind_key = hmac.new(root, b"blind", hashlib.sha256).digest()
+            blind_key = hmac.new(root, b"blind", hashlib.sha256).digest()
         else:
-            self._blind_key = _hkdf(secret, b"pii-blind", blind_key_id.encode())
+            blind_key = _hkdf(secret, b"pii-blind", blind_key_id.encode())
+        # keyed once; blind() hashes on a copy
+        self._blind_mac = hmac.new(blind_key, digestmod=hashlib.sha256)
         # HKDF is extract (secret and salt: once per key id) then expand (per subject):
         # a subject's key is the expand step alone, the same bytes as the whole HKDF.
         self._prks = {kid: HKDF.extract(hashes.SHA256(), _SEAL_SALT, s.encode())
                       for kid, s in self._secrets.items()}
         self._aead = lru_cache(maxsize=4096)(self._derive)
-        self._blind_mac = hmac.new(self._blind_key, digestmod=hashlib.sha256)
 
     @classmethod
     def from_settings(cls, settings: Any) -> Sealer:

@@ -82,21 +82,26 @@ def measure(account_id: str, violation_id: str, measure_id: str) -> Envelope:
         legal_basis=["A19.2"]).to_data())
 
 
-def delivered_twice(e: Envelope, topic: str) -> list[FakeRecord]:
+def record(e: Envelope, offset: int) -> FakeRecord:
+    """``e`` as a Kafka record on its service's topic."""
     key, value, headers = to_kafka(CONTRACTS.validate(e)._replace(stream_version=1))
-    return [FakeRecord(topic, 0, offset, key, value, list(headers)) for offset in (0, 1)]
+    return FakeRecord(e.type.split(".")[0] + ".events", 0, offset, key, value, list(headers))
+
+
+def inbound(deps, **options) -> Consumer:
+    """Credit's consumer over a fake broker."""
+    broker = FakeBroker()
+    return Consumer(name="credit-inbound", db=deps.db, registry=CONTRACTS,
+                    source=broker.consumer("credit-inbound", "t"),
+                    handler=boot.subscription(deps).handler,
+                    dead_letter_producer=broker.producer(), **options)
 
 
 async def deliver(deps, e: Envelope) -> None:
     """Through the consumer (inbox), twice: a redelivery changes nothing."""
-    topic = e.type.split(".")[0] + ".events"
-    broker = FakeBroker()
-    consumer = Consumer(name="credit-inbound", db=deps.db, registry=CONTRACTS,
-                        source=broker.consumer("credit-inbound", "t"),
-                        handler=boot.subscription(deps).handler,
-                        dead_letter_producer=broker.producer())
-    for record in delivered_twice(e, topic):
-        await consumer.process([record])
+    consumer = inbound(deps)
+    for offset in (0, 1):
+        await consumer.process([record(e, offset)])
 
 
 async def stream(deps, stream_id: str) -> list[Envelope]:
@@ -144,21 +149,12 @@ async def test_A13_1_two_facts_of_one_account_in_one_batch_share_its_transaction
     one transaction per event."""
     acc = f"acc-{uuid.uuid4().hex[:6]}"
     batches: list[int] = []
-    broker = FakeBroker()
-    consumer = Consumer(name="credit-inbound", db=deps.db, registry=CONTRACTS,
-                        source=broker.consumer("credit-inbound", "t"),
-                        handler=boot.subscription(deps).handler,
-                        dead_letter_producer=broker.producer(),
-                        observe_batch=lambda _seconds, n: batches.append(n))
+    consumer = inbound(deps, observe_batch=lambda _seconds, n: batches.append(n))
     verified = env("verification.IdentityVerified", acc, IdentityVerified(
         account_id=acc, level="three_factor", factors=["id", "phone", "face"], provider="p",
         legal_basis=["A8.1"]).to_data())
-    records = []
-    for offset, e in enumerate([registered(acc), verified]):
-        key, value, headers = to_kafka(CONTRACTS.validate(e)._replace(stream_version=1))
-        records.append(FakeRecord(e.type.split(".")[0] + ".events", 0, offset, key, value,
-                                  list(headers)))
-    await consumer.process(records)
+    await consumer.process([record(e, offset)
+                            for offset, e in enumerate([registered(acc), verified])])
     assert batches == [2]
     events = await stream(deps, f"credit-account-{acc}")
     assert [(e.type.split(".")[1], e.data.get("kind")) for e in events] == [
